@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* systemd-style INI configuration: a main file plus drop-ins "<main>.d/*.conf" read in
+/* systemd-style INI configuration: a main file plus drop-ins "<main>.d/<name>.conf" read in
  * lexical order, '#'/';' comments, [Section] headers, Key=Value lines, line continuation
  * with a trailing backslash. A table maps Section+Key to a typed parser writing at an
  * offset into the caller's struct. Unknown sections/keys are warnings with file:line;
@@ -40,14 +40,16 @@ void config_error_done(ConfigError *e);
 int config_parse_file(const char *path, const ConfigTableItem *table, size_t n_table,
                       void *userdata, ConfigError *error);
 
-/* Parse main_path (missing is fine) then every "<main_path>.d/*.conf" in lexical order. */
+/* Parse main_path (missing is fine) then every "<main_path>.d/<name>.conf" in lexical order. */
 int config_parse_with_dropins(const char *main_path, const ConfigTableItem *table, size_t n_table,
                               void *userdata, ConfigError *error);
 
-/* Parse from memory (tests and fuzzers); filename is used in messages only. */
-int config_parse_string(const char *filename, const char *text, size_t len,
-                        const ConfigTableItem *table, size_t n_table,
-                        void *userdata, ConfigError *error);
+/* Parse from memory (tests and fuzzers); filename is used in messages only.
+ * Also reachable as the 7-argument form config_parse_string(filename, text, len, table,
+ * n_table, userdata, error): see the dispatch macro at the end of this file. */
+int config_parse_text(const char *filename, const char *text, size_t len,
+                      const ConfigTableItem *table, size_t n_table,
+                      void *userdata, ConfigError *error);
 
 /* Typed parsers. Each may set a message through config_parser_set_error() before
  * returning a negative errno; otherwise a generic "Invalid value" message is used. */
@@ -95,3 +97,12 @@ int socket_address_to_string(const SocketAddress *a, char **ret);
                 *(type*) data = x;                                                      \
                 return 0;                                                               \
         }
+
+/* config_parse_string names two things: the typed parser for char* settings (8 arguments;
+ * also what a ConfigTableItem refers to, as a plain function designator) and, called with 7
+ * arguments, parsing configuration from memory (config_parse_text()). A function-like macro
+ * only expands when called, so table entries still get the typed parser. */
+#define _CONFIG_PARSE_STRING_PICK(_1, _2, _3, _4, _5, _6, _7, _8, name, ...) name
+#define config_parse_string(...)                                                        \
+        _CONFIG_PARSE_STRING_PICK(__VA_ARGS__, config_parse_string, config_parse_text,   \
+                                  _config_parse_string_bad_argument_count)(__VA_ARGS__)

@@ -5,6 +5,7 @@
  * into one, seals it once the final dot has arrived, and passes the fd on; receivers
  * check the seals and the size before mapping it. */
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 

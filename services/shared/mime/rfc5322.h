@@ -32,7 +32,10 @@ typedef struct Rfc5322Field {
  * len when there is no body), or:
  *   -EBADMSG  a line that is neither a field, a continuation nor the empty line
  *             (no colon, empty name, control characters in the name, continuation first)
- *   -E2BIG    a line or a field over the limits, or too many fields (n counts fields seen). */
+ *   -E2BIG    a line or a field over the limits, or too many fields (n counts fields seen).
+ * limits may be NULL for RFC5322_LIMITS_DEFAULT; max_line excludes the line end, max_field
+ * counts raw_len. n may be NULL when the caller does not want the field count enforced.
+ * On error *offset and *ret are left unchanged. */
 int rfc5322_field_next(const char *buf, size_t len, const Rfc5322Limits *limits,
                        size_t *offset, size_t *n, Rfc5322Field *ret);
 

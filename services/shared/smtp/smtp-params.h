@@ -25,9 +25,12 @@ void smtp_params_done(SmtpParams *p);
 
 #define SMTP_PARAMS_MAX 16
 
-/* Space-separated list after the path. -EBADMSG on bad keyword/value syntax, -E2BIG for
- * more than SMTP_PARAMS_MAX, -ENOTUNIQ for a repeated keyword. UTF-8 in values only when
- * allow_utf8. */
+/* Space-separated list after the path (one or more SP between parameters; leading and
+ * trailing SP ignored; an empty list gives n_params == 0 and params == NULL). -EBADMSG on
+ * bad keyword/value syntax (including an empty value, "KEY="), -E2BIG for more than
+ * SMTP_PARAMS_MAX, -ENOTUNIQ for a repeated keyword (case-insensitive), -EILSEQ for an
+ * 8-bit byte in a value when !allow_utf8 or for invalid UTF-8 (RFC 6531 §3.3 esmtp-value
+ * allows UTF8-non-ascii only under SMTPUTF8). *ret is written only on success. */
 int smtp_params_parse(const char *s, size_t len, bool allow_utf8, SmtpParams *ret);
 
 /* Case-insensitive lookup; returns the param or NULL. */
@@ -54,3 +57,8 @@ bool smtp_xtext_valid(const char *s) _pure_;
 bool smtp_notify_valid(const char *s) _pure_;
 bool smtp_ret_valid(const char *s) _pure_;
 bool smtp_orcpt_valid(const char *s) _pure_;
+
+/* Length of the one UTF-8 encoded non-ASCII character at s (RFC 3629 UTF8-2/3/4: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), or 0 when s does not start with
+ * one (ASCII, a stray continuation byte, truncated or invalid sequence). */
+size_t smtp_utf8_char_len(const char *s, size_t len) _pure_;

@@ -25,11 +25,16 @@ void smtp_reply_done(SmtpReply *r);   /* frees, resets to SMTP_REPLY_NULL */
 
 /* line WITHOUT CRLF. Returns 1 when the reply is complete, 0 if more lines are needed.
  * -EBADMSG: not "NNN[- ]text" / "NNN", code out of 200..599 range, code differs from
- * earlier lines, NUL or bare CR in the line; -E2BIG: too many or too long lines;
- * -EALREADY: fed after completion. */
+ * earlier lines, NUL, CR, LF or another control character but HTAB (DEL too) in the line;
+ * -E2BIG: more than SMTP_REPLY_LINES_MAX lines or a line longer than SMTP_REPLY_LINE_MAX;
+ * -EALREADY: fed after completion. On error *r is left as it was. has_enhanced is set
+ * from the first line only: "X.Y.Z" followed by SP or the end of the text, X one of
+ * 2/4/5 and equal to the code's first digit, Y and Z 1-3 digits without leading zeros. */
 int smtp_reply_feed(SmtpReply *r, const char *line, size_t len);
 
-/* Parse a whole buffer of CRLF-terminated lines holding exactly one reply (tests). */
+/* Parse a whole NUL-terminated buffer of CRLF-terminated lines holding exactly one reply
+ * (tests). Returns 0, or -EBADMSG also for an unterminated line, a reply that does not
+ * end, or data after its last line. *ret is written only on success. */
 int smtp_reply_parse(const char *buf, SmtpReply *ret);
 
 static inline bool smtp_reply_is_positive(const SmtpReply *r) {

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The daemon's state: listening sockets, the current configuration, the open sessions,
+ * statistics and the bus connection. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "conf-parser.h"
+#include "proxyd-conf.h"
+#include "proxyd-session.h"
+
+typedef struct ProxyStats {
+        uint64_t sessions_total;
+        uint64_t sessions_refused;
+        uint64_t tls_sessions;
+        uint64_t messages_relayed;
+        uint64_t messages_rejected;
+        uint64_t messages_tempfailed;
+        uint64_t recipients_relayed;
+        uint64_t bytes_relayed;
+        uint64_t backend_failures;
+        uint64_t protocol_errors;
+} ProxyStats;
+
+typedef struct Listener {
+        Manager *manager;
+        int fd;
+        char *name;                     /* FileDescriptorName=: "smtp", "submission" */
+        sd_event_source *source;
+} Listener;
+
+struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        sd_event_source *sigterm_source, *sigint_source, *sighup_source;
+
+        char *config_path;
+        ProxyConfig *config;
+
+        Listener *listeners;
+        size_t n_listeners;
+
+        Session *sessions;
+        unsigned n_sessions;
+
+        ProxyStats stats;
+};
+
+int manager_new(const char *config_path, Manager **ret);
+Manager* manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager*, manager_free);
+
+/* Reads the configuration file (and drop-ins); on failure *error names file and line. */
+int manager_load_config(Manager *m, ConfigError *error);
+/* SIGHUP / Reload(): parse into a new configuration and swap only on success. New
+ * sessions get the new configuration and TLS context; open ones keep theirs. */
+int manager_reload(Manager *m, ConfigError *error);
+
+/* sd_listen_fds_with_names(): "smtp" is required, "submission" is served the same way. */
+int manager_listen_fds(Manager *m);
+/* Adds one listening socket (also for tests). Takes fd. */
+int manager_add_listener(Manager *m, int fd, const char *name);
+
+int manager_setup_signals(Manager *m);
+/* Closes every session with 421 and leaves the event loop. */
+void manager_shutdown(Manager *m, int code);
+
+/* Sessions from the same client address right now. */
+unsigned manager_count_client(Manager *m, const char *client_ip);

@@ -1,0 +1,1581 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <openssl/ssl.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "memfd-util.h"
+#include "proxyd-manager.h"
+#include "proxyd-session.h"
+#include "proxyd-tls.h"
+#include "proxyd-tx.h"
+#include "smtp-address.h"
+#include "smtp-command.h"
+#include "smtp-params.h"
+#include "string-util.h"
+
+/* Input is read in pieces of this size at most; a command line may be up to
+ * MaxLineLength + CRLF, so the buffer grows to that if needed. */
+#define IBUF_MIN 1024U
+#define IBUF_DATA 16384U
+/* A client that does not read its replies stops being served at this much output. */
+#define OBUF_HIGH (64U * 1024U)
+/* Reads per session_advance() call, so one busy client cannot starve the others. */
+#define READS_PER_ADVANCE 4U
+
+#define log_session_full_errno(s, level, error, ...)                                    \
+        ({                                                                              \
+                const Session *_s_ = (s);                                               \
+                const char *_f_[] = { _s_->log_session, _s_->log_client, _s_->log_helo, NULL }; \
+                log_full_errno_fields(level, error, _f_, __VA_ARGS__);                  \
+        })
+#define log_session(s, level, ...) (void) log_session_full_errno(s, level, 0, __VA_ARGS__)
+#define log_session_errno(s, level, error, ...) log_session_full_errno(s, level, error, __VA_ARGS__)
+
+static const char *const session_state_table[_SESSION_STATE_MAX] = {
+        [SESSION_STATE_GREETING] = "greeting",
+        [SESSION_STATE_COMMAND]  = "command",
+        [SESSION_STATE_DATA]     = "data",
+        [SESSION_STATE_STARTTLS] = "starttls",
+        [SESSION_STATE_CLOSING]  = "closing",
+};
+
+const char* session_state_to_string(SessionState s) {
+        if (s < 0 || s >= _SESSION_STATE_MAX)
+                return NULL;
+        return session_state_table[s];
+}
+
+static inline void* mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+#define IN_SET_READING(st) ((st) == SESSION_STATE_COMMAND || (st) == SESSION_STATE_DATA)
+
+/* Reading a BDAT chunk (kept or discarded), as opposed to DATA content. */
+static bool session_in_bdat(const Session *s) {
+        return s->state == SESSION_STATE_DATA && !(s->tx && s->tx->state == TX_STATE_DATA);
+}
+
+static bool session_busy(const Session *s) {
+        return s->flags & SESSION_FLAG_BACKEND_BUSY;
+}
+
+static void session_touch(Session *s) {
+        s->last_activity = now(CLOCK_MONOTONIC);
+}
+
+/* ---- Output ---- */
+
+static int session_write_raw(Session *s, const char *p, size_t n) {
+        int r;
+
+        if (s->ssl) {
+                size_t written = 0;
+
+                s->flags &= ~(SESSION_FLAG_SSL_WANT_READ | SESSION_FLAG_SSL_WANT_WRITE);
+                r = SSL_write_ex(s->ssl, p, n, &written);
+                if (r == 1)
+                        return (int) MIN(written, (size_t) INT32_MAX);
+                if (SSL_get_error(s->ssl, r) == SSL_ERROR_WANT_READ)
+                        s->flags |= SESSION_FLAG_SSL_WANT_READ;
+                r = tls_ssl_error(s->ssl, r, "SSL_write");
+                return r == 0 ? -ECONNRESET : r;
+        }
+
+        ssize_t k = send(s->fd, p, MIN(n, (size_t) INT32_MAX), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0)
+                return errno == EINTR ? -EAGAIN : -errno;
+        return (int) k;
+}
+
+static int session_append(Session *s, const char *p, size_t n) {
+        if (s->obuf_end + n > s->obuf_size) {
+                size_t pending = s->obuf_end - s->obuf_start, need = pending + n, size;
+                char *b;
+
+                if (s->obuf_start > 0 && need <= s->obuf_size) {
+                        memmove(s->obuf, s->obuf + s->obuf_start, pending);
+                } else {
+                        size = MAX(need, (size_t) 512);
+                        if (size < s->obuf_size * 2)
+                                size = s->obuf_size * 2;
+                        b = malloc(size);
+                        if (!b)
+                                return -ENOMEM;
+                        if (pending > 0)
+                                memcpy(b, s->obuf + s->obuf_start, pending);
+                        free(s->obuf);
+                        s->obuf = b;
+                        s->obuf_size = size;
+                }
+                s->obuf_start = 0;
+                s->obuf_end = pending;
+        }
+        memcpy(s->obuf + s->obuf_end, p, n);
+        s->obuf_end += n;
+        return 0;
+}
+
+static void session_reply(Session *s, const char *format, ...) _printf_(2, 3);
+static void session_reply(Session *s, const char *format, ...) {
+        char buf[1024];
+        va_list ap;
+        int n;
+
+        va_start(ap, format);
+        n = vsnprintf(buf, sizeof(buf) - 2, format, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        n = MIN(n, (int) sizeof(buf) - 3);
+        buf[n++] = '\r';
+        buf[n++] = '\n';
+        if (session_append(s, buf, n) < 0) {
+                log_session(s, LOG_ERR, "Out of memory, closing session.");
+                s->flags |= SESSION_FLAG_CLOSE;
+        }
+        log_session(s, LOG_DEBUG, "> %.*s", n - 2, buf);
+}
+
+/* The backend's reply, all lines, code and enhanced code as it sent them. */
+static void session_reply_relay(Session *s, const SmtpReply *reply) {
+        for (size_t i = 0; i < reply->n_lines; i++)
+                session_reply(s, "%03u%c%s", reply->code, i + 1 < reply->n_lines ? '-' : ' ',
+                              reply->lines[i]);
+        if (reply->n_lines == 0)
+                session_reply(s, "%03u", reply->code);
+}
+
+static void session_close(Session *s, const char *format, ...) _printf_(2, 3);
+static void session_close(Session *s, const char *format, ...) {
+        if (format && s->state != SESSION_STATE_STARTTLS) {
+                char buf[512];
+                va_list ap;
+
+                va_start(ap, format);
+                (void) vsnprintf(buf, sizeof(buf), format, ap);
+                va_end(ap);
+                session_reply(s, "%s", buf);
+        }
+        s->flags |= SESSION_FLAG_CLOSE | SESSION_FLAG_FLUSH;
+        s->state = SESSION_STATE_CLOSING;
+}
+
+/* Every local 5xx counts against MaxBadCommands; the one that reaches it is answered
+ * with 421 instead and ends the session. */
+static void session_reply_bad(Session *s, const char *format, ...) _printf_(2, 3);
+static void session_reply_bad(Session *s, const char *format, ...) {
+        char buf[512];
+        va_list ap;
+
+        s->manager->stats.protocol_errors++;
+        s->n_bad++;
+        if (s->n_bad >= s->config->max_bad_commands) {
+                log_session(s, LOG_NOTICE, "Too many bad commands (%u), closing session.", s->n_bad);
+                session_close(s, "421 4.7.0 %s Too many errors", s->config->hostname);
+                return;
+        }
+
+        va_start(ap, format);
+        (void) vsnprintf(buf, sizeof(buf), format, ap);
+        va_end(ap);
+        session_reply(s, "%s", buf);
+}
+
+static void session_backend_failed(Session *s, int error, const char *what) {
+        s->manager->stats.backend_failures++;
+        s->flags |= SESSION_FLAG_BACKEND_DEAD;
+        log_session_errno(s, LOG_WARNING, error, "Backend failed during %s: %m", what);
+        s->upstream = upstream_free(s->upstream);
+}
+
+/* ---- The transaction's end ---- */
+
+static void session_tx_end(Session *s, unsigned status, uint64_t size) {
+        Transaction *t = s->tx;
+
+        if (!t)
+                return;
+        log_session(s, LOG_INFO, "from=<%s> nrcpt=%zu size=%" PRIu64 " status=%u",
+                    strempty(t->mail_from), t->n_rcpts, size, status);
+        s->tx = transaction_free(s->tx);
+}
+
+static void on_reset_reply(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
+        Session *s = userdata;
+
+        s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        session_touch(s);
+        if (error < 0)
+                session_backend_failed(s, error, "RSET");
+        session_advance(s);
+}
+
+/* Ends the backend's side of a transaction the client's side gave up on. */
+static void session_backend_reset(Session *s) {
+        int r;
+
+        if (!s->upstream)
+                return;
+        r = upstream_command(s->upstream, "RSET", s->config->upstream.mail_timeout, on_reset_reply, s);
+        if (r < 0)
+                session_backend_failed(s, r, "RSET");
+        else
+                s->flags |= SESSION_FLAG_BACKEND_BUSY;
+}
+
+static void on_message_reply(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
+        Session *s = userdata;
+        Transaction *t = s->tx;
+        ProxyStats *st = &s->manager->stats;
+        uint64_t size = t ? t->scanner.size : 0;
+
+        s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        s->flags |= SESSION_FLAG_FLUSH;
+        session_touch(s);
+        s->state = SESSION_STATE_COMMAND;
+
+        if (error < 0) {
+                session_backend_failed(s, error, "message transfer");
+                session_reply(s, "451 4.4.1 Backend mail server not available, try again later");
+                st->messages_tempfailed++;
+                session_tx_end(s, 451, size);
+        } else {
+                session_reply_relay(s, reply);
+                if (reply->code >= 200 && reply->code < 300) {
+                        st->messages_relayed++;
+                        st->bytes_relayed += size;
+                        s->messages++;
+                } else if (reply->code >= 500)
+                        st->messages_rejected++;
+                else
+                        st->messages_tempfailed++;
+                session_tx_end(s, reply->code, size);
+        }
+        session_advance(s);
+}
+
+/* The client's content is complete (final dot, or BDAT LAST). */
+static void session_finish_message(Session *s) {
+        Transaction *t = s->tx;
+        const char *bad;
+        _cleanup_free_ char *received = NULL;
+        int r;
+
+        assert(t);
+        s->state = SESSION_STATE_COMMAND;
+        s->flags |= SESSION_FLAG_FLUSH;
+
+        bad = data_scan_flags_to_reply(t->scanner.flags);
+        if (bad) {
+                log_session(s, LOG_NOTICE, "Message refused: %.*s", (int) strlen(bad) - 2, bad);
+                (void) session_append(s, bad, strlen(bad));
+                s->manager->stats.messages_rejected++;
+                s->manager->stats.protocol_errors++;
+                session_tx_end(s, (unsigned) atoi(bad), t->scanner.size);
+                session_backend_reset(s);
+                return;
+        }
+
+        r = memfd_seal(t->spool_fd);
+        if (r < 0)
+                goto internal;
+
+        r = received_field_build(&(ReceivedInfo) {
+                        .helo = s->helo,
+                        .client_ip = s->client_ip,
+                        .hostname = s->config->hostname,
+                        .protocol = received_protocol(s->esmtp, !!s->tls, t->smtputf8),
+                        .tls = s->tls,
+                        .session_id = s->id,
+                        .tx_number = t->number,
+                        .rcpt = t->n_rcpts == 1 ? t->rcpts[0] : NULL,
+                        .when = now(CLOCK_REALTIME),
+                }, &received);
+        if (r < 0)
+                goto internal;
+
+        if (!s->upstream) {
+                r = -ENOTCONN;
+                goto backend;
+        }
+        r = upstream_send_message(s->upstream, received, strlen(received), t->spool_fd, t->scanner.size,
+                                  on_message_reply, s);
+        if (r < 0)
+                goto backend;
+        t->state = TX_STATE_RELAYING;
+        s->flags |= SESSION_FLAG_BACKEND_BUSY;
+        return;
+
+backend:
+        session_backend_failed(s, r, "message transfer");
+        session_reply(s, "451 4.4.1 Backend mail server not available, try again later");
+        s->manager->stats.messages_tempfailed++;
+        session_tx_end(s, 451, t->scanner.size);
+        return;
+
+internal:
+        log_session_errno(s, LOG_ERR, r, "Cannot relay message: %m");
+        session_reply(s, "451 4.3.0 Internal error (session %016" PRIx64 ")", s->id);
+        s->manager->stats.messages_tempfailed++;
+        session_tx_end(s, 451, t->scanner.size);
+        session_backend_reset(s);
+}
+
+/* ---- Commands ---- */
+
+typedef struct CommandArgs {
+        SmtpEnvelopeArg env;
+        bool smtputf8;
+        bool body_8bit;
+        uint64_t size;
+        bool last;
+} CommandArgs;
+
+static void command_args_done(CommandArgs *a) {
+        smtp_envelope_arg_done(&a->env);
+}
+
+/* check_*: state and syntax only, no side effects; returns a reply (5xx counted as bad)
+ * or NULL. proceed_*: the action. */
+typedef const char* (*CheckFunc)(Session *s, const SmtpCommand *c, CommandArgs *a, char *buf, size_t size);
+typedef void (*ProceedFunc)(Session *s, const SmtpCommand *c, CommandArgs *a);
+
+static const char* check_hello(Session *s, const SmtpCommand *c, CommandArgs *a, char *buf, size_t size) {
+        if (c->arg_len == 0 || c->arg_len > 255)
+                return "501 5.5.4 Syntax: EHLO hostname";
+        for (size_t i = 0; i < c->arg_len; i++)
+                if ((unsigned char) c->arg[i] <= ' ' || (unsigned char) c->arg[i] >= 0x7f)
+                        return "501 5.5.4 Syntax: EHLO hostname";
+        return NULL;
+}
+
+static void on_hello_reply(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
+        Session *s = userdata;
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        s->flags |= SESSION_FLAG_FLUSH;
+        session_touch(s);
+
+        if (error < 0) {
+                session_backend_failed(s, error, "EHLO");
+                session_close(s, "421 4.4.1 %s Backend mail server not available, try again later",
+                              s->config->hostname);
+                goto finish;
+        }
+
+        if (!smtp_reply_is_positive(reply)) {
+                /* The backend refuses the name: its answer is the answer. */
+                s->helo = mfree(s->helo);
+                s->log_helo = mfree(s->log_helo);
+                session_reply_relay(s, reply);
+                goto finish;
+        }
+
+        if (!s->esmtp) {
+                s->extensions = 0;
+                s->size_limit = s->config->max_message_size;
+                session_reply(s, "250 %s", s->config->hostname);
+                goto finish;
+        }
+
+        r = ehlo_reply_build(s->config->hostname, upstream_capabilities(u), s->config->max_message_size,
+                             s->config->server_ctx && s->config->starttls && !s->ssl,
+                             &text, &s->size_limit, &s->extensions);
+        if (r < 0) {
+                log_session_errno(s, LOG_ERR, r, "Cannot build EHLO reply: %m");
+                session_close(s, "421 4.3.0 %s Internal error (session %016" PRIx64 ")",
+                              s->config->hostname, s->id);
+                goto finish;
+        }
+        (void) session_append(s, text, strlen(text));
+        log_session(s, LOG_DEBUG, "> EHLO reply (%zu bytes)", strlen(text));
+
+finish:
+        session_advance(s);
+}
+
+static void proceed_hello(Session *s, const SmtpCommand *c, CommandArgs *a) {
+        int r;
+
+        /* RFC 5321 §4.1.4: EHLO/HELO resets the transaction. */
+        s->tx = transaction_free(s->tx);
+        s->esmtp = c->verb == SMTP_VERB_EHLO;
+        free(s->helo);
+        s->helo = strndup(c->arg, c->arg_len);
+        free(s->log_helo);
+        s->log_helo = NULL;
+        if (!s->helo || asprintf_safe(&s->log_helo, "MAILSEC_HELO=%s", s->helo) < 0) {
+                session_close(s, "421 4.3.0 %s Internal error (session %016" PRIx64 ")",
+                              s->config->hostname, s->id);
+                return;
+        }
+
+        r = upstream_hello(s->upstream, s->helo, s->esmtp, !!s->ssl, on_hello_reply, s);
+        if (r < 0) {
+                session_backend_failed(s, r, "EHLO");
+                session_close(s, "421 4.4.1 %s Backend mail server not available, try again later",
+                              s->config->hostname);
+                return;
+        }
+        s->flags |= SESSION_FLAG_BACKEND_BUSY;
+}
+
+/* MAIL FROM:/RCPT TO: syntax errors: a bad path is 553 5.1.3 (RFC 3463 "bad destination
+ * mailbox address syntax"), bad parameters 501 5.5.4. */
+static const char* envelope_error(const SmtpCommand *c, bool is_mail, SmtpPathFlags flags, int r) {
+        const char *p = c->arg;
+        size_t n = c->arg_len, k = is_mail ? STRLEN("FROM:") : STRLEN("TO:");
+        _cleanup_(smtp_path_done) SmtpPath path = SMTP_PATH_NULL;
+        size_t consumed;
+
+        if (r == -EILSEQ)
+                return "553 5.6.7 Non-ASCII address needs SMTPUTF8";
+        if (n < k || strncasecmp(p, is_mail ? "FROM:" : "TO:", k) != 0)
+                return is_mail ? "501 5.5.4 Syntax: MAIL FROM:<address>" : "501 5.5.4 Syntax: RCPT TO:<address>";
+        if (n == k || p[k] != '<' ||
+            smtp_path_parse(p + k, n - k, flags | SMTP_PATH_UTF8, &path, &consumed) < 0)
+                return is_mail ? "553 5.1.3 Bad sender address syntax" : "553 5.1.3 Bad recipient address syntax";
+        return "501 5.5.4 Syntax error in parameters";
+}
+
+static const char* check_params(Session *s, const SmtpParams *params, bool is_mail, CommandArgs *a) {
+        for (size_t i = 0; i < params->n_params; i++) {
+                const SmtpParam *p = params->params + i;
+
+                if (is_mail && strcaseeq(p->keyword, "SIZE")) {
+                        if (!p->value || smtp_param_parse_size(p->value, &a->size) < 0)
+                                return "501 5.5.4 Invalid SIZE parameter";
+                        if (a->size > s->size_limit)
+                                return "552 5.3.4 Message size exceeds fixed maximum message size";
+                } else if (is_mail && strcaseeq(p->keyword, "BODY")) {
+                        SmtpBody b = p->value ? smtp_body_from_string(p->value) : _SMTP_BODY_INVALID;
+
+                        if (b < 0)
+                                return "501 5.5.4 Invalid BODY parameter";
+                        if (b == SMTP_BODY_BINARYMIME)
+                                return "555 5.5.4 BODY=BINARYMIME not supported";
+                        if (b == SMTP_BODY_8BITMIME && !(s->extensions & SMTP_EXT_8BITMIME))
+                                return "555 5.5.4 BODY=8BITMIME not supported";
+                        a->body_8bit = b == SMTP_BODY_8BITMIME;
+                } else if (is_mail && strcaseeq(p->keyword, "SMTPUTF8")) {
+                        if (!(s->extensions & SMTP_EXT_SMTPUTF8))
+                                return "555 5.5.4 SMTPUTF8 not supported";
+                        if (p->value)
+                                return "501 5.5.4 SMTPUTF8 takes no value";
+                        a->smtputf8 = true;
+                } else if (is_mail && (strcaseeq(p->keyword, "RET") || strcaseeq(p->keyword, "ENVID"))) {
+                        if (!(s->extensions & SMTP_EXT_DSN))
+                                return "555 5.5.4 DSN not supported";
+                        if (!p->value ||
+                            (strcaseeq(p->keyword, "RET") ? !smtp_ret_valid(p->value) : !smtp_xtext_valid(p->value)))
+                                return "501 5.5.4 Invalid DSN parameter";
+                } else if (!is_mail && (strcaseeq(p->keyword, "NOTIFY") || strcaseeq(p->keyword, "ORCPT"))) {
+                        if (!(s->extensions & SMTP_EXT_DSN))
+                                return "555 5.5.4 DSN not supported";
+                        if (!p->value ||
+                            (strcaseeq(p->keyword, "NOTIFY") ? !smtp_notify_valid(p->value) : !smtp_orcpt_valid(p->value)))
+                                return "501 5.5.4 Invalid DSN parameter";
+                } else
+                        return "555 5.5.4 Unsupported parameter";
+        }
+        return NULL;
+}
+
+static const char* check_mail(Session *s, const SmtpCommand *c, CommandArgs *a, char *buf, size_t size) {
+        SmtpPathFlags flags = SMTP_PATH_ALLOW_NULL;
+        int r;
+
+        if (!s->helo)
+                return "503 5.5.1 Send HELO/EHLO first";
+        if (s->tx)
+                return "503 5.5.1 Nested MAIL command";
+
+        r = smtp_envelope_arg_parse(c->arg, c->arg_len, /* is_mail= */ true, flags, &a->env);
+        if (r == -ENOMEM)
+                return "451 4.3.0 Out of memory";
+        if (r < 0)
+                return envelope_error(c, true, flags, r);
+        return check_params(s, &a->env.params, true, a);
+}
+
+static int envelope_line(const char *prefix, const SmtpEnvelopeArg *env, char **ret) {
+        _cleanup_free_ char *l = NULL;
+
+        if (asprintf_safe(&l, "%s<%s>", prefix, env->path.mailbox) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < env->params.n_params; i++) {
+                const SmtpParam *p = env->params.params + i;
+                char *n;
+
+                if (asprintf_safe(&n, "%s %s%s%s", l, p->keyword, p->value ? "=" : "", strempty(p->value)) < 0)
+                        return -ENOMEM;
+                free(l);
+                l = n;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static void on_mail_reply(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
+        Session *s = userdata;
+
+        s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        session_touch(s);
+
+        if (error < 0) {
+                session_backend_failed(s, error, "MAIL");
+                session_reply(s, "451 4.4.1 Backend mail server not available, try again later");
+                s->tx = transaction_free(s->tx);
+        } else {
+                session_reply_relay(s, reply);
+                if (s->tx && smtp_reply_is_positive(reply))
+                        s->tx->state = TX_STATE_RCPT;
+                else
+                        s->tx = transaction_free(s->tx);
+        }
+        session_advance(s);
+}
+
+static void proceed_mail(Session *s, const SmtpCommand *c, CommandArgs *a) {
+        _cleanup_(transaction_freep) Transaction *t = NULL;
+        _cleanup_free_ char *line = NULL;
+        int r;
+
+        r = transaction_new(++s->n_tx, &t);
+        if (r >= 0)
+                r = envelope_line("MAIL FROM:", &a->env, &line);
+        if (r >= 0) {
+                t->mail_from = strdup(a->env.path.mailbox);
+                if (!t->mail_from)
+                        r = -ENOMEM;
+        }
+        if (r < 0) {
+                session_reply(s, "451 4.3.0 Internal error (session %016" PRIx64 ")", s->id);
+                return;
+        }
+        t->smtputf8 = a->smtputf8;
+        t->body_8bit = a->body_8bit;
+        t->declared_size = a->size;
+
+        r = upstream_command(s->upstream, line, s->config->upstream.mail_timeout, on_mail_reply, s);
+        if (r < 0) {
+                session_backend_failed(s, r, "MAIL");
+                session_reply(s, "451 4.4.1 Backend mail server not available, try again later");
+                return;
+        }
+        s->tx = TAKE_PTR(t);
+        s->flags |= SESSION_FLAG_BACKEND_BUSY;
+}
+
+static const char* check_rcpt(Session *s, const SmtpCommand *c, CommandArgs *a, char *buf, size_t size) {
+        SmtpPathFlags flags = SMTP_PATH_ALLOW_POSTMASTER;
+        int r;
+
+        if (!s->tx || s->tx->state != TX_STATE_RCPT)
+                return "503 5.5.1 Need MAIL command";
+        if (s->tx->n_rcpt_relayed >= s->config->max_recipients)
+                return "452 4.5.3 Too many recipients";
+        if (s->tx->smtputf8)
+                flags |= SMTP_PATH_UTF8;
+
+        r = smtp_envelope_arg_parse(c->arg, c->arg_len, /* is_mail= */ false, flags, &a->env);
+        if (r == -ENOMEM)
+                return "451 4.3.0 Out of memory";
+        if (r < 0)
+                return envelope_error(c, false, flags, r);
+        return check_params(s, &a->env.params, false, a);
+}
+
+static void on_rcpt_reply(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
+        Session *s = userdata;
+        Transaction *t = s->tx;
+
+        s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        session_touch(s);
+
+        if (error < 0) {
+                session_backend_failed(s, error, "RCPT");
+                session_reply(s, "451 4.4.1 Backend mail server not available, try again later");
+                s->tx = transaction_free(s->tx);
+        } else {
+                session_reply_relay(s, reply);
+                if (t && t->pending_rcpt && smtp_reply_is_positive(reply)) {
+                        if (transaction_add_rcpt(t, t->pending_rcpt) < 0) {
+                                /* The backend has the recipient; we cannot follow: end it. */
+                                log_session(s, LOG_ERR, "Out of memory, closing session.");
+                                session_close(s, "421 4.3.0 %s Internal error (session %016" PRIx64 ")",
+                                              s->config->hostname, s->id);
+                        } else
+                                s->manager->stats.recipients_relayed++;
+                }
+        }
+        if (s->tx)
+                s->tx->pending_rcpt = mfree(s->tx->pending_rcpt);
+        session_advance(s);
+}
+
+static void proceed_rcpt(Session *s, const SmtpCommand *c, CommandArgs *a) {
+        _cleanup_free_ char *line = NULL;
+        int r;
+
+        r = envelope_line("RCPT TO:", &a->env, &line);
+        if (r >= 0) {
+                free(s->tx->pending_rcpt);
+                s->tx->pending_rcpt = strdup(a->env.path.mailbox);
+                if (!s->tx->pending_rcpt)
+                        r = -ENOMEM;
+        }
+        if (r < 0) {
+                session_reply(s, "451 4.3.0 Internal error (session %016" PRIx64 ")", s->id);
+                return;
+        }
+
+        s->tx->n_rcpt_relayed++;
+        r = upstream_command(s->upstream, line, s->config->upstream.rcpt_timeout, on_rcpt_reply, s);
+        if (r < 0) {
+                session_backend_failed(s, r, "RCPT");
+                session_reply(s, "451 4.4.1 Backend mail server not available, try again later");
+                s->tx = transaction_free(s->tx);
+                return;
+        }
+        s->flags |= SESSION_FLAG_BACKEND_BUSY;
+}
+
+static const char* check_data(Session *s, const SmtpCommand *c, CommandArgs *a, char *buf, size_t size) {
+        if (!s->tx)
+                return "503 5.5.1 Need MAIL command";
+        if (s->tx->state == TX_STATE_BDAT)
+                return "503 5.5.1 DATA not allowed after BDAT";
+        if (s->tx->state != TX_STATE_RCPT)
+                return "503 5.5.1 Bad sequence of commands";
+        if (s->tx->n_rcpts == 0)
+                return "554 5.5.1 No valid recipients";
+        return NULL;
+}
+
+static void proceed_data(Session *s, const SmtpCommand *c, CommandArgs *a) {
+        int r;
+
+        r = transaction_start_data(s->tx, /* bdat= */ false, s->config->max_line_length,
+                                   s->config->max_header_size, s->size_limit);
+        if (r < 0) {
+                log_session_errno(s, LOG_ERR, r, "Cannot create spool file: %m");
+                session_reply(s, "451 4.3.0 Internal error (session %016" PRIx64 ")", s->id);
+                session_tx_end(s, 451, 0);
+                session_backend_reset(s);
+                return;
+        }
+        session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+        s->state = SESSION_STATE_DATA;
+        s->flags |= SESSION_FLAG_FLUSH;
+}
+
+static const char* check_bdat(Session *s, const SmtpCommand *c, CommandArgs *a, char *buf, size_t size) {
+        const char *sp = memchr(c->arg, ' ', c->arg_len);
+        size_t k = sp ? (size_t) (sp - c->arg) : c->arg_len;
+        char n[21];
+
+        /* Only the syntax: the chunk must be read (and maybe discarded) whatever the state. */
+        if (k == 0 || k >= sizeof(n))
+                return "501 5.5.4 Syntax: BDAT size [LAST]";
+        memcpy(n, c->arg, k);
+        n[k] = 0;
+        if (parse_uint64(n, &a->size) < 0)
+                return "501 5.5.4 Syntax: BDAT size [LAST]";
+        if (sp) {
+                if (c->arg_len - k - 1 != 4 || strncasecmp(sp + 1, "LAST", 4) != 0)
+                        return "501 5.5.4 Syntax: BDAT size [LAST]";
+                a->last = true;
+        }
+        return NULL;
+}
+
+static void proceed_bdat(Session *s, const SmtpCommand *c, CommandArgs *a) {
+        int r;
+
+        s->bdat_remaining = a->size;
+        s->bdat_size = a->size;
+        s->bdat_last = a->last;
+        s->bdat_error = NULL;
+        s->flags &= ~SESSION_FLAG_BDAT_DISCARD;
+        s->state = SESSION_STATE_DATA;
+
+        if (!s->helo || !s->esmtp)
+                s->bdat_error = "503 5.5.1 Send EHLO first";
+        else if (!s->tx || (s->tx->state != TX_STATE_RCPT && s->tx->state != TX_STATE_BDAT))
+                s->bdat_error = "503 5.5.1 Need MAIL command";
+        else if (s->tx->n_rcpts == 0)
+                s->bdat_error = "554 5.5.1 No valid recipients";
+        else if (s->tx->state == TX_STATE_BDAT &&
+                 (a->size > s->size_limit || s->tx->scanner.size + a->size > s->size_limit))
+                s->bdat_error = "552 5.3.4 Message size exceeds fixed maximum message size";
+        else if (s->tx->state == TX_STATE_RCPT && a->size > s->size_limit)
+                s->bdat_error = "552 5.3.4 Message size exceeds fixed maximum message size";
+
+        if (s->bdat_error) {
+                s->flags |= SESSION_FLAG_BDAT_DISCARD;
+                return;
+        }
+
+        if (s->tx->state == TX_STATE_RCPT) {
+                r = transaction_start_data(s->tx, /* bdat= */ true, s->config->max_line_length,
+                                           s->config->max_header_size, s->size_limit);
+                if (r < 0) {
+                        log_session_errno(s, LOG_ERR, r, "Cannot create spool file: %m");
+                        s->bdat_error = "451 4.3.0 Internal error";
+                        s->flags |= SESSION_FLAG_BDAT_DISCARD;
+                        return;
+                }
+        }
+        s->tx->bdat_chunks++;
+}
+
+/* A BDAT chunk has been read completely. */
+static void session_bdat_done(Session *s) {
+        s->state = SESSION_STATE_COMMAND;
+
+        if (s->flags & SESSION_FLAG_BDAT_DISCARD) {
+                const char *e = s->bdat_error;
+
+                s->flags &= ~SESSION_FLAG_BDAT_DISCARD;
+                if (startswith(e, "552")) {
+                        /* The transaction cannot succeed any more. */
+                        s->manager->stats.messages_rejected++;
+                        session_tx_end(s, 552, s->tx ? s->tx->scanner.size : 0);
+                        session_backend_reset(s);
+                }
+                if (e[0] == '5')
+                        session_reply_bad(s, "%s", e);
+                else
+                        session_reply(s, "%s", e);
+                return;
+        }
+
+        if (s->bdat_last) {
+                if (data_scanner_finish_bdat(&s->tx->scanner) && !data_scanner_is_bad(&s->tx->scanner)) {
+                        int r = memfd_append(s->tx->spool_fd, "\r\n", 2);
+                        if (r < 0) {
+                                log_session_errno(s, LOG_ERR, r, "Cannot write spool file: %m");
+                                session_reply(s, "451 4.3.0 Internal error (session %016" PRIx64 ")", s->id);
+                                session_tx_end(s, 451, s->tx->scanner.size);
+                                session_backend_reset(s);
+                                return;
+                        }
+                }
+                session_finish_message(s);
+                return;
+        }
+
+        session_reply(s, "250 2.0.0 %" PRIu64 " bytes received", s->bdat_size);
+}
+
+static void on_rset_reply(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
+        Session *s = userdata;
+
+        s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        session_touch(s);
+        if (error < 0) {
+                session_backend_failed(s, error, "RSET");
+                session_reply(s, "451 4.4.1 Backend mail server not available, try again later");
+        } else
+                session_reply_relay(s, reply);
+        session_advance(s);
+}
+
+static void proceed_rset(Session *s, const SmtpCommand *c, CommandArgs *a) {
+        int r;
+
+        s->tx = transaction_free(s->tx);
+        r = upstream_command(s->upstream, "RSET", s->config->upstream.mail_timeout, on_rset_reply, s);
+        if (r < 0) {
+                session_backend_failed(s, r, "RSET");
+                session_reply(s, "451 4.4.1 Backend mail server not available, try again later");
+                return;
+        }
+        s->flags |= SESSION_FLAG_BACKEND_BUSY;
+}
+
+static void proceed_noop(Session *s, const SmtpCommand *c, CommandArgs *a) {
+        session_reply(s, "250 2.0.0 Ok");
+}
+
+static void proceed_vrfy(Session *s, const SmtpCommand *c, CommandArgs *a) {
+        session_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void proceed_help(Session *s, const SmtpCommand *c, CommandArgs *a) {
+        session_reply(s, "214 2.0.0 mailsec SMTP relay, see RFC 5321 <https://www.rfc-editor.org/rfc/rfc5321>");
+}
+
+static void proceed_quit(Session *s, const SmtpCommand *c, CommandArgs *a) {
+        session_close(s, "221 2.0.0 %s Bye", s->config->hostname);
+        s->upstream = upstream_quit_and_free(s->upstream);
+}
+
+static const char* check_expn(Session *s, const SmtpCommand *c, CommandArgs *a, char *buf, size_t size) {
+        return "502 5.5.1 EXPN not available";
+}
+
+static const char* check_auth(Session *s, const SmtpCommand *c, CommandArgs *a, char *buf, size_t size) {
+        return "502 5.5.1 AUTH not available on this relay";
+}
+
+static const char* check_starttls(Session *s, const SmtpCommand *c, CommandArgs *a, char *buf, size_t size) {
+        if (!s->config->server_ctx || !s->config->starttls)
+                return "502 5.5.1 STARTTLS not available";
+        if (s->ssl)
+                return "503 5.5.1 Already in TLS";
+        if (s->tx)
+                return "503 5.5.1 STARTTLS not allowed in a mail transaction";
+        return NULL;
+}
+
+static void proceed_starttls(Session *s, const SmtpCommand *c, CommandArgs *a) {
+        session_reply(s, "220 2.0.0 Ready to start TLS");
+        /* Anything the client pipelined after STARTTLS was sent in plaintext and must never
+         * be taken as a command of the encrypted session. */
+        s->ibuf_start = s->ibuf_end = 0;
+        s->flags |= SESSION_FLAG_STARTTLS | SESSION_FLAG_FLUSH;
+}
+
+typedef struct SmtpCommandHandler {
+        SmtpVerb verb;
+        CheckFunc check;
+        ProceedFunc proceed;
+        bool last_in_group;             /* RFC 2920 §3.1: replies are flushed after it */
+} SmtpCommandHandler;
+
+static const SmtpCommandHandler command_table[_SMTP_VERB_MAX] = {
+        [SMTP_VERB_HELO]     = { SMTP_VERB_HELO,     check_hello,    proceed_hello,    true  },
+        [SMTP_VERB_EHLO]     = { SMTP_VERB_EHLO,     check_hello,    proceed_hello,    true  },
+        [SMTP_VERB_MAIL]     = { SMTP_VERB_MAIL,     check_mail,     proceed_mail,     false },
+        [SMTP_VERB_RCPT]     = { SMTP_VERB_RCPT,     check_rcpt,     proceed_rcpt,     false },
+        [SMTP_VERB_DATA]     = { SMTP_VERB_DATA,     check_data,     proceed_data,     true  },
+        [SMTP_VERB_BDAT]     = { SMTP_VERB_BDAT,     check_bdat,     proceed_bdat,     false },
+        [SMTP_VERB_RSET]     = { SMTP_VERB_RSET,     NULL,           proceed_rset,     false },
+        [SMTP_VERB_NOOP]     = { SMTP_VERB_NOOP,     NULL,           proceed_noop,     true  },
+        [SMTP_VERB_QUIT]     = { SMTP_VERB_QUIT,     NULL,           proceed_quit,     true  },
+        [SMTP_VERB_VRFY]     = { SMTP_VERB_VRFY,     NULL,           proceed_vrfy,     true  },
+        [SMTP_VERB_EXPN]     = { SMTP_VERB_EXPN,     check_expn,     NULL,             true  },
+        [SMTP_VERB_HELP]     = { SMTP_VERB_HELP,     NULL,           proceed_help,     true  },
+        [SMTP_VERB_STARTTLS] = { SMTP_VERB_STARTTLS, check_starttls, proceed_starttls, true  },
+        [SMTP_VERB_AUTH]     = { SMTP_VERB_AUTH,     check_auth,     NULL,             true  },
+};
+
+static void session_handle_command(Session *s, const char *line, size_t len) {
+        _cleanup_(command_args_done) CommandArgs args = { .env = SMTP_ENVELOPE_ARG_NULL };
+        const SmtpCommandHandler *h;
+        SmtpCommand c;
+        const char *e;
+        char buf[256];
+        int r;
+
+        if (memchr(line, 0, len)) {
+                session_reply_bad(s, "500 5.5.2 NUL character not allowed");
+                return;
+        }
+
+        log_session(s, LOG_DEBUG, "< %.*s", (int) MIN(len, (size_t) 512), line);
+
+        r = smtp_command_parse(line, len, &c);
+        if (r == -EOPNOTSUPP) {
+                session_reply_bad(s, "500 5.5.2 Command unrecognized");
+                return;
+        }
+        if (r == -EINVAL) {
+                session_reply_bad(s, "501 5.5.4 Syntax error in parameters or arguments");
+                return;
+        }
+        if (r < 0 || c.verb < 0 || c.verb >= _SMTP_VERB_MAX) {
+                session_reply_bad(s, "500 5.5.2 Syntax error");
+                return;
+        }
+
+        h = command_table + c.verb;
+
+        if ((s->flags & SESSION_FLAG_BACKEND_DEAD) && c.verb != SMTP_VERB_QUIT) {
+                session_close(s, "421 4.4.1 %s Backend mail server not available, closing connection",
+                              s->config->hostname);
+                return;
+        }
+
+        if (h->last_in_group)
+                s->flags |= SESSION_FLAG_FLUSH;
+
+        e = h->check ? h->check(s, &c, &args, buf, sizeof(buf)) : NULL;
+        if (e) {
+                if (e[0] == '5')
+                        session_reply_bad(s, "%s", e);
+                else
+                        session_reply(s, "%s", e);
+                return;
+        }
+
+        assert(h->proceed);
+        h->proceed(s, &c, &args);
+}
+
+/* ---- Input ---- */
+
+static size_t session_ibuf_cap(const Session *s) {
+        return MAX((size_t) s->config->max_line_length + 2, (size_t) IBUF_DATA);
+}
+
+static void session_consume(Session *s, size_t n) {
+        s->ibuf_start += n;
+        assert(s->ibuf_start <= s->ibuf_end);
+        if (s->ibuf_start == s->ibuf_end)
+                s->ibuf_start = s->ibuf_end = 0;
+}
+
+/* One step of input processing. Returns 1 when something was consumed, 0 when more
+ * input is needed. */
+static int session_process_input(Session *s) {
+        char *p = s->ibuf + s->ibuf_start;
+        size_t n = s->ibuf_end - s->ibuf_start;
+        int r;
+
+        if (n == 0 && !(session_in_bdat(s) && s->bdat_remaining == 0))
+                return 0;
+
+        if (s->state == SESSION_STATE_DATA) {
+                if (s->tx && s->tx->state == TX_STATE_DATA) {
+                        size_t consumed;
+                        bool end;
+
+                        r = transaction_feed(s->tx, p, n, p, &consumed, &end);
+                        session_consume(s, consumed);
+                        if (r < 0) {
+                                log_session_errno(s, LOG_ERR, r, "Cannot write spool file: %m");
+                                session_close(s, "421 4.3.0 %s Internal error (session %016" PRIx64 ")",
+                                              s->config->hostname, s->id);
+                                return 1;
+                        }
+                        if (end)
+                                session_finish_message(s);
+                        return 1;
+                }
+
+                /* A BDAT chunk (kept or discarded). */
+                size_t k = (size_t) MIN((uint64_t) n, s->bdat_remaining);
+                if (k > 0) {
+                        if (!(s->flags & SESSION_FLAG_BDAT_DISCARD)) {
+                                size_t consumed;
+
+                                r = transaction_feed(s->tx, p, k, p, &consumed, NULL);
+                                if (r < 0) {
+                                        log_session_errno(s, LOG_ERR, r, "Cannot write spool file: %m");
+                                        session_close(s, "421 4.3.0 %s Internal error (session %016" PRIx64 ")",
+                                                      s->config->hostname, s->id);
+                                        return 1;
+                                }
+                                assert(consumed == k);
+                        }
+                        session_consume(s, k);
+                        s->bdat_remaining -= k;
+                }
+                if (s->bdat_remaining == 0)
+                        session_bdat_done(s);
+                return 1;
+        }
+
+        if (s->flags & SESSION_FLAG_SKIP_LINE) {
+                for (size_t i = 0; i + 1 < n; i++)
+                        if (p[i] == '\r' && p[i + 1] == '\n') {
+                                session_consume(s, i + 2);
+                                s->flags &= ~SESSION_FLAG_SKIP_LINE;
+                                return 1;
+                        }
+                /* Keep a trailing CR: its LF may be next. */
+                if (p[n - 1] == '\r') {
+                        if (n == 1)
+                                return 0;
+                        session_consume(s, n - 1);
+                } else
+                        session_consume(s, n);
+                return 1;
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                if (p[i] == '\n') {
+                        session_consume(s, i + 1);
+                        session_reply_bad(s, "500 5.5.2 Bare <LF> not allowed");
+                        return 1;
+                }
+                if (p[i] != '\r')
+                        continue;
+                if (i + 1 == n)
+                        break;          /* need the next byte */
+                if (p[i + 1] != '\n') {
+                        session_consume(s, i + 1);
+                        session_reply_bad(s, "500 5.5.2 Bare <CR> not allowed");
+                        return 1;
+                }
+                if (i > s->config->max_line_length) {
+                        session_consume(s, i + 2);
+                        session_reply_bad(s, "500 5.5.2 Line too long");
+                        return 1;
+                }
+                session_handle_command(s, p, i);
+                /* The command may have discarded the buffer (STARTTLS). */
+                if (s->ibuf_end > 0 && !(s->flags & SESSION_FLAG_STARTTLS))
+                        session_consume(s, i + 2);
+                return 1;
+        }
+
+        if (n >= (size_t) s->config->max_line_length + 2) {
+                session_consume(s, n);
+                s->flags |= SESSION_FLAG_SKIP_LINE;
+                session_reply_bad(s, "500 5.5.2 Line too long");
+                return 1;
+        }
+        return 0;
+}
+
+/* Returns > 0 bytes read, 0 on EOF, -EAGAIN, or another negative errno. */
+static int session_read(Session *s) {
+        size_t cap = session_ibuf_cap(s), want;
+        int r;
+
+        if (s->ibuf_start > 0 && s->ibuf_end == s->ibuf_size) {
+                memmove(s->ibuf, s->ibuf + s->ibuf_start, s->ibuf_end - s->ibuf_start);
+                s->ibuf_end -= s->ibuf_start;
+                s->ibuf_start = 0;
+        }
+        if (s->ibuf_end == s->ibuf_size) {
+                size_t size = s->ibuf_size == 0 ? IBUF_MIN : MIN(s->ibuf_size * 2, cap);
+                char *b;
+
+                if (size <= s->ibuf_size)
+                        return -ENOBUFS;        /* cannot happen: full buffers are processed */
+                b = realloc(s->ibuf, size);
+                if (!b)
+                        return -ENOMEM;
+                s->ibuf = b;
+                s->ibuf_size = size;
+        }
+        want = s->ibuf_size - s->ibuf_end;
+
+        if (s->ssl) {
+                size_t got = 0;
+
+                s->flags &= ~(SESSION_FLAG_SSL_WANT_READ | SESSION_FLAG_SSL_WANT_WRITE);
+                r = SSL_read_ex(s->ssl, s->ibuf + s->ibuf_end, want, &got);
+                if (r != 1) {
+                        if (SSL_get_error(s->ssl, r) == SSL_ERROR_WANT_WRITE)
+                                s->flags |= SESSION_FLAG_SSL_WANT_WRITE;
+                        return tls_ssl_error(s->ssl, r, "SSL_read");
+                }
+                s->ibuf_end += got;
+                return (int) got;
+        }
+
+        ssize_t k = recv(s->fd, s->ibuf + s->ibuf_end, want, MSG_DONTWAIT);
+        if (k < 0)
+                return errno == EINTR || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        s->ibuf_end += k;
+        return (int) k;
+}
+
+static int session_flush(Session *s) {
+        int progress = 0;
+
+        while (s->obuf_start < s->obuf_end) {
+                int r = session_write_raw(s, s->obuf + s->obuf_start, s->obuf_end - s->obuf_start);
+                if (r == -EAGAIN)
+                        break;
+                if (r < 0)
+                        return r;
+                s->obuf_start += r;
+                progress = 1;
+        }
+        if (s->obuf_start == s->obuf_end) {
+                s->obuf_start = s->obuf_end = 0;
+                s->flags &= ~SESSION_FLAG_FLUSH;
+        }
+        if (progress)
+                session_touch(s);
+        return progress;
+}
+
+static bool session_has_complete_line(const Session *s) {
+        if (s->state != SESSION_STATE_COMMAND)
+                return false;
+        return memmem(s->ibuf + s->ibuf_start, s->ibuf_end - s->ibuf_start, "\n", 1) != NULL;
+}
+
+static int session_handshake(Session *s) {
+        int r;
+
+        s->flags &= ~(SESSION_FLAG_SSL_WANT_READ | SESSION_FLAG_SSL_WANT_WRITE);
+        r = SSL_accept(s->ssl);
+        if (r == 1) {
+                s->tls = tls_describe(s->ssl);
+                s->state = SESSION_STATE_COMMAND;
+                s->manager->stats.tls_sessions++;
+                /* RFC 3207 §4.2: forget everything learnt before; the client must EHLO again. */
+                s->helo = mfree(s->helo);
+                s->log_helo = mfree(s->log_helo);
+                s->esmtp = false;
+                s->extensions = 0;
+                session_touch(s);
+                log_session(s, LOG_DEBUG, "TLS established: %s", strna(s->tls));
+                return 1;
+        }
+
+        switch (SSL_get_error(s->ssl, r)) {
+        case SSL_ERROR_WANT_READ:
+                s->flags |= SESSION_FLAG_SSL_WANT_READ;
+                return 0;
+        case SSL_ERROR_WANT_WRITE:
+                s->flags |= SESSION_FLAG_SSL_WANT_WRITE;
+                return 0;
+        default:
+                r = tls_ssl_error(s->ssl, r, "SSL_accept");
+                log_session_errno(s, LOG_INFO, r ?: -ECONNRESET, "TLS handshake failed: %m");
+                return -ECONNRESET;
+        }
+}
+
+static int session_start_tls(Session *s) {
+        s->flags &= ~SESSION_FLAG_STARTTLS;
+        s->ibuf_start = s->ibuf_end = 0;
+
+        s->ssl = SSL_new(s->config->server_ctx);
+        if (!s->ssl)
+                return tls_log_errors("SSL_new");
+        if (SSL_set_fd(s->ssl, s->fd) != 1)
+                return tls_log_errors("SSL_set_fd");
+        SSL_set_accept_state(s->ssl);
+        s->state = SESSION_STATE_STARTTLS;
+        return 0;
+}
+
+/* One round of the strategy. Returns > 0 on progress, 0 when waiting for an event, < 0
+ * when the session is over. */
+static int session_step(Session *s, unsigned *reads) {
+        int progress = 0, r;
+
+        if (s->state == SESSION_STATE_STARTTLS)
+                return session_handshake(s);
+
+        /* Replies go out when nothing else is to be answered right away (RFC 2920). */
+        if (s->obuf_end > s->obuf_start &&
+            ((s->flags & (SESSION_FLAG_FLUSH | SESSION_FLAG_CLOSE | SESSION_FLAG_STARTTLS)) ||
+             session_busy(s) || !session_has_complete_line(s) || s->obuf_end - s->obuf_start > OBUF_HIGH / 2)) {
+                r = session_flush(s);
+                if (r < 0) {
+                        log_session_errno(s, LOG_DEBUG, r, "Cannot write to client: %m");
+                        return r;
+                }
+                progress = r;
+        }
+
+        if (s->flags & SESSION_FLAG_CLOSE)
+                return s->obuf_end > s->obuf_start ? progress : -ECONNRESET;
+
+        if (s->flags & SESSION_FLAG_STARTTLS) {
+                if (s->obuf_end > s->obuf_start)
+                        return progress;
+                r = session_start_tls(s);
+                if (r < 0) {
+                        log_session_errno(s, LOG_ERR, r, "Cannot start TLS: %m");
+                        return r;
+                }
+                return 1;
+        }
+
+        if (session_busy(s) || s->state == SESSION_STATE_GREETING)
+                return progress;
+
+        if (s->obuf_end - s->obuf_start > OBUF_HIGH)
+                return progress;
+
+        r = session_process_input(s);
+        if (r != 0) {
+                session_touch(s);
+                return r;
+        }
+
+        if (s->flags & SESSION_FLAG_EOF) {
+                log_session(s, LOG_DEBUG, "Client closed the connection.");
+                s->flags |= SESSION_FLAG_CLOSE;
+                return 1;
+        }
+
+        if (*reads >= READS_PER_ADVANCE)
+                return progress;
+        (*reads)++;
+
+        r = session_read(s);
+        if (r == -EAGAIN)
+                return progress;
+        if (r < 0) {
+                log_session_errno(s, LOG_DEBUG, r, "Cannot read from client: %m");
+                return r;
+        }
+        if (r == 0) {
+                s->flags |= SESSION_FLAG_EOF;
+                return 1;
+        }
+        session_touch(s);
+        return 1;
+}
+
+static void session_update_io(Session *s) {
+        uint32_t events = 0;
+        bool client_turn;
+        int r;
+
+        if (s->state == SESSION_STATE_STARTTLS)
+                events = (s->flags & SESSION_FLAG_SSL_WANT_WRITE) ? EPOLLOUT : EPOLLIN;
+        else {
+                if (s->obuf_end > s->obuf_start)
+                        events |= EPOLLOUT;
+                if (s->flags & SESSION_FLAG_SSL_WANT_READ)
+                        events |= EPOLLIN;
+                if (s->flags & SESSION_FLAG_SSL_WANT_WRITE)
+                        events |= EPOLLOUT;
+                if (!session_busy(s) && IN_SET_READING(s->state) &&
+                    !(s->flags & (SESSION_FLAG_CLOSE | SESSION_FLAG_EOF | SESSION_FLAG_STARTTLS)) &&
+                    s->obuf_end - s->obuf_start <= OBUF_HIGH)
+                        events |= EPOLLIN;
+        }
+
+        if (events != s->io_events) {
+                if (events == 0)
+                        r = sd_event_source_set_enabled(s->io_source, SD_EVENT_OFF);
+                else {
+                        r = sd_event_source_set_io_events(s->io_source, events);
+                        if (r >= 0)
+                                r = sd_event_source_set_enabled(s->io_source, SD_EVENT_ON);
+                }
+                if (r < 0)
+                        log_session_errno(s, LOG_WARNING, r, "Cannot update I/O events, ignoring: %m");
+                s->io_events = events;
+        }
+
+        /* The timeout runs while it is the client's turn: to send, or to read our replies. */
+        client_turn = s->state != SESSION_STATE_GREETING && !session_busy(s);
+        if (client_turn) {
+                usec_t t = s->config->server_timeout;
+
+                (void) sd_event_source_set_time(s->timer_source,
+                                                t == USEC_INFINITY ? USEC_INFINITY : s->last_activity + t);
+                (void) sd_event_source_set_enabled(s->timer_source,
+                                                   t == USEC_INFINITY ? SD_EVENT_OFF : SD_EVENT_ONESHOT);
+        } else
+                (void) sd_event_source_set_enabled(s->timer_source, SD_EVENT_OFF);
+
+        /* Idle sessions keep no buffers. */
+        if (s->ibuf_start == s->ibuf_end && s->ibuf) {
+                s->ibuf = mfree(s->ibuf);
+                s->ibuf_size = s->ibuf_start = s->ibuf_end = 0;
+        }
+        if (s->obuf_start == s->obuf_end && s->obuf) {
+                s->obuf = mfree(s->obuf);
+                s->obuf_size = s->obuf_start = s->obuf_end = 0;
+        }
+}
+
+static int on_defer(sd_event_source *source, void *userdata) {
+        Session *s = userdata;
+
+        s->defer_source = sd_event_source_unref(s->defer_source);
+        session_advance(s);
+        return 0;
+}
+
+void session_advance(Session *s) {
+        unsigned reads = 0;
+        int r;
+
+        if (s->flags & SESSION_FLAG_IN_ADVANCE) {
+                s->flags |= SESSION_FLAG_AGAIN;
+                return;
+        }
+        s->flags |= SESSION_FLAG_IN_ADVANCE;
+
+        for (;;) {
+                s->flags &= ~SESSION_FLAG_AGAIN;
+                r = session_step(s, &reads);
+                if (r < 0)
+                        break;
+                if (r == 0 && !(s->flags & SESSION_FLAG_AGAIN))
+                        break;
+        }
+        s->flags &= ~SESSION_FLAG_IN_ADVANCE;
+
+        if (r < 0) {
+                session_free(s);
+                return;
+        }
+
+        /* Stopped because of the read budget with decrypted bytes still inside OpenSSL:
+         * epoll would not tell us, so come back on the next loop iteration. */
+        if (reads >= READS_PER_ADVANCE && s->ssl && SSL_pending(s->ssl) > 0 && !s->defer_source)
+                (void) sd_event_add_defer(s->manager->event, &s->defer_source, on_defer, s);
+
+        session_update_io(s);
+}
+
+/* ---- Life cycle ---- */
+
+static void on_greeting(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
+        Session *s = userdata;
+
+        s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        session_touch(s);
+
+        if (error < 0 || reply->code < 200 || reply->code >= 300) {
+                s->manager->stats.backend_failures++;
+                if (error < 0)
+                        log_session_errno(s, LOG_WARNING, error, "Backend not available: %m");
+                else
+                        log_session(s, LOG_WARNING, "Backend refused the connection: %u %s", reply->code,
+                                    reply->n_lines > 0 ? reply->lines[0] : "");
+                s->flags |= SESSION_FLAG_BACKEND_DEAD;
+                s->upstream = upstream_free(s->upstream);
+                s->state = SESSION_STATE_COMMAND;
+                session_close(s, "421 4.3.2 %s Service not available, try again later", s->config->hostname);
+        } else {
+                s->state = SESSION_STATE_COMMAND;
+                s->flags |= SESSION_FLAG_FLUSH;
+                session_reply(s, "220 %s ESMTP mailsec", s->config->hostname);
+        }
+        session_advance(s);
+}
+
+static int on_client_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        Session *s = userdata;
+
+        if ((revents & (EPOLLHUP | EPOLLERR)) && !(s->io_events & EPOLLIN)) {
+                /* Nothing left to read and nowhere to write. */
+                log_session(s, LOG_DEBUG, "Client connection lost.");
+                session_free(s);
+                return 0;
+        }
+        session_advance(s);
+        return 0;
+}
+
+static int on_session_timeout(sd_event_source *source, uint64_t usec, void *userdata) {
+        Session *s = userdata;
+
+        if (s->flags & (SESSION_FLAG_TIMED_OUT | SESSION_FLAG_CLOSE) || s->state == SESSION_STATE_STARTTLS) {
+                log_session(s, LOG_INFO, "Timeout, dropping connection.");
+                session_free(s);
+                return 0;
+        }
+
+        log_session(s, LOG_INFO, "Timeout waiting for the client, closing session.");
+        s->flags |= SESSION_FLAG_TIMED_OUT;
+        session_touch(s);
+        if (s->tx) {
+                session_tx_end(s, 421, 0);
+                if (s->upstream)
+                        s->upstream = upstream_free(s->upstream);
+        }
+        session_close(s, "421 4.4.2 %s Error: timeout exceeded", s->config->hostname);
+        session_advance(s);
+        return 0;
+}
+
+static int sockaddr_format(const struct sockaddr *sa, socklen_t len, char **ret_ip, char **ret_full) {
+        char ip[INET6_ADDRSTRLEN] = "";
+        unsigned port = 0;
+        char *full;
+
+        if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+                const struct sockaddr_in *in = (const struct sockaddr_in*) sa;
+                inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+                port = ntohs(in->sin_port);
+                if (asprintf_safe(&full, "%s:%u", ip, port) < 0)
+                        return -ENOMEM;
+        } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6*) sa;
+                inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+                port = ntohs(in6->sin6_port);
+                if (asprintf_safe(&full, "[%s]:%u", ip, port) < 0)
+                        return -ENOMEM;
+        } else {
+                strcpy(ip, "local");
+                full = strdup("local");
+                if (!full)
+                        return -ENOMEM;
+        }
+        *ret_ip = strdup(ip);
+        if (!*ret_ip) {
+                free(full);
+                return -ENOMEM;
+        }
+        *ret_full = full;
+        return 0;
+}
+
+int session_new(Manager *m, int fd, const struct sockaddr *peer, socklen_t peer_len, Session **ret) {
+        _cleanup_close_ int fd_close = fd;
+        Session *s;
+        int r;
+
+        assert(m);
+        assert(fd >= 0);
+
+        s = calloc(1, sizeof(Session));
+        if (!s)
+                return -ENOMEM;
+        s->manager = m;
+        s->config = proxy_config_ref(m->config);
+        s->fd = TAKE_FD(fd_close);
+        s->state = SESSION_STATE_GREETING;
+        s->started = now(CLOCK_REALTIME);
+        s->size_limit = s->config->max_message_size;
+        session_touch(s);
+
+        /* Link first, so session_free() can undo everything below. */
+        s->sessions_next = m->sessions;
+        if (m->sessions)
+                m->sessions->sessions_prev = s;
+        m->sessions = s;
+        m->n_sessions++;
+
+        if (getrandom(&s->id, sizeof(s->id), GRND_NONBLOCK) != sizeof(s->id))
+                s->id = ((uint64_t) random() << 32) ^ (uint64_t) random() ^ s->started;
+
+        if (peer && peer_len > 0 && peer_len <= sizeof(s->peer)) {
+                memcpy(&s->peer, peer, peer_len);
+                s->peer_len = peer_len;
+        } else {
+                s->peer_len = sizeof(s->peer);
+                if (getpeername(s->fd, (struct sockaddr*) &s->peer, &s->peer_len) < 0)
+                        s->peer_len = 0;
+        }
+        s->local_len = sizeof(s->local);
+        if (getsockname(s->fd, (struct sockaddr*) &s->local, &s->local_len) < 0)
+                s->local_len = 0;
+
+        r = sockaddr_format((const struct sockaddr*) &s->peer, s->peer_len, &s->client_ip, &s->client);
+        if (r < 0)
+                goto fail;
+        if (asprintf_safe(&s->log_session, "MAILSEC_SESSION=%016" PRIx64, s->id) < 0 ||
+            asprintf_safe(&s->log_client, "MAILSEC_CLIENT=%s", s->client) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+
+        r = sd_event_add_io(m->event, &s->io_source, s->fd, 0, on_client_io, s);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(s->io_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(s->io_source, "session-io");
+
+        r = sd_event_add_time(m->event, &s->timer_source, CLOCK_MONOTONIC, USEC_INFINITY, 0,
+                              on_session_timeout, s);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(s->timer_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(s->timer_source, "session-timeout");
+
+        m->stats.sessions_total++;
+        log_session(s, LOG_DEBUG, "Connection from %s.", s->client);
+
+        s->flags |= SESSION_FLAG_BACKEND_BUSY;
+        r = upstream_new(m->event, &s->config->upstream,
+                         &(UpstreamClientInfo) {
+                                 .client = (const struct sockaddr*) &s->peer,
+                                 .client_len = s->peer_len,
+                                 .local = (const struct sockaddr*) &s->local,
+                                 .local_len = s->local_len,
+                         }, on_greeting, s, &s->upstream);
+        if (r < 0) {
+                s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+                m->stats.backend_failures++;
+                log_session_errno(s, LOG_WARNING, r, "Cannot connect to the backend: %m");
+                s->flags |= SESSION_FLAG_BACKEND_DEAD;
+                s->state = SESSION_STATE_COMMAND;
+                session_close(s, "421 4.3.2 %s Service not available, try again later", s->config->hostname);
+        }
+
+        if (ret)
+                *ret = s;
+        session_advance(s);     /* may free s when the backend failed and the 421 went out */
+        return 0;
+
+fail:
+        session_free(s);
+        return r;
+}
+
+Session* session_free(Session *s) {
+        Manager *m;
+
+        if (!s)
+                return NULL;
+        m = s->manager;
+
+        log_session(s, LOG_DEBUG, "Disconnected, %u message(s) relayed.", s->messages);
+
+        if (s->sessions_prev)
+                s->sessions_prev->sessions_next = s->sessions_next;
+        else if (m->sessions == s)
+                m->sessions = s->sessions_next;
+        if (s->sessions_next)
+                s->sessions_next->sessions_prev = s->sessions_prev;
+        m->n_sessions--;
+
+        if (s->tx)
+                session_tx_end(s, 421, 0);
+        if (s->upstream) {
+                if (session_busy(s) || (s->flags & SESSION_FLAG_BACKEND_DEAD))
+                        upstream_free(s->upstream);
+                else
+                        upstream_quit_and_free(s->upstream);
+        }
+        sd_event_source_disable_unref(s->io_source);
+        sd_event_source_disable_unref(s->timer_source);
+        sd_event_source_disable_unref(s->defer_source);
+        if (s->ssl) {
+                if (s->state != SESSION_STATE_STARTTLS)
+                        (void) SSL_shutdown(s->ssl);
+                SSL_free(s->ssl);
+        }
+        safe_close(s->fd);
+        proxy_config_unref(s->config);
+        free(s->ibuf);
+        free(s->obuf);
+        free(s->client);
+        free(s->client_ip);
+        free(s->tls);
+        free(s->helo);
+        free(s->log_session);
+        free(s->log_client);
+        free(s->log_helo);
+        free(s);
+        return NULL;
+}
+
+void session_shutdown(Session *s) {
+        if (s->state != SESSION_STATE_STARTTLS && !(s->flags & SESSION_FLAG_CLOSE)) {
+                session_reply(s, "421 4.3.2 Service shutting down");
+                (void) session_flush(s);
+        }
+        session_free(s);
+}

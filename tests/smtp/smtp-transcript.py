@@ -1,0 +1,361 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Transcript tests for mailsec-proxyd.
+
+Starts a scripted stub SMTP backend on a loopback port, then mailsec-proxyd through
+systemd-socket-activate, plays tests/smtp/<case>.in as the client and compares what the
+server said (and what reached the backend) with <case>.ref.
+
+.in syntax, one directive per line:
+  # comment
+  !conf Section.Key=Value     extra configuration (after the defaults of this driver)
+  !tls                        generate a certificate and offer STARTTLS
+  !backend down               no backend listening: connections are refused
+  !backend greeting TEXT      the backend's greeting line, e.g. "554 5.3.2 go away"
+  !backend reject RCPT        the backend answers 550 to RCPT TO:<RCPT>
+  !backend data-reply TEXT    the backend's reply to the final dot
+  !backend mail-reply TEXT    the backend's reply to MAIL
+  !backend-log off            leave the backend log out of the transcript
+  > TEXT                      client line, CRLF appended
+  >> TEXT                     raw bytes, Python escapes (\\r \\n \\x00 ...), nothing appended
+                              (consecutive > and >> lines are sent in one write)
+  <  or  <N                   wait for 1 (or N) complete replies
+  sleep SECONDS
+  starttls                    TLS handshake on the connection (after the server's 220)
+  expect-close                read until the server closes the connection
+  conn N                      switch to connection N (opened on first use); lines of
+                              connections other than 1 are prefixed with [N]
+  repeat N TEXT               client line TEXT sent N times (in one write)
+  >*N TEXT                    one client line made of TEXT repeated N times, CRLF appended
+"""
+
+import argparse
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+WAIT = 5.0
+
+
+class Backend:
+    def __init__(self):
+        self.greeting = '220 backend.test ESMTP stub'
+        self.reject = set()
+        self.data_reply = '250 2.0.0 Ok: queued as STUB1'
+        self.mail_reply = '250 2.1.0 Ok'
+        self.log = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(('127.0.0.1', 0))
+        self.port = self.sock.getsockname()[1]
+        self.down = False
+
+    def start(self):
+        if self.down:
+            self.sock.close()   # the port is now closed: connections are refused
+            return
+        self.sock.listen(64)
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def record(self, line):
+        with self.lock:
+            self.log.append(line)
+
+    def accept_loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        c.settimeout(30)
+        f = c.makefile('rb')
+
+        def say(text):
+            c.sendall(text.encode() + b'\r\n')
+
+        try:
+            say(self.greeting)
+            if not self.greeting.startswith('2'):
+                return
+            while True:
+                raw = f.readline(4096)
+                if not raw:
+                    return
+                line = raw.decode('utf-8', 'replace').rstrip('\r\n')
+                verb = line.split(' ', 1)[0].upper()
+                if verb != 'QUIT':
+                    self.record(re.sub(r'PORT=\d+', 'PORT=<port>', line))
+                if verb == 'EHLO':
+                    say('250-backend.test\r\n250-PIPELINING\r\n250-SIZE 100000000\r\n'
+                        '250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n250-ENHANCEDSTATUSCODES\r\n'
+                        '250 XCLIENT ADDR PORT NAME PROTO HELO')
+                elif verb == 'HELO':
+                    say('250 backend.test')
+                elif verb == 'XCLIENT':
+                    say(self.greeting)
+                elif verb == 'MAIL':
+                    say(self.mail_reply)
+                elif verb == 'RCPT':
+                    m = re.match(r'RCPT TO:<([^>]*)>', line, re.I)
+                    if m and m.group(1) in self.reject:
+                        say('550 5.1.1 <%s>: Recipient address rejected: User unknown' % m.group(1))
+                    else:
+                        say('250 2.1.5 Ok')
+                elif verb == 'DATA':
+                    say('354 End data with <CR><LF>.<CR><LF>')
+                    body = b''
+                    while not body.endswith(b'\r\n.\r\n') and body != b'.\r\n':
+                        chunk = f.readline(65536)
+                        if not chunk:
+                            return
+                        body += chunk
+                    self.record_message(body)
+                    say(self.data_reply)
+                elif verb in ('RSET', 'NOOP'):
+                    say('250 2.0.0 Ok')
+                elif verb == 'QUIT':
+                    say('221 2.0.0 Bye')
+                    return
+                else:
+                    say('502 5.5.2 Error: command not recognized')
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def record_message(self, body):
+        text = body.decode('utf-8', 'backslashreplace')
+        text = re.sub(r'id [0-9a-f]{16}\.', 'id <id>.', text)
+        text = re.sub(r'; [A-Z][a-z]{2}, \d+ [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}\r\n',
+                      '; <date>\r\n', text)
+        for l in text.split('\r\n')[:-1]:
+            self.record('  | ' + repr(l)[1:-1])
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Conn:
+    def __init__(self, n, port):
+        self.n = n
+        self.buf = b''
+        self.closed = False
+        deadline = time.time() + WAIT
+        while True:
+            try:
+                self.sock = socket.create_connection(('127.0.0.1', port), timeout=WAIT)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def prefix(self):
+        return '' if self.n == 1 else '[%d] ' % self.n
+
+
+def mask(line):
+    line = re.sub(r'\b[0-9a-f]{16}\b', '<session>', line)
+    return line
+
+
+def run(args):
+    lines = open(args.case, encoding='utf-8').read().split('\n')
+    backend = Backend()
+    conf = {'Proxy': {'Hostname': 'mx.test', 'Backend': '127.0.0.1:%d' % backend.port,
+                      'BackendClientInfo': 'xclient', 'BackendTLS': 'no'},
+            'TLS': {'STARTTLS': 'no'},
+            'Limits': {}, 'Timeouts': {'ServerTimeoutSec': '10s'}}
+    backend_log = True
+    tmp = tempfile.mkdtemp(prefix='mailsec-smtp-')
+
+    for l in lines:
+        if l.startswith('!conf '):
+            k, v = l[6:].split('=', 1)
+            sec, key = k.split('.', 1)
+            conf.setdefault(sec, {})[key] = v
+        elif l == '!tls':
+            cert, key = os.path.join(tmp, 'cert.pem'), os.path.join(tmp, 'key.pem')
+            subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+                            'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert,
+                            '-days', '2', '-subj', '/CN=mx.test'],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            conf['TLS'].update({'STARTTLS': 'yes', 'CertificateFile': cert, 'KeyFile': key})
+        elif l == '!backend down':
+            backend.down = True
+        elif l.startswith('!backend greeting '):
+            backend.greeting = l[len('!backend greeting '):]
+        elif l.startswith('!backend reject '):
+            backend.reject.add(l[len('!backend reject '):])
+        elif l.startswith('!backend data-reply '):
+            backend.data_reply = l[len('!backend data-reply '):]
+        elif l.startswith('!backend mail-reply '):
+            backend.mail_reply = l[len('!backend mail-reply '):]
+        elif l == '!backend-log off':
+            backend_log = False
+
+    confpath = os.path.join(tmp, 'proxyd.conf')
+    with open(confpath, 'w') as f:
+        for sec, kv in conf.items():
+            f.write('[%s]\n' % sec)
+            for k, v in kv.items():
+                f.write('%s=%s\n' % (k, v))
+
+    backend.start()
+    port = free_port()
+    logpath = os.path.join(tmp, 'proxyd.log')
+    logf = open(logpath, 'w')
+    proc = subprocess.Popen(['systemd-socket-activate', '-l', '127.0.0.1:%d' % port, '--fdname=smtp',
+                             '-E', 'MAILSEC_PROXYD_NO_BUS=1', '-E', 'MAILSEC_LOG_LEVEL=debug',
+                             '-E', 'MAILSEC_LOG_TARGET=console',
+                             args.proxyd, '--config=' + confpath],
+                            stdout=logf, stderr=logf)
+
+    out = []
+    conns = {}
+    cur = None
+    pending = b''
+
+    def conn(n):
+        if n not in conns:
+            conns[n] = Conn(n, port)
+        return conns[n]
+
+    def send():
+        nonlocal pending
+        if pending:
+            try:
+                cur.sock.sendall(pending)
+            except OSError as e:
+                out.append(cur.prefix() + '[send failed: %s]' % e.strerror)
+            pending = b''
+
+    def read_replies(c, count, until_close=False):
+        got = 0
+        deadline = time.time() + WAIT
+        while (until_close or got < count) and not c.closed:
+            while b'\r\n' in c.buf:
+                l, c.buf = c.buf.split(b'\r\n', 1)
+                t = l.decode('utf-8', 'backslashreplace')
+                out.append(c.prefix() + mask(t))
+                if re.match(r'^\d{3}( |$)', t):
+                    got += 1
+                if not until_close and got >= count:
+                    return
+            if time.time() > deadline:
+                out.append(c.prefix() + '[timeout]')
+                return
+            try:
+                c.sock.settimeout(max(0.05, deadline - time.time()))
+                d = c.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except (ssl.SSLError, OSError):
+                d = b''
+            if not d:
+                if c.buf:
+                    out.append(c.prefix() + '[partial] ' + repr(c.buf))
+                    c.buf = b''
+                out.append(c.prefix() + '[closed]')
+                c.closed = True
+                return
+            c.buf += d
+
+    try:
+        for l in lines:
+            if not l or l.startswith('#') or l.startswith('!'):
+                continue
+            if l.startswith('>> ') or l == '>>':
+                cur = cur or conn(1)
+                pending += l[3:].encode('utf-8').decode('unicode_escape').encode('latin-1')
+                continue
+            if l.startswith('> ') or l == '>':
+                cur = cur or conn(1)
+                pending += l[2:].encode('utf-8') + b'\r\n'
+                continue
+            m = re.match(r'^>\*(\d+) (.*)$', l)
+            if m:
+                cur = cur or conn(1)
+                pending += m.group(2).encode('utf-8') * int(m.group(1)) + b'\r\n'
+                continue
+            if l.startswith('repeat '):
+                _, n, text = l.split(' ', 2)
+                cur = cur or conn(1)
+                pending += (text.encode('utf-8') + b'\r\n') * int(n)
+                continue
+            send()
+            if l.startswith('<'):
+                cur = cur or conn(1)
+                read_replies(cur, int(l[1:] or '1'))
+            elif l.startswith('sleep '):
+                time.sleep(float(l[6:]))
+            elif l == 'expect-close':
+                read_replies(cur, 0, until_close=True)
+            elif l.startswith('conn '):
+                cur = conn(int(l[5:]))
+            elif l == 'starttls':
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                try:
+                    cur.sock = ctx.wrap_socket(cur.sock, server_hostname='mx.test')
+                    out.append(cur.prefix() + '[tls %s]' % cur.sock.version())
+                except (ssl.SSLError, OSError) as e:
+                    out.append(cur.prefix() + '[tls failed]')
+            else:
+                raise SystemExit('%s: bad directive: %s' % (args.case, l))
+        send()
+    finally:
+        for c in conns.values():
+            c.sock.close()
+        time.sleep(0.2)
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        logf.close()
+
+    if backend_log:
+        out.append('--- backend ---')
+        with backend.lock:
+            out.extend(backend.log)
+    text = '\n'.join(out) + '\n'
+
+    if args.update:
+        open(args.ref, 'w').write(text)
+        return 0
+    ref = open(args.ref, encoding='utf-8').read() if os.path.exists(args.ref) else ''
+    if text != ref:
+        import difflib
+        sys.stdout.writelines(difflib.unified_diff(ref.splitlines(True), text.splitlines(True),
+                                                   args.ref, 'actual'))
+        print('--- proxyd log (%s) ---' % logpath)
+        sys.stdout.write(open(logpath, errors='replace').read()[-20000:])
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser()
+    p.add_argument('--proxyd', required=True)
+    p.add_argument('--case', required=True)
+    p.add_argument('--ref', required=True)
+    p.add_argument('--update', action='store_true')
+    sys.exit(run(p.parse_args()))

@@ -1,0 +1,324 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The "system" suite: mailsec-proxyd under a real service manager, with the real
+# mailsec-proxyd.socket and mailsec-proxyd.service (the build-tree copies, whose
+# ExecStart= points at the built daemon) and a real Postfix as the backend.
+#
+#   test-system.sh CHECKER MAILSECCTL UNITDIR XML
+#
+# The manager is a private "systemd --user" of root in its own mount namespace
+# and cgroup (nothing changes on the host: /run/systemd/system exists only inside
+# the namespace), with dbus-broker as its bus. The daemon uses that bus as its
+# system bus (DBUS_SYSTEM_BUS_ADDRESS), so the test talks to it with --user.
+#
+# Exit status: 0 pass, 1 fail, 77 skipped (not root, or a tool or the daemon is missing).
+set -u -o pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MT_LIB_DIR=$HERE/../lib
+# shellcheck source=tests/lib/lib.sh
+. "$MT_LIB_DIR/lib.sh"
+# shellcheck source=tests/lib/postfix-backend.sh
+. "$MT_LIB_DIR/postfix-backend.sh"
+
+CHECKER=$1 CTL=$2 UNITDIR=$3 XML=$4
+NAME=ch.webtrend.Mailsec.Proxy1
+OBJ=/ch/webtrend/Mailsec/Proxy1
+
+FAILS=0
+ok() { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+skip() { echo "SKIP: $*"; exit 77; }
+
+[ "$(id -u)" = 0 ] || skip "needs root (private systemd --user in a mount namespace)"
+mt_need unshare systemctl busctl dbus-broker-launch postfix openssl setpriv script
+[ -x /lib/systemd/systemd ] || skip "/lib/systemd/systemd is missing"
+[ -x "$MT_PYTHON" ] || skip "$MT_PYTHON is missing"
+PROXYD=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$UNITDIR/mailsec-proxyd.service")
+[ -x "$PROXYD" ] || skip "$PROXYD is not built yet"
+
+if [ -d /sys/fs/cgroup/unified ]; then
+        CGV2=/sys/fs/cgroup/unified CGROOTS=(/sys/fs/cgroup/unified /sys/fs/cgroup/systemd)
+else
+        CGV2=/sys/fs/cgroup CGROOTS=(/sys/fs/cgroup)
+fi
+CG=mailsec-system-$$
+W=$(mktemp -d /tmp/mailsec-system.XXXXXX)     # units, logs, Postfix
+# what the sandboxed service must see (it has PrivateTmp= and ProtectHome=)
+R=$(mktemp -d /run/mailsec-system.XXXXXX)
+chmod 755 "$W" "$R"
+SPID=
+
+cgroup_procs() { find "$CGV2/$CG" -name cgroup.procs -exec cat {} + 2>/dev/null; }
+stop_manager() {
+        local i
+        [ -n "$SPID" ] || return 0
+        systemctl --user exit >/dev/null 2>&1 || kill -TERM "$SPID" 2>/dev/null
+        for ((i = 0; i < 500; i++)); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.02; done
+        kill -0 "$SPID" 2>/dev/null && { echo "manager did not exit, SIGKILL"; kill -KILL "$SPID"; }
+        wait "$SPID" 2>/dev/null
+        SPID=
+}
+cleanup() {
+        local rc=$? i h
+        trap '' INT TERM
+        stop_manager
+        # backstop: everything in our cgroup was started by this test
+        if [ -d "$CGV2/$CG" ]; then
+                for ((i = 0; i < 100; i++)); do
+                        [ -z "$(cgroup_procs)" ] && break
+                        if [ -e "$CGV2/$CG/cgroup.kill" ]; then
+                                echo 1 >"$CGV2/$CG/cgroup.kill"
+                        else
+                                kill -KILL $(cgroup_procs) 2>/dev/null
+                        fi
+                        sleep 0.02
+                done
+                for h in "${CGROOTS[@]}"; do find "$h/$CG" -depth -type d -exec rmdir {} \; 2>/dev/null; done
+        fi
+        pf_backend_stop "$W/pf"
+        if [ $rc != 0 ] && [ $rc != 77 ]; then
+                for f in "$W"/manager.log "$W"/logs/*.log "$W/pf/maillog"; do
+                        [ -s "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }
+                done
+        fi
+        rm -rf "$W" "$R"
+        exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- the backend: a private Postfix on loopback --------------------------------------------
+BPORT=$(mt_free_port 127.0.0.1) || { bad "no free port"; exit 1; }
+pf_backend_start "$W/pf" "127.0.0.1:$BPORT" || { bad "Postfix backend did not start"; exit 1; }
+ok "Postfix backend on 127.0.0.1:$BPORT"
+
+# ---- test key, certificate and configuration -------------------------------------------------
+mkdir -p "$R/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=mx.example.test -addext subjectAltName=DNS:mx.example.test \
+        -keyout "$R/tls/key.pem" -out "$R/tls/cert.pem" >/dev/null 2>&1 || { bad "openssl"; exit 1; }
+chmod 600 "$R/tls/key.pem"         # only the manager reads it (LoadCredential=)
+chmod 644 "$R/tls/cert.pem"
+PORT=$(mt_free_port 127.0.0.1) || { bad "no free port"; exit 1; }
+cat >"$R/proxyd.conf" <<CONF
+[Proxy]
+Hostname=mx.example.test
+Backend=127.0.0.1:$BPORT
+
+[TLS]
+CertificateFile=$R/tls/cert.pem
+KeyFile=tls-key.pem
+CONF
+chmod 644 "$R/proxyd.conf"
+
+# ---- units: the real ones, plus test-only drop-ins -------------------------------------------
+U=$W/units
+mkdir -p "$U/sockets.target.wants" "$U/service.d" "$U/dbus-broker.service.d" \
+        "$U/mailsec-proxyd.socket.d" "$U/mailsec-proxyd.service.d" "$W/logs" "$W/home"
+cp "$UNITDIR/mailsec-proxyd.socket" "$UNITDIR/mailsec-proxyd.service" "$U/"
+ln -s ../mailsec-proxyd.socket "$U/sockets.target.wants/mailsec-proxyd.socket"
+# Test-only: port 25 is the host's; listen on a free loopback port instead.
+printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$PORT" >"$U/mailsec-proxyd.socket.d/50-test.conf"
+# Test-only, for what a test machine lacks (everything else is the shipped unit):
+#  - the user mailsec-proxy does not exist here (sysusers.d is not applied to the
+#    host), so User= is removed: the daemon runs as the manager's user (root),
+#    still without any capability (CapabilityBoundingSet= is kept). With
+#    User=nobody instead, READY=1 never reached this user manager and the start
+#    timed out;
+#  - the key and the configuration are test files, not the ones in /etc/mailsec;
+#  - there is no system bus with the real policy: the manager's own bus stands in.
+cat >"$U/mailsec-proxyd.service.d/50-test.conf" <<UNIT
+[Service]
+User=
+LoadCredential=
+LoadCredential=tls-key.pem:$R/tls/key.pem
+ExecStart=
+ExecStart=$PROXYD --config=$R/proxyd.conf
+Environment=DBUS_SYSTEM_BUS_ADDRESS=unix:path=%t/bus
+UNIT
+# Test-only: there is no journald; every service logs to a file.
+printf '[Service]\nStandardOutput=append:%s/logs/%%n.log\nStandardError=inherit\n' "$W" \
+        >"$U/service.d/50-test-logs.conf"
+# The user bus: dbus-broker, which refuses to start without a journal socket.
+ln -s /usr/lib/systemd/user/dbus-broker.service "$U/dbus.service"
+printf '[Unit]\nDefaultDependencies=no\n[Socket]\nListenDatagram=/run/systemd/journal/socket\n' \
+        >"$U/journal-sink.socket"
+printf '[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/cat\nStandardInput=socket\n' \
+        >"$U/journal-sink.service"
+cat >"$W/session.conf" <<'CONF'
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <include>/usr/share/dbus-1/session.conf</include>
+  <policy context="default"><allow user="*"/></policy>
+</busconfig>
+CONF
+printf '[Unit]\nRequires=journal-sink.socket\nAfter=journal-sink.socket\n[Service]\nExecStart=\nExecStart=/usr/bin/dbus-broker-launch --scope user --config-file=%s\n' \
+        "$W/session.conf" >"$U/dbus-broker.service.d/50-test.conf"
+
+# ---- the manager -------------------------------------------------------------------------------
+mkdir -p "$R/xdg"
+chmod 755 "$R/xdg"
+: >"$W/manager.log"
+for h in "${CGROOTS[@]}"; do mkdir -p "$h/$CG"; done
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$W/home" USER=root LOGNAME=root \
+        XDG_RUNTIME_DIR="$R/xdg" XDG_CONFIG_HOME="$W/home/config" XDG_DATA_HOME="$W/home/data" \
+        XDG_STATE_HOME="$W/home/state" XDG_CACHE_HOME="$W/home/cache" \
+        SYSTEMD_UNIT_PATH="$U:/usr/lib/systemd/user" \
+        SYSTEMD_LOG_TARGET=kmsg SYSTEMD_LOG_LEVEL=info SYSTEMD_LOG_COLOR=0 \
+        MANAGER_LOG="$W/manager.log" CGDIRS="${CGROOTS[*]/%//$CG}" \
+        unshare --mount --propagation private sh -c '
+                set -e
+                for c in $CGDIRS; do echo $$ >$c/cgroup.procs; done
+                mount --bind /run /run
+                mount -t tmpfs -o mode=0755 tmpfs /run/systemd
+                mkdir /run/systemd/system
+                I=/run/systemd/inaccessible
+                mkdir -m 0755 $I; mkdir -m 0 $I/dir; install -m 0 /dev/null $I/reg; mkfifo -m 0 $I/fifo
+                mknod -m 0 $I/chr c 0 0; mknod -m 0 $I/blk b 0 0
+                mount --bind "$MANAGER_LOG" /dev/kmsg
+                exec /lib/systemd/systemd --user' </dev/null >>"$W/manager.log" 2>&1 &
+SPID=$!
+export XDG_RUNTIME_DIR=$R/xdg DBUS_SESSION_BUS_ADDRESS=unix:path=$R/xdg/bus
+unset DBUS_SYSTEM_BUS_ADDRESS
+st=
+for ((i = 0; i < 500; i++)); do
+        st=$(systemctl --user show -p SystemState --value 2>/dev/null)
+        case $st in running | degraded) break ;; esac
+        kill -0 $SPID 2>/dev/null || break
+        sleep 0.02
+done
+[ "$st" = running ] || { bad "manager state '$st'"; exit 1; }
+ok "private systemd --user running (pid $SPID)"
+
+# ---- socket activation -----------------------------------------------------------------------
+[ "$(systemctl --user is-active mailsec-proxyd.socket)" = active ] &&
+        ok "mailsec-proxyd.socket is active at start" || bad "mailsec-proxyd.socket not active"
+[ "$(systemctl --user is-active mailsec-proxyd.service)" = inactive ] &&
+        ok "mailsec-proxyd.service is not started before a client comes" ||
+        bad "mailsec-proxyd.service is $(systemctl --user is-active mailsec-proxyd.service) at start"
+
+greeting=$(timeout 20 "$MT_PYTHON" -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+f = s.makefile("rb")
+line = f.readline().decode(errors="replace").strip()
+print(line)
+while line[3:4] == "-":
+    line = f.readline().decode(errors="replace").strip()
+s.sendall(b"QUIT\r\n")
+f.readline()' "$PORT" 2>&1)
+[[ "$greeting" == 220\ * ]] && ok "first connection started the service: '$greeting'" ||
+        bad "no 220 greeting: '$greeting'"
+for ((i = 0; i < 250; i++)); do
+        [ "$(systemctl --user is-active mailsec-proxyd.service)" = active ] && break
+        sleep 0.02
+done
+[ "$(systemctl --user is-active mailsec-proxyd.service)" = active ] &&
+        ok "mailsec-proxyd.service is active" || bad "mailsec-proxyd.service is not active"
+MAINPID=$(systemctl --user show -p MainPID --value mailsec-proxyd.service)
+if [ -n "$MAINPID" ] && [ "$MAINPID" != 0 ]; then
+        uid=$(awk '/^Uid:/ {print $2}' "/proc/$MAINPID/status")
+        caps=$(awk '/^CapEff:/ {print $2}' "/proc/$MAINPID/status")
+        [ "$caps" = 0000000000000000 ] &&
+                ok "daemon runs as uid $uid without capabilities" || bad "daemon uid=$uid CapEff=$caps"
+else
+        bad "no MainPID"
+fi
+
+# a message end to end, when swaks is there
+if command -v swaks >/dev/null 2>&1; then
+        tag="mailsec-system-$$-$RANDOM"
+        if timeout 60 swaks --server 127.0.0.1 --port "$PORT" --from sender@plain.test \
+                --to user@example.test --header "Subject: $tag" --body "$tag" \
+                --timeout 30 >"$W/swaks.log" 2>&1; then
+                pf_backend_wait "$W/pf" "$tag" 1 30 >/dev/null &&
+                        ok "a message went through the proxy to the backend" ||
+                        bad "the message did not arrive at the backend"
+        else
+                tail -n 20 "$W/swaks.log"
+                bad "swaks through the proxy failed"
+        fi
+else
+        echo "note: swaks is not installed, no message sent"
+fi
+
+# ---- the bus interface -----------------------------------------------------------------------
+for ((i = 0; i < 250; i++)); do
+        busctl --user status "$NAME" >/dev/null 2>&1 && break
+        sleep 0.02
+done
+if busctl --user --timeout=10 introspect --xml-interface "$NAME" "$OBJ" >"$W/live.xml" &&
+   "$MT_PYTHON" "$CHECKER" compare "$XML" "$W/live.xml"; then
+        ok "busctl --user introspect $NAME $OBJ equals $(basename "$XML")"
+else
+        bad "introspection differs from $(basename "$XML")"
+fi
+
+if out=$("$CTL" --user proxy stats 2>&1); then
+        echo "$out" | sed 's/^/    /'
+        total=$(printf '%s\n' "$out" | awk '$1 == "SessionsTotal" {print $2}')
+        [ -n "$total" ] && [ "$total" -ge 1 ] && ok "mailsecctl proxy stats: SessionsTotal=$total" ||
+                bad "mailsecctl proxy stats: SessionsTotal='$total'"
+else
+        bad "mailsecctl --user proxy stats failed: $out"
+fi
+if out=$("$CTL" --user --json proxy stats 2>&1); then
+        total=$(printf '%s' "$out" | "$MT_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["SessionsTotal"])' 2>&1)
+        [[ "$total" =~ ^[0-9]+$ ]] && [ "$total" -ge 1 ] &&
+                ok "mailsecctl --json proxy stats: valid JSON, SessionsTotal=$total" ||
+                bad "mailsecctl --json proxy stats: $out"
+else
+        bad "mailsecctl --user --json proxy stats failed: $out"
+fi
+if out=$("$CTL" --user status 2>&1) && [[ "$out" == *"$NAME"*running* ]]; then
+        ok "mailsecctl status lists $NAME as running"
+else
+        bad "mailsecctl --user status: $out"
+fi
+out=$("$CTL" --user --json proxy sessions 2>&1) &&
+        printf '%s' "$out" | "$MT_PYTHON" -c 'import json, sys; assert isinstance(json.load(sys.stdin), list)' &&
+        ok "mailsecctl --json proxy sessions: a JSON list" || bad "mailsecctl proxy sessions: $out"
+
+# ---- reload keeps the daemon -----------------------------------------------------------------
+if systemctl --user reload mailsec-proxyd.service; then
+        pid=$(systemctl --user show -p MainPID --value mailsec-proxyd.service)
+        [ "$(systemctl --user is-active mailsec-proxyd.service)" = active ] && [ "$pid" = "$MAINPID" ] &&
+                ok "systemctl reload: still active, same MainPID $pid" ||
+                bad "systemctl reload: MainPID $MAINPID -> $pid, $(systemctl --user is-active mailsec-proxyd.service)"
+else
+        bad "systemctl --user reload mailsec-proxyd failed"
+fi
+if out=$("$CTL" --user proxy reload 2>&1); then
+        pid=$(systemctl --user show -p MainPID --value mailsec-proxyd.service)
+        [ "$pid" = "$MAINPID" ] && ok "mailsecctl proxy reload: same MainPID" ||
+                bad "mailsecctl proxy reload: MainPID $MAINPID -> $pid"
+else
+        bad "mailsecctl --user proxy reload failed: $out"
+fi
+# still serving after the reloads
+greeting=$(timeout 20 "$MT_PYTHON" -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+print(s.makefile("rb").readline().decode(errors="replace").strip())' "$PORT" 2>&1)
+[[ "$greeting" == 220\ * ]] && ok "still greeting after the reloads" || bad "after reload: '$greeting'"
+[ "$(systemctl --user show -p NRestarts --value mailsec-proxyd.service)" = 0 ] &&
+        ok "no restarts" || bad "the service restarted"
+
+# ---- a stopped service: exit status 3 ----------------------------------------------------------
+systemctl --user stop mailsec-proxyd.service mailsec-proxyd.socket
+"$CTL" --user proxy stats >/dev/null 2>&1
+rc=$?
+[ $rc = 3 ] && ok "mailsecctl exits 3 when the proxy is not running" || bad "mailsecctl exit $rc for a stopped proxy"
+
+# ---- teardown ----------------------------------------------------------------------------------
+stop_manager
+left=$(cgroup_procs)
+[ -z "$left" ] && ok "no process left in the manager's cgroup" || bad "left behind: $left"
+[ -n "$MAINPID" ] && [ -e "/proc/$MAINPID" ] && bad "daemon $MAINPID still exists"
+pf_backend_stop "$W/pf"
+pf_backend_running "$W/pf" && bad "Postfix backend still running" || ok "Postfix backend stopped"
+
+[ $FAILS = 0 ] || { echo "$FAILS check(s) failed"; exit 1; }
+echo "all checks passed"
