@@ -178,6 +178,10 @@ env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$W/home" USER=root LOGNAME=root 
                 mkdir -m 0755 $I; mkdir -m 0 $I/dir; install -m 0 /dev/null $I/reg; mkfifo -m 0 $I/fifo
                 mknod -m 0 $I/chr c 0 0; mknod -m 0 $I/blk b 0 0
                 mount --bind "$MANAGER_LOG" /dev/kmsg
+                # systemd mounts the credentials of a unit in the forked child and relies on
+                # propagation back to the manager: make this private namespace shared
+                # within itself (the host is not a peer of these copies).
+                mount --make-rshared /
                 exec /lib/systemd/systemd --user' </dev/null >>"$W/manager.log" 2>&1 &
 SPID=$!
 export XDG_RUNTIME_DIR=$R/xdg DBUS_SESSION_BUS_ADDRESS=unix:path=$R/xdg/bus
