@@ -113,8 +113,10 @@ size_t data_scanner_feed(DataScanner *s, const char *in, size_t n, char *out, si
                                 end = true;
                                 break;
                         }
+                        /* The message is bad now, so its content no longer matters; the
+                         * held-back CR is not written, which keeps the output no longer
+                         * than the input (callers scan in place). */
                         s->flags |= DATA_SCAN_BARE_CR;
-                        scan_emit(s, '\r', out, &o);
                         scan_in_line(s, c, out, &o);
                         break;
 

@@ -53,8 +53,10 @@ cleanup() {
         fi
 }
 trap cleanup EXIT
+trap 'exit 1' TERM INT HUP
 
 # ---------------------------------------------------------------- set-up
+FAILED=set-up   # keeps the state directory when the set-up fails
 mt_pki "$PKI" || { echo "cannot make the test PKI"; exit 1; }
 bus_start "$BUS" || exit 1
 
@@ -93,7 +95,8 @@ proxy_conf() {
         } >"$T/$name.conf"
 }
 
-# proxy NAME BUS|NOBUS BACKEND-PORT [settings...]: start it, set PORT_<NAME>
+# proxy NAME BUS|NOBUS BACKEND-PORT [settings...]: start it, set PORT_<NAME>.
+# $GREETING is the reply code its first session must start with (default 220).
 proxy() {
         local name=$1 bus=$2 bport=$3 port
         shift 3
@@ -101,7 +104,7 @@ proxy() {
         port=$(mt_free_port $PROXY_IP) || return 1
         PROXIES+=("$name")
         proxyd_start "$name" "$T" "$PROXY_IP:$port" "$T/$name.conf" "$bus" || return 1
-        proxyd_wake "$name" "$T" $PROXY_IP "$port" || return 1
+        proxyd_wake "$name" "$T" $PROXY_IP "$port" "${GREETING:-220}" || return 1
         printf -v "PORT_$name" '%s' "$port"
 }
 
@@ -109,7 +112,8 @@ proxy main bus "$P_PLAIN" || { echo "cannot start mailsec-proxyd (main)"; exit 1
 proxy pv2 nobus "$P_PROXY" "Proxy.BackendClientInfo=proxy-v2" || exit 1
 proxy btls nobus "$P_TLS" "Proxy.BackendTLS=verify" "Proxy.BackendCAFile=$PKI/ca.crt" \
         "Proxy.BackendTLSName=backend.example.test" || exit 1
-proxy bwrong nobus "$P_TLS" "Proxy.BackendTLS=verify" "Proxy.BackendCAFile=$PKI/other-ca.crt" \
+# it cannot verify the backend, so it answers with a 4xx at once
+GREETING=4 proxy bwrong nobus "$P_TLS" "Proxy.BackendTLS=verify" "Proxy.BackendCAFile=$PKI/other-ca.crt" \
         "Proxy.BackendTLSName=backend.example.test" || exit 1
 proxy perclient nobus "$P_PLAIN" "Limits.MaxSessionsPerClient=2" || exit 1
 proxy idle nobus "$P_PLAIN" "Timeouts.ServerTimeoutSec=3s" || exit 1

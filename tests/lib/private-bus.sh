@@ -9,6 +9,7 @@
 #   bus_start DIR   starts it, prints nothing, sets and exports
 #                   DBUS_SYSTEM_BUS_ADDRESS=unix:path=DIR/bus
 #   bus_stop DIR    stops it (pidfile DIR/bus.pid)
+# MT_DETACH=1 starts it in a session of its own (it outlives the terminal).
 #
 # Or run it: tests/lib/private-bus.sh start|stop DIR
 
@@ -36,7 +37,9 @@ bus_start() {
   </policy>
 </busconfig>
 EOF
-        dbus-daemon --config-file="$d/bus.conf" --nofork --nopidfile --nosyslog \
+        local detach=()
+        [ "${MT_DETACH:-0}" = 1 ] && detach=(setsid)
+        "${detach[@]}" dbus-daemon --config-file="$d/bus.conf" --nofork --nopidfile --nosyslog \
                 </dev/null >"$d/bus.log" 2>&1 &
         echo $! >"$d/bus.pid"
         for ((i = 0; i < 100; i++)); do

@@ -9,7 +9,8 @@
 #   proxyd_start NAME DIR ADDR:PORT CONF [bus|nobus]
 #       logs to DIR/NAME.log, pidfile DIR/NAME.pid; "bus" passes
 #       DBUS_SYSTEM_BUS_ADDRESS, "nobus" (default) runs it without a bus
-#   proxyd_wake NAME DIR          make the first connection, wait for 220
+#   proxyd_wake NAME DIR ADDR PORT [CODE]  make the first connection, wait for
+#                                 its greeting (220 unless CODE says otherwise)
 #   proxyd_stop NAME DIR
 #
 # The binary is $MAILSEC_PROXYD.
@@ -44,10 +45,10 @@ proxyd_start() {
         mt_wait_tcp "${listen%:*}" "${listen##*:}" 10
 }
 
-# proxyd_wake NAME DIR ADDR PORT: the first connection starts the daemon; true
-# once it greeted with 220.
+# proxyd_wake NAME DIR ADDR PORT [CODE]: the first connection starts the daemon;
+# true once it greeted with a reply starting with CODE (default 220).
 proxyd_wake() {
-        local name=$1 d=$2 addr=$3 port=$4 line i
+        local name=$1 d=$2 addr=$3 port=$4 want=${5:-220} line i
         for ((i = 0; i < 3; i++)); do
                 line=$(timeout 15 "$MT_PYTHON" - "$addr" "$port" <<'EOF' 2>/dev/null
 import socket, sys
@@ -62,7 +63,7 @@ s.sendall(b"QUIT\r\n")
 f.readline()
 EOF
 )
-                case $line in 220*) return 0 ;; esac
+                case $line in "$want"*) return 0 ;; esac
                 sleep 0.5
         done
         mt_log "proxy $name did not greet (got '$line'); its log:"

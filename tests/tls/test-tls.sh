@@ -45,6 +45,7 @@ cleanup() {
         fi
 }
 trap cleanup EXIT
+trap 'exit 1' TERM INT HUP
 
 mt_pki "$T/pki" || exit 1
 BPORT=$(mt_free_port $BACKEND_IP)
