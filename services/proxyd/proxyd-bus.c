@@ -15,6 +15,8 @@
 #define PROXY_BUS_NAME BUS_PREFIX ".Proxy1"
 #define PROXY_BUS_PATH BUS_PATH_PREFIX "/Proxy1"
 #define PROXY_BUS_INTERFACE PROXY_BUS_NAME ".Manager"
+/* ListSessions and Reload are for root and this group (the bus policy says the same). */
+#define MAILSEC_ADMIN_GROUP "mailsec"
 #define PROXY_ERROR_RELOAD_FAILED PROXY_BUS_NAME ".Error.ReloadFailed"
 
 static int property_get_sessions_active(sd_bus *bus, const char *path, const char *interface,
@@ -29,6 +31,10 @@ static int method_list_sessions(sd_bus_message *message, void *userdata, sd_bus_
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Manager *m = userdata;
         int r;
+
+        r = bus_check_sender_admin(message, MAILSEC_ADMIN_GROUP, error);
+        if (r < 0)
+                return r;
 
         r = sd_bus_message_new_method_return(message, &reply);
         if (r < 0)
@@ -54,6 +60,10 @@ static int method_reload(sd_bus_message *message, void *userdata, sd_bus_error *
         ConfigError e = CONFIG_ERROR_NULL;
         Manager *m = userdata;
         int r;
+
+        r = bus_check_sender_admin(message, MAILSEC_ADMIN_GROUP, error);
+        if (r < 0)
+                return r;
 
         r = manager_reload(m, &e);
         if (r < 0) {
@@ -84,11 +94,11 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("ListSessions",
                                 SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("a(tssssut)", sessions),
-                                method_list_sessions, 0),
+                                method_list_sessions, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Reload",
                                 SD_BUS_NO_ARGS,
                                 SD_BUS_NO_RESULT,
-                                method_reload, 0),
+                                method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("SessionsActive", "u", property_get_sessions_active, 0,
                         0),

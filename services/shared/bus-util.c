@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <grp.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -69,6 +70,56 @@ int bus_check_sender_uid(sd_bus_message *m, const uid_t *allowed, size_t n_allow
                   (unsigned) euid);
         return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                  "Access denied for uid %u.", (unsigned) euid);
+}
+
+int bus_check_sender_admin(sd_bus_message *m, const char *group, sd_bus_error *error) {
+        sd_bus_creds *creds = NULL;
+        const gid_t *gids = NULL;
+        struct group grbuf, *gr = NULL;
+        char buf[4096];
+        uid_t euid;
+        gid_t egid, admin_gid;
+        int r, n;
+
+        if (!m)
+                return -EINVAL;
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID |
+                                      SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT, &creds);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_creds_get_euid(creds, &euid);
+        if (r < 0)
+                goto finish;
+        if (euid == 0) {
+                r = 0;
+                goto finish;
+        }
+
+        /* A missing group means: root only. */
+        if (group && getgrnam_r(group, &grbuf, buf, sizeof(buf), &gr) == 0 && gr) {
+                admin_gid = gr->gr_gid;
+                if (sd_bus_creds_get_egid(creds, &egid) >= 0 && egid == admin_gid) {
+                        r = 0;
+                        goto finish;
+                }
+                n = sd_bus_creds_get_supplementary_gids(creds, &gids);
+                for (int i = 0; n > 0 && i < n; i++)
+                        if (gids[i] == admin_gid) {
+                                r = 0;
+                                goto finish;
+                        }
+        }
+
+        log_debug("Refusing call %s.%s from uid %u, not root nor in group %s.",
+                  strna(sd_bus_message_get_interface(m)), strna(sd_bus_message_get_member(m)),
+                  (unsigned) euid, strna(group));
+        r = sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                              "Access denied: root or group %s only.", strna(group));
+finish:
+        sd_bus_creds_unref(creds);
+        return r;
 }
 
 /* org.freedesktop.LogControl1 (see systemd's logcontrol-example.c) */

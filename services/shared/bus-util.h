@@ -22,6 +22,12 @@ int bus_call_async_timeout(sd_bus *bus, sd_bus_slot **ret_slot, sd_bus_message *
  * on refusal with -EPERM, 0 on success. */
 int bus_check_sender_uid(sd_bus_message *m, const uid_t *allowed, size_t n_allowed, sd_bus_error *error);
 
+/* For administrative methods flagged SD_BUS_VTABLE_UNPRIVILEGED: allows root and members of
+ * group (effective or supplementary gid; a group that does not exist allows root only).
+ * Returns 0 when allowed, a negative errno with org.freedesktop.DBus.Error.AccessDenied set
+ * in error otherwise. The bus policy file says the same; this is the second check. */
+int bus_check_sender_admin(sd_bus_message *m, const char *group, sd_bus_error *error);
+
 /* Serves org.freedesktop.LogControl1 at /org/freedesktop/LogControl1 on bus, backed by
  * log.h (LogLevel, LogTarget, SyslogIdentifier). Writes need a privileged caller. */
 int bus_log_control_api_register(sd_bus *bus);
