@@ -259,24 +259,6 @@ int proxy_config_parse_text(ProxyConfig *c, const char *filename, const char *te
                                  c, error);
 }
 
-static int prepare_error(ConfigError *error, int r, const char *source, const char *format, ...) _printf_(4, 5);
-static int prepare_error(ConfigError *error, int r, const char *source, const char *format, ...) {
-        va_list ap;
-        char *m = NULL;
-
-        if (!error)
-                return r;
-        config_error_done(error);
-        va_start(ap, format);
-        if (vasprintf(&m, format, ap) < 0)
-                m = NULL;
-        va_end(ap);
-        error->message = m;
-        error->filename = source ? strdup(source) : NULL;
-        error->line = 0;
-        return r;
-}
-
 int proxy_config_prepare(ProxyConfig *c, const char *source, bool load_tls, ConfigError *error) {
         int r;
 
@@ -286,7 +268,7 @@ int proxy_config_prepare(ProxyConfig *c, const char *source, bool load_tls, Conf
                 char buf[HOST_NAME_MAX + 1] = {};
 
                 if (gethostname(buf, sizeof(buf) - 1) < 0 || isempty(buf))
-                        return prepare_error(error, -EINVAL, source, "Hostname= is not set and the host has no name");
+                        return config_error_set(error, -EINVAL, source, 0, "Hostname= is not set and the host has no name");
                 c->hostname = strdup(buf);
                 if (!c->hostname)
                         return -ENOMEM;
@@ -298,11 +280,11 @@ int proxy_config_prepare(ProxyConfig *c, const char *source, bool load_tls, Conf
         }
 
         if (c->upstream.tls == BACKEND_TLS_VERIFY && !c->upstream.ca_file && !c->upstream.have_pin)
-                return prepare_error(error, -EINVAL, source,
+                return config_error_set(error, -EINVAL, source, 0,
                                      "BackendTLS=verify needs BackendCAFile= or BackendPin=");
 
         if (strv_length(c->certificate_files) != strv_length(c->key_files))
-                return prepare_error(error, -EINVAL, source,
+                return config_error_set(error, -EINVAL, source, 0,
                                      "%zu CertificateFile= but %zu KeyFile= settings; they come in pairs",
                                      strv_length(c->certificate_files), strv_length(c->key_files));
 
@@ -318,14 +300,14 @@ int proxy_config_prepare(ProxyConfig *c, const char *source, bool load_tls, Conf
                 }
                 r = tls_server_context_new(c->certificate_files, c->key_files, &c->server_ctx, &m);
                 if (r < 0)
-                        return prepare_error(error, r, source, "%s", m ?: "Cannot set up TLS");
+                        return config_error_set(error, r, source, 0, "%s", m ?: "Cannot set up TLS");
         }
 
         r = upstream_config_prepare(&c->upstream);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return prepare_error(error, r, source, "Cannot set up TLS towards the backend (BackendCAFile=%s)",
+                return config_error_set(error, r, source, 0, "Cannot set up TLS towards the backend (BackendCAFile=%s)",
                                      strna(c->upstream.ca_file));
         return 0;
 }

@@ -55,11 +55,8 @@ void config_error_done(ConfigError *e) {
         e->line = 0;
 }
 
-static int config_error_set(ConfigError *e, int r, const char *filename, unsigned line,
-                            const char *format, ...) _printf_(5, 6);
-
-static int config_error_set(ConfigError *e, int r, const char *filename, unsigned line,
-                            const char *format, ...) {
+int config_error_set(ConfigError *e, int r, const char *filename, unsigned line,
+                     const char *format, ...) {
         va_list ap;
         char *m = NULL;
 

@@ -34,6 +34,11 @@ typedef struct ConfigError {
 } ConfigError;
 #define CONFIG_ERROR_NULL { .filename = NULL, .line = 0, .message = NULL }
 void config_error_done(ConfigError *e);
+/* Replace e's contents with filename:line and a formatted message; returns r (for
+ * "return config_error_set(...)"). line 0 means the error is not tied to a line (a
+ * setting that conflicts with another, a certificate that does not load). */
+int config_error_set(ConfigError *e, int r, const char *filename, unsigned line,
+                     const char *format, ...) _printf_(5, 6);
 
 /* Parse one file. A missing file is -ENOENT (callers decide whether that is OK).
  * On a refused value returns -EINVAL (or the parser's error) and fills *error. */

@@ -63,9 +63,11 @@ bus_start "$BUS" || exit 1
 P_PLAIN=$(mt_free_port $BACKEND_IP)
 P_PROXY=$((P_PLAIN + 1))
 P_TLS=$((P_PLAIN + 2))
+P_STRICT=$((P_PLAIN + 3))
 PF_TLS_KEY=$PKI/backend.key PF_TLS_CERT=$PKI/backend.chain.pem \
 PF_REFUSE="nobody@example.test 550 5.1.1 <nobody@example.test>: no such user here" \
-        pf_backend_start "$PF" "$BACKEND_IP:$P_PLAIN" "$BACKEND_IP:$P_PROXY/proxy" "$BACKEND_IP:$P_TLS/tls" || {
+        pf_backend_start "$PF" "$BACKEND_IP:$P_PLAIN" "$BACKEND_IP:$P_PROXY/proxy" "$BACKEND_IP:$P_TLS/tls" \
+        "$BACKEND_IP:$P_STRICT/xclient-local" || {
         echo "cannot start the Postfix backend"
         exit 1
 }
@@ -118,6 +120,7 @@ GREETING=4 proxy bwrong nobus "$P_TLS" "Proxy.BackendTLS=verify" "Proxy.BackendC
 proxy perclient nobus "$P_PLAIN" "Limits.MaxSessionsPerClient=2" || exit 1
 proxy idle nobus "$P_PLAIN" "Timeouts.ServerTimeoutSec=3s" || exit 1
 proxy victim nobus "$P_PLAIN" || exit 1
+proxy strict nobus "$P_STRICT" || exit 1
 MAIN=$PROXY_IP:$PORT_main
 
 # ---------------------------------------------------------------- helpers
@@ -222,6 +225,18 @@ c_starttls_verified() {
         received_ok "$f"
 }
 
+c_starttls_xclient_proxy_only() {
+        # the backend trusts XCLIENT from the proxy's address only, as a real
+        # deployment does: STARTTLS must still work (the backend must not be
+        # asked for a second XCLIENT on behalf of the client's address)
+        local m f
+        m=$(mark strict)
+        sw "$PROXY_IP:$PORT_strict" --tls --tls-verify --tls-ca-path "$PKI/capath" \
+                -t user@example.test --header "Subject: $m" || die "swaks failed"
+        f=$(delivered "$m") || die "not delivered"
+        received_ok "$f"
+}
+
 c_starttls_wrong_ca_refused() {
         # the same client refuses a proxy it cannot verify: proves the check is real
         if sw "$MAIN" --tls --tls-verify --tls-ca-path "$PKI/other-capath" -t user@example.test \
@@ -235,7 +250,7 @@ c_starttls_wrong_ca_refused() {
 s_client_key() {
         echo QUIT | timeout 20 openssl s_client -connect "$MAIN" -starttls smtp \
                 -servername mx.example.test -verify_hostname mx.example.test \
-                -CAfile "$PKI/ca.crt" -verify_return_error "$@" 2>&1 >"$T/s_client.out"
+                -CAfile "$PKI/ca.crt" -verify_return_error "$@" >"$T/s_client.out" 2>&1
         cat "$T/s_client.out" >>"$CASE_OUT"
         grep -q 'Verify return code: 0 (ok)' "$T/s_client.out" || die "s_client: verification failed"
         sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$T/s_client.out" |
@@ -490,6 +505,7 @@ c_backend_down() {
 run_case plain-xclient c_plain_xclient
 run_case plain-proxy-v2 c_plain_proxy_v2
 run_case starttls-verified c_starttls_verified
+run_case starttls-xclient-proxy-address-only c_starttls_xclient_proxy_only
 run_case starttls-wrong-ca-refused c_starttls_wrong_ca_refused
 run_case tls13-rsa-certificate c_tls13_rsa_cert
 run_case tls13-ecdsa-certificate c_tls13_ecdsa_cert

@@ -13,8 +13,12 @@
 # Listeners are given as ADDR:PORT[/OPTION...] on loopback addresses:
 #   /proxy   the listener expects a PROXY protocol header (v1 or v2) first
 #   /tls     the listener offers STARTTLS with PF_TLS_KEY + PF_TLS_CERT
+#   /xclient-local  only 127.0.0.1 may send XCLIENT here, as in a deployment
+#            where only the proxy's own address is authorised
 # Settings from the environment:
-#   PF_XCLIENT_HOSTS  who may send XCLIENT (default 127.0.0.1/32)
+#   PF_XCLIENT_HOSTS  who may send XCLIENT (default 127.0.0.0/8). Postfix checks
+#                     a second XCLIENT in a session against the address the
+#                     first one set, so the clients' addresses are included.
 #   PF_TLS_KEY, PF_TLS_CERT  key and certificate chain (leaf first) for /tls
 #   PF_REFUSE         recipients refused at RCPT time, one "address reply" per
 #                     line, e.g. "nobody@example.test 550 5.1.1 no such user"
@@ -39,6 +43,7 @@ pf_backend_master_cf() { # LISTEN...
                         case $o in
                         proxy) printf '  -o smtpd_upstream_proxy_protocol=haproxy\n' ;;
                         tls) printf '  -o smtpd_tls_security_level=may\n' ;;
+                        xclient-local) printf '  -o smtpd_authorized_xclient_hosts=127.0.0.1/32\n' ;;
                         *) mt_log "unknown listener option $o"; return 1 ;;
                         esac
                 done
@@ -104,7 +109,7 @@ smtpd_soft_error_limit = 1000
 smtpd_hard_error_limit = 1000
 default_process_limit = 100
 message_size_limit = 64000000
-smtpd_authorized_xclient_hosts = ${PF_XCLIENT_HOSTS:-127.0.0.1/32}
+smtpd_authorized_xclient_hosts = ${PF_XCLIENT_HOSTS:-127.0.0.0/8}
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtpd_recipient_restrictions = check_recipient_access texthash:$d/etc/recipient_access
 virtual_mailbox_domains = example.test
@@ -225,6 +230,6 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
         case ${1:-} in
         start) shift; d=${1:?DIR}; shift; pf_backend_start "$d" "$@" ;;
         stop) pf_backend_stop "${2:?DIR}" ;;
-        *) echo "usage: $0 start DIR ADDR:PORT[/proxy][/tls]... | stop DIR" >&2; exit 2 ;;
+        *) echo "usage: $0 start DIR ADDR:PORT[/proxy][/tls][/xclient-local]... | stop DIR" >&2; exit 2 ;;
         esac
 fi
