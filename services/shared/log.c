@@ -222,6 +222,9 @@ int log_internalv(int level, int error, const char *file, int line, const char *
         if (t == LOG_TARGET_NULL)
                 goto finish;
 
+        if (!format)
+                goto finish;
+
         /* %m expands to strerror(errno) in glibc's printf: make it the error we log. */
         errno = error;
         (void) vsnprintf(buffer, sizeof(buffer), format, ap);
