@@ -119,6 +119,7 @@ typedef struct Loader {
         unsigned n_idle, n_idle_failed, n_done;
         uint64_t t_start_ms, t_end_ms;
         char first_error[300];
+        char tls_info[96];      /* protocol and cipher of the first handshake */
 } Loader;
 
 static volatile sig_atomic_t got_signal = 0;
@@ -529,7 +530,9 @@ static int do_handshake(Loader *l, Session *s) {
 
         s->want_write = false;
         if (k == 1) {
-                l->handshakes++;
+                if (l->handshakes++ == 0)
+                        (void) snprintf(l->tls_info, sizeof(l->tls_info), "%s/%s",
+                                        SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
                 s->state = STATE_EHLO_TLS;
                 return send_ehlo(l, s);
         }
@@ -1153,7 +1156,7 @@ int main(int argc, char *argv[]) {
         if (l.idle > 0) {
                 printf("smtp-load: idle sessions=%u established=%u failed=%u tls=%s handshakes=%" PRIu64
                        " seconds=%.2f%s%s\n",
-                       l.idle, l.idle - l.n_idle_failed, l.n_idle_failed, l.starttls ? "yes" : "no",
+                       l.idle, l.idle - l.n_idle_failed, l.n_idle_failed, l.starttls ? (l.tls_info[0] ? l.tls_info : "yes") : "no",
                        l.handshakes, secs,
                        l.first_error[0] ? " first-error=" : "", l.first_error);
                 r = l.n_idle_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
@@ -1163,7 +1166,7 @@ int main(int argc, char *argv[]) {
                        " seconds=%.2f rate=%.0f msg/s sessions=%u connections=%" PRIu64
                        " tls=%s handshakes=%" PRIu64 " reuse=%s pipeline=%s%s%s\n",
                        l.sent, l.accepted, l.failed, secs, rate, l.n_sessions, l.connections,
-                       l.starttls ? "yes" : "no", l.handshakes, l.reuse ? "yes" : "no",
+                       l.starttls ? (l.tls_info[0] ? l.tls_info : "yes") : "no", l.handshakes, l.reuse ? "yes" : "no",
                        l.pipeline ? "yes" : "no",
                        l.first_error[0] ? " first-error=" : "", l.first_error);
                 r = l.failed == 0 && l.accepted == l.n_messages ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -60,7 +60,7 @@ FAILED=set-up   # keeps the state directory when the set-up fails
 mt_pki "$PKI" || { echo "cannot make the test PKI"; exit 1; }
 bus_start "$BUS" || exit 1
 
-P_PLAIN=$(mt_free_port $BACKEND_IP)
+P_PLAIN=$(mt_free_port $BACKEND_IP 4) || exit 1
 P_PROXY=$((P_PLAIN + 1))
 P_TLS=$((P_PLAIN + 2))
 P_STRICT=$((P_PLAIN + 3))

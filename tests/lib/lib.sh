@@ -34,16 +34,25 @@ mt_wait_closed() {
         return 1
 }
 
-# mt_free_port HOST: print a TCP port nobody listens on at HOST (20000-29999).
+# mt_free_port HOST [N]: print a TCP port P (20000-29999) such that nothing
+# listens on P .. P+N-1 (N defaults to 1), on HOST or on any address.
 mt_free_port() {
-        local host=$1 port i
+        local host=$1 n=${2:-1} port i j used
         for ((i = 0; i < 200; i++)); do
-                port=$((20000 + RANDOM % 10000))
-                if ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q ":$port"; then
+                port=$((20000 + RANDOM % (10000 - n)))
+                used=
+                for ((j = port; j < port + n; j++)); do
+                        if ss -Hltn "sport = :$j" 2>/dev/null | grep -q ":$j\b"; then
+                                used=1
+                                break
+                        fi
+                done
+                if [ -z "$used" ]; then
                         echo "$port"
                         return 0
                 fi
         done
+        mt_log "no free port on $host"
         return 1
 }
 

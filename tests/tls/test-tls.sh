@@ -143,6 +143,7 @@ EOF
         while IFS= read -r l; do
                 name=${l#???? }
                 name=${name%%:*}
+                name=${name// /-}
                 case $l in
                 ok*) check "testssl-$name" 0 ;;
                 *) check "testssl-$name" 1 "${l#*: }" ;;
