@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,11 @@ static int on_listener_io(sd_event_source *source, int fd, uint32_t revents, voi
                         log_warning_errno(-errno, "accept() on %s failed, ignoring: %m", strna(l->name));
                         return 0;
                 }
+
+                /* Replies are small and already coalesced per pipelined group: without
+                 * TCP_NODELAY the second reply of a group waits for the client's delayed ACK. */
+                if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6)
+                        (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
 
                 if (m->n_sessions >= m->config->max_sessions) {
                         refuse(m, cfd, "MaxSessions= reached");

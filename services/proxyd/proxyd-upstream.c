@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -1061,6 +1062,9 @@ int upstream_new(sd_event *e, const UpstreamConfig *c, const UpstreamClientInfo 
         u->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (u->fd < 0)
                 return -errno;
+        /* Commands go out one at a time and each waits for its reply: no Nagle delay. */
+        if (sa->sa_family != AF_UNIX)
+                (void) setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
 
         r = sd_event_add_io(e, &u->io, u->fd, EPOLLOUT, on_upstream_io, u);
         if (r < 0)

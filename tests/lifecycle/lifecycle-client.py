@@ -160,6 +160,7 @@ def main():
         c = Conn(a.host, a.port, a.timeout)
         if a.mode == "greet":
             c.reply()
+            read_until_eof(c, a.wait)
             return 0
 
         c.expect("greeting", 220)
