@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2154 # PORT_<name> are set by proxy() with printf -v
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # mailsec-proxyd between real peers: swaks and Python clients on one side, a
 # private Postfix instance as the organisation's mail server on the other, a

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Common helpers of mailsec's shell tests and tools. Source this file.
 #

@@ -32,7 +32,7 @@ proxyd_find() {
 
 proxyd_start() {
         local name=$1 d=$2 listen=$3 conf=$4 bus=${5:-nobus}
-        local -a env=(-E MAILSEC_LOG_LEVEL=${MAILSEC_LOG_LEVEL:-debug} -E "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+        local -a env=(-E "MAILSEC_LOG_LEVEL=${MAILSEC_LOG_LEVEL:-debug}" -E "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
         proxyd_stop "$name" "$d"
         if [ "$bus" = bus ]; then
                 env+=(-E "DBUS_SYSTEM_BUS_ADDRESS=$DBUS_SYSTEM_BUS_ADDRESS")
