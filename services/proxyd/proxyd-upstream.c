@@ -141,6 +141,7 @@ struct Upstream {
         SmtpReply ehlo;         /* capabilities (code 0: none) */
         bool have_ehlo;
         char *xclient_attrs;    /* parameter of XCLIENT in our first EHLO reply */
+        bool xclient_done;      /* the backend accepted XCLIENT on this connection */
 
         /* Output */
         char *out;
@@ -550,6 +551,7 @@ static void upstream_dispatch(Upstream *u) {
                                   reply->n_lines > 0 ? reply->lines[0] : "");
                         return upstream_fail(u, -EPERM);
                 }
+                u->xclient_done = true;
                 smtp_reply_done(reply);
                 r = upstream_queue_hello(u, u->hello_esmtp ? "EHLO" : "HELO", u->hello_name);
                 if (r < 0)
@@ -1218,7 +1220,11 @@ int upstream_hello(Upstream *u, const char *helo, bool esmtp, bool client_tls,
         log_debug("upstream: introducing the client (%s, %s)", esmtp ? "ESMTP" : "SMTP",
                   client_tls ? "TLS" : "plain");
 
-        if (u->config->client_info == BACKEND_CLIENT_INFO_XCLIENT) {
+        /* XCLIENT once per connection: after it, the backend takes us for the client, and
+         * Postfix checks a second XCLIENT against the client's address (it would answer
+         * 550 insufficient authorization). A later EHLO/HELO (after the client's STARTTLS,
+         * or a repeated EHLO) updates the HELO name and resets the session by itself. */
+        if (u->config->client_info == BACKEND_CLIENT_INFO_XCLIENT && !u->xclient_done) {
                 _cleanup_free_ char *line = NULL;
 
                 if (!u->xclient_attrs) {
