@@ -464,6 +464,10 @@ static void upstream_dispatch(Upstream *u) {
                 smtp_reply_done(&u->greeting);
                 u->greeting = *reply;
                 *reply = (SmtpReply) SMTP_REPLY_NULL;
+                /* Our own EHLO is only needed to learn STARTTLS or XCLIENT; otherwise the
+                 * client's EHLO (upstream_hello()) is the first, saving a round trip. */
+                if (u->config->tls == BACKEND_TLS_NO && u->config->client_info != BACKEND_CLIENT_INFO_XCLIENT)
+                        return upstream_connected(u);
                 r = upstream_queue_hello(u, "EHLO", upstream_own_helo(u));
                 if (r < 0)
                         return upstream_fail(u, r);
@@ -718,6 +722,9 @@ static int upstream_read(Upstream *u) {
                 r = upstream_process_input(u);
                 if (r < 0)
                         return r;
+                /* A short read emptied the socket: level-triggered epoll says when more comes. */
+                if (!u->ssl && (size_t) k < room)
+                        return 0;
         }
 }
 
@@ -931,6 +938,33 @@ static void upstream_strategy(Upstream *u) {
         (void) sd_event_source_set_enabled(u->io, SD_EVENT_ON);
 }
 
+/* Writes what is queued, refilling the message body as it drains. Returns < 0 on a
+ * write error, which the caller reports. */
+static int upstream_send_pending(Upstream *u) {
+        int r;
+
+        if (upstream_out_pending(u) == 0)
+                return 0;
+
+        r = upstream_write(u);
+        if (r <= 0)
+                return r;
+        if (IN_SET_DATA(u->state)) {
+                /* Progress on the message: the block timeout starts again. */
+                r = upstream_fill_body(u);
+                if (r < 0)
+                        return r;
+                if (u->state == UPSTREAM_DATA_TERM && upstream_out_pending(u) == 0) {
+                        if (!u->term_timer_armed) {
+                                u->term_timer_armed = true;
+                                (void) upstream_arm_timer(u, u->config->data_term_timeout);
+                        }
+                } else
+                        (void) upstream_arm_timer(u, u->config->data_block_timeout);
+        }
+        return 0;
+}
+
 static int on_upstream_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         _cleanup_(upstream_unrefp) Upstream *u = upstream_ref(userdata);
         int r;
@@ -954,33 +988,33 @@ static int on_upstream_io(sd_event_source *s, int fd, uint32_t revents, void *us
         }
 
         if (u->state != UPSTREAM_HANDSHAKE && u->state != UPSTREAM_DEAD) {
-                r = upstream_write(u);
+                r = upstream_send_pending(u);
                 if (r < 0) {
                         log_debug_errno(r, "upstream: write failed: %m");
                         upstream_fail(u, r);
                         return 0;
                 }
-                if (r > 0 && IN_SET_DATA(u->state)) {
-                        /* Progress on the message: the block timeout starts again. */
-                        r = upstream_fill_body(u);
-                        if (r < 0) {
+
+                /* A plain socket is read only when it said so; TLS may hold decrypted
+                 * bytes or need a read to finish a write. */
+                if (u->ssl || (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+                        r = upstream_read(u);
+                        if (r < 0 && r != -ENOTCONN && !u->freed && u->state != UPSTREAM_DEAD) {
+                                log_debug_errno(r, "upstream: read failed: %m");
                                 upstream_fail(u, r);
                                 return 0;
                         }
-                        if (u->state == UPSTREAM_DATA_TERM && upstream_out_pending(u) == 0) {
-                                if (!u->term_timer_armed) {
-                                        u->term_timer_armed = true;
-                                        (void) upstream_arm_timer(u, u->config->data_term_timeout);
-                                }
-                        } else
-                                (void) upstream_arm_timer(u, u->config->data_block_timeout);
                 }
 
-                r = upstream_read(u);
-                if (r < 0 && r != -ENOTCONN && !u->freed && u->state != UPSTREAM_DEAD) {
-                        log_debug_errno(r, "upstream: read failed: %m");
-                        upstream_fail(u, r);
-                        return 0;
+                /* Whatever the replies led to (the next command, the message after a
+                 * 354) goes out now rather than after another round of the loop. */
+                if (!u->freed && u->state != UPSTREAM_HANDSHAKE && u->state != UPSTREAM_DEAD) {
+                        r = upstream_send_pending(u);
+                        if (r < 0) {
+                                log_debug_errno(r, "upstream: write failed: %m");
+                                upstream_fail(u, r);
+                                return 0;
+                        }
                 }
         }
 
@@ -1105,6 +1139,12 @@ static void upstream_begin(Upstream *u, UpstreamState state, usec_t timeout,
         u->handler = handler;
         u->userdata = userdata;
         (void) upstream_arm_timer(u, timeout);
+        /* The socket is nearly always writable: send at once instead of waiting for the
+         * loop to say so. A failure is left to the loop, where the socket reports it
+         * again and the handler learns it from there, never from inside this call. */
+        if (!IN_SET(state, UPSTREAM_CONNECTING, UPSTREAM_HANDSHAKE, UPSTREAM_DEAD) &&
+            upstream_send_pending(u) < 0)
+                log_debug("upstream: immediate write failed, leaving it to the event loop.");
         upstream_strategy(u);
 }
 

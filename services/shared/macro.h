@@ -28,6 +28,20 @@
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define CLAMP(x, lo, hi) MIN(MAX((x), (lo)), (hi))
 
+/* IN_SET(x, A, B, C): x equals one of the listed values. */
+#define IN_SET(x, first, ...)                                                           \
+        ({                                                                              \
+                const typeof(x) _in_set_x_ = (x);                                       \
+                const typeof(x) _in_set_l_[] = { first, ##__VA_ARGS__ };                \
+                bool _in_set_found_ = false;                                            \
+                for (size_t _in_set_i_ = 0; _in_set_i_ < ELEMENTSOF(_in_set_l_); _in_set_i_++) \
+                        if (_in_set_l_[_in_set_i_] == _in_set_x_) {                     \
+                                _in_set_found_ = true;                                  \
+                                break;                                                  \
+                        }                                                               \
+                _in_set_found_;                                                         \
+        })
+
 #define STRLEN(s) (sizeof(s) - 1)
 #define STRINGIFY(x) #x
 #define XSTRINGIFY(x) STRINGIFY(x)

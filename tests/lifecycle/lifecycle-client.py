@@ -8,7 +8,8 @@ while the test signals, reloads or kills the daemon or its backend.
 Modes:
   fingerprint   STARTTLS (verified against --ca), print "fingerprint: <sha256 of the
                 leaf certificate>", QUIT.
-  greet         connect, print the first reply ("S: ..."), close.
+  greet         connect, print the first reply ("S: ..."); QUIT after a 220, else
+                read until the server closes the connection.
   hold          go through the session up to --stop-after (greeting, ehlo, mail,
                 rcpt, data, body, dot), optionally inside STARTTLS (--tls), write
                 --ready (holding the leaf's fingerprint when TLS is used), then:
@@ -159,8 +160,12 @@ def main():
     try:
         c = Conn(a.host, a.port, a.timeout)
         if a.mode == "greet":
-            c.reply()
-            read_until_eof(c, a.wait)
+            code, _ = c.reply()
+            if code == 220:
+                c.send(b"QUIT\r\n")
+                c.reply()
+            else:
+                read_until_eof(c, a.wait)
             return 0
 
         c.expect("greeting", 220)

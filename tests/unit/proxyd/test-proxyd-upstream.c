@@ -541,7 +541,9 @@ static void client_init(Client *c, uint16_t port) {
         ck_assert_int_eq(socket_address_parse("127.0.0.1:1", &c->config.address), 0);
         ((struct sockaddr_in*) &c->config.address.sockaddr)->sin_port = htons(port);
         c->config.client_info = BACKEND_CLIENT_INFO_NONE;
-        c->config.tls = BACKEND_TLS_NO;
+        /* "may": the client EHLOs with its own name first to learn STARTTLS, which the
+         * scripted conversations below expect (test_no_own_ehlo covers BackendTLS=no). */
+        c->config.tls = BACKEND_TLS_MAY;
         c->config.helo = strdup("proxy.test");
         c->config.connect_timeout = c->config.greeting_timeout = c->config.mail_timeout =
                 c->config.rcpt_timeout = c->config.data_init_timeout = c->config.data_block_timeout =
@@ -745,6 +747,36 @@ START_TEST(test_session_xclient)
         ck_assert(memcmp(s.received, prefix, STRLEN(prefix)) == 0);
         ck_assert(memcmp(s.received + STRLEN(prefix), stuffed, slen) == 0);
         free(s.received);
+        client_done(&c);
+}
+END_TEST
+
+START_TEST(test_no_own_ehlo)
+{
+        /* BackendTLS=no without XCLIENT: nothing to learn from an EHLO of our own, so the
+         * client's EHLO is the first command the backend sees. */
+        static const Step steps[] = {
+                { SEND, "220 fake.test ESMTP\r\n" },
+                { EXPECT, "EHLO client.example" },
+                { SEND, "250-fake.test\r\n250 SIZE 1000\r\n" },
+                { EXPECT, "QUIT" },
+                { CLOSE },
+        };
+        static const Action actions[] = {
+                { .expect_code = 220 },
+                { HELLO, "client.example", .expect_code = 250 },
+                { QUIT },
+        };
+        FakeServer s = {};
+        Client c;
+
+        server_start(&s, steps, ELEMENTSOF(steps));
+        client_init(&c, s.port);
+        c.config.tls = BACKEND_TLS_NO;
+        client_run(&c, actions, ELEMENTSOF(actions), NULL);
+        server_join(&s);
+        ASSERT_CLIENT_OK(&c);
+        ASSERT_SERVER_OK(&s);
         client_done(&c);
 }
 END_TEST
@@ -1452,6 +1484,7 @@ static Suite* upstream_suite(void) {
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, test_session_xclient);
         tcase_add_test(tc, test_session_no_final_crlf);
+        tcase_add_test(tc, test_no_own_ehlo);
         tcase_add_test(tc, test_capabilities);
         tcase_add_test(tc, test_session_bdat);
         tcase_add_test(tc, test_proxy_v2_session);
