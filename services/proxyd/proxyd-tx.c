@@ -62,6 +62,35 @@ static inline void scan_in_line(DataScanner *s, char c, char *out, size_t *o) {
         s->state = DATA_SCAN_IN_LINE;
 }
 
+/* Bytes that end a run of ordinary line content: CR, LF and NUL. */
+static size_t scan_plain_run(const char *p, size_t n) {
+        size_t i = 0;
+
+        while (i < n && p[i] != '\r' && p[i] != '\n' && p[i] != '\0')
+                i++;
+        return i;
+}
+
+/* The same as scan_in_line() for each of n ordinary bytes, done at once: the counters
+ * only grow, so checking the limits once at the end sets the same flags. */
+static void scan_emit_run(DataScanner *s, const char *p, size_t n, char *out, size_t *o) {
+        if (out + *o != p)
+                memmove(out + *o, p, n);
+        *o += n;
+        s->size += n;
+        if (s->size > s->max_size)
+                s->flags |= DATA_SCAN_TOO_BIG;
+        if (s->in_header) {
+                s->header_size += n;
+                if (s->header_size > s->max_header)
+                        s->flags |= DATA_SCAN_HEADER_TOO_BIG;
+        }
+        s->line_len += n;
+        if (s->line_len > s->max_line)
+                s->flags |= DATA_SCAN_LINE_TOO_LONG;
+        s->state = DATA_SCAN_IN_LINE;
+}
+
 size_t data_scanner_feed(DataScanner *s, const char *in, size_t n, char *out, size_t *ret_out_len, bool *ret_end) {
         size_t i, o = 0;
         bool end = false;
@@ -78,9 +107,16 @@ size_t data_scanner_feed(DataScanner *s, const char *in, size_t n, char *out, si
                         scan_in_line(s, c, out, &o);
                         break;
 
-                case DATA_SCAN_IN_LINE:
-                        scan_in_line(s, c, out, &o);
+                case DATA_SCAN_IN_LINE: {
+                        size_t run = scan_plain_run(in + i, n - i);
+
+                        if (run > 0) {
+                                scan_emit_run(s, in + i, run, out, &o);
+                                i += run - 1;   /* the loop adds the last one */
+                        } else
+                                scan_in_line(s, c, out, &o);
                         break;
+                }
 
                 case DATA_SCAN_CR:
                         if (c == '\n') {

@@ -1577,13 +1577,21 @@ int xtext_encode(const char *s, char **ret) {
 
 size_t smtp_dot_stuff(const char *in, size_t len, bool *at_line_start, char *out) {
         bool bol = *at_line_start;
-        size_t o = 0;
+        size_t i = 0, o = 0;
 
-        for (size_t i = 0; i < len; i++) {
+        /* Line by line with memchr(): only a line's first byte needs a look. */
+        while (i < len) {
+                const char *nl;
+                size_t seg;
+
                 if (bol && in[i] == '.')
                         out[o++] = '.';
-                out[o++] = in[i];
-                bol = in[i] == '\n';
+                nl = memchr(in + i, '\n', len - i);
+                seg = nl ? (size_t) (nl - (in + i)) + 1 : len - i;
+                memcpy(out + o, in + i, seg);
+                o += seg;
+                i += seg;
+                bol = nl;
         }
         *at_line_start = bol;
         return o;
