@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "proxyd-manager.h"
 #include "string-util.h"
+#include "time-util.h"
 
 /* Connections taken per wake-up of a listening socket. */
 #define ACCEPTS_PER_EVENT 64U
@@ -102,13 +104,72 @@ int manager_reload(Manager *m, ConfigError *error) {
         return r;
 }
 
-unsigned manager_count_client(Manager *m, const char *client_ip) {
-        unsigned n = 0;
+static size_t client_bucket(const char *ip) {
+        uint32_t h = 2166136261U;      /* FNV-1a */
 
-        for (Session *s = m->sessions; s; s = s->sessions_next)
-                if (s->client_ip && streq(s->client_ip, client_ip))
-                        n++;
-        return n;
+        for (const char *p = ip; *p; p++)
+                h = (h ^ (uint8_t) *p) * 16777619U;
+        return h % MANAGER_CLIENT_BUCKETS;
+}
+
+static ClientCount** client_find(Manager *m, const char *ip) {
+        ClientCount **c = &m->clients[client_bucket(ip)];
+
+        while (*c && !streq((*c)->ip, ip))
+                c = &(*c)->next;
+        return c;
+}
+
+unsigned manager_count_client(Manager *m, const char *client_ip) {
+        ClientCount *c = *client_find(m, client_ip);
+
+        return c ? c->n : 0;
+}
+
+int manager_client_ref(Manager *m, const char *client_ip) {
+        ClientCount **c = client_find(m, client_ip);
+
+        if (!*c) {
+                size_t l = strlen(client_ip);
+
+                *c = malloc(sizeof(ClientCount) + l + 1);
+                if (!*c)
+                        return -ENOMEM;
+                (*c)->next = NULL;
+                (*c)->n = 0;
+                memcpy((*c)->ip, client_ip, l + 1);
+        }
+        (*c)->n++;
+        return 0;
+}
+
+void manager_client_unref(Manager *m, const char *client_ip) {
+        ClientCount **c = client_find(m, client_ip), *gone;
+
+        if (!*c)
+                return;
+        assert((*c)->n > 0);
+        if (--(*c)->n > 0)
+                return;
+        gone = *c;
+        *c = gone->next;
+        free(gone);
+}
+
+uint64_t manager_next_session_id(Manager *m) {
+        if (m->n_session_ids == 0) {
+                ssize_t k = getrandom(m->session_ids, sizeof(m->session_ids), GRND_NONBLOCK);
+
+                if (k != (ssize_t) sizeof(m->session_ids)) {
+                        /* No entropy yet (early boot): ids need to be unique, not secret. */
+                        uint64_t t = now(CLOCK_REALTIME) ^ ((uint64_t) getpid() << 32);
+
+                        for (size_t i = 0; i < ELEMENTSOF(m->session_ids); i++)
+                                m->session_ids[i] = t + i * 0x9E3779B97F4A7C15ULL;
+                }
+                m->n_session_ids = ELEMENTSOF(m->session_ids);
+        }
+        return m->session_ids[--m->n_session_ids];
 }
 
 static bool errno_accept_transient(int e) {
@@ -154,11 +215,6 @@ static int on_listener_io(sd_event_source *source, int fd, uint32_t revents, voi
                         log_warning_errno(-errno, "accept() on %s failed, ignoring: %m", strna(l->name));
                         return 0;
                 }
-
-                /* Replies are small and already coalesced per pipelined group: without
-                 * TCP_NODELAY the second reply of a group waits for the client's delayed ACK. */
-                if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6)
-                        (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
 
                 if (m->n_sessions >= m->config->max_sessions) {
                         refuse(m, cfd, "MaxSessions= reached");
@@ -208,6 +264,12 @@ int manager_add_listener(Manager *m, int fd, const char *name) {
                 free(l->name);
                 return r;
         }
+        /* Accepted connections inherit TCP_NODELAY (NoDelay= in the socket unit does the
+         * same): replies are small and already coalesced per pipelined group, and without
+         * it the second reply of a group waits for the client's delayed ACK. */
+        if (sd_is_socket(fd, AF_INET, SOCK_STREAM, 1) > 0 || sd_is_socket(fd, AF_INET6, SOCK_STREAM, 1) > 0)
+                (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
+
         r = sd_event_add_io(m->event, &l->source, fd, EPOLLIN, on_listener_io, l);
         if (r < 0) {
                 free(l->name);

@@ -33,6 +33,16 @@ typedef struct Listener {
         sd_event_source *source;
 } Listener;
 
+/* How many sessions each client address has open, for MaxSessionsPerClient=: a hash
+ * table, so a new connection costs the same with ten sessions open or ten thousand. */
+#define MANAGER_CLIENT_BUCKETS 1024
+typedef struct ClientCount ClientCount;
+struct ClientCount {
+        ClientCount *next;
+        unsigned n;
+        char ip[];
+};
+
 struct Manager {
         sd_event *event;
         sd_bus *bus;
@@ -46,6 +56,10 @@ struct Manager {
 
         Session *sessions;
         unsigned n_sessions;
+        ClientCount *clients[MANAGER_CLIENT_BUCKETS];  /* sessions per client address */
+
+        uint64_t session_ids[64];               /* random ids, drawn in batches */
+        size_t n_session_ids;
 
         ProxyStats stats;
 };
@@ -71,3 +85,7 @@ void manager_shutdown(Manager *m, int code);
 
 /* Sessions from the same client address right now. */
 unsigned manager_count_client(Manager *m, const char *client_ip);
+int manager_client_ref(Manager *m, const char *client_ip);
+void manager_client_unref(Manager *m, const char *client_ip);
+/* A random 64-bit session id; getrandom() is called once per 64 sessions. */
+uint64_t manager_next_session_id(Manager *m);

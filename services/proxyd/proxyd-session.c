@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -29,7 +28,7 @@
 
 /* Input is read in pieces of this size at most; a command line may be up to
  * MaxLineLength + CRLF, so the buffer grows to that if needed. */
-#define IBUF_MIN 1024U
+#define IBUF_MIN 4096U          /* a small message in one read; freed again when idle */
 #define IBUF_DATA 16384U
 /* A client that does not read its replies stops being served at this much output. */
 #define OBUF_HIGH (64U * 1024U)
@@ -1240,6 +1239,8 @@ static int session_step(Session *s, unsigned *reads) {
         return 1;
 }
 
+static int on_client_io(sd_event_source *source, int fd, uint32_t revents, void *userdata);
+
 static void session_update_io(Session *s) {
         uint32_t events = 0;
         bool client_turn;
@@ -1260,7 +1261,19 @@ static void session_update_io(Session *s) {
                         events |= EPOLLIN;
         }
 
-        if (events != s->io_events) {
+        if (!s->io_source) {
+                /* Added to epoll only once there is something to wait for: no add and
+                 * remove while the greeting waits for the backend. */
+                if (events != 0) {
+                        r = sd_event_add_io(s->manager->event, &s->io_source, s->fd, events, on_client_io, s);
+                        if (r < 0)
+                                log_session_errno(s, LOG_WARNING, r, "Cannot watch the client connection, ignoring: %m");
+                        else {
+                                (void) sd_event_source_set_description(s->io_source, "session-io");
+                                s->io_events = events;
+                        }
+                }
+        } else if (events != s->io_events) {
                 if (events == 0)
                         r = sd_event_source_set_enabled(s->io_source, SD_EVENT_OFF);
                 else {
@@ -1457,8 +1470,7 @@ int session_new(Manager *m, int fd, const struct sockaddr *peer, socklen_t peer_
         m->sessions = s;
         m->n_sessions++;
 
-        if (getrandom(&s->id, sizeof(s->id), GRND_NONBLOCK) != sizeof(s->id))
-                s->id = ((uint64_t) random() << 32) ^ (uint64_t) random() ^ s->started;
+        s->id = manager_next_session_id(m);
 
         if (peer && peer_len > 0 && peer_len <= sizeof(s->peer)) {
                 memcpy(&s->peer, peer, peer_len);
@@ -1468,24 +1480,25 @@ int session_new(Manager *m, int fd, const struct sockaddr *peer, socklen_t peer_
                 if (getpeername(s->fd, (struct sockaddr*) &s->peer, &s->peer_len) < 0)
                         s->peer_len = 0;
         }
-        s->local_len = sizeof(s->local);
-        if (getsockname(s->fd, (struct sockaddr*) &s->local, &s->local_len) < 0)
-                s->local_len = 0;
+        /* Where the client connected to matters only to XCLIENT (DESTADDR) and PROXY v2. */
+        if (s->config->upstream.client_info != BACKEND_CLIENT_INFO_NONE) {
+                s->local_len = sizeof(s->local);
+                if (getsockname(s->fd, (struct sockaddr*) &s->local, &s->local_len) < 0)
+                        s->local_len = 0;
+        }
 
         r = sockaddr_format((const struct sockaddr*) &s->peer, s->peer_len, &s->client_ip, &s->client);
         if (r < 0)
                 goto fail;
+        r = manager_client_ref(m, s->client_ip);
+        if (r < 0)
+                goto fail;
+        s->client_counted = true;
         if (asprintf_safe(&s->log_session, "MAILSEC_SESSION=%016" PRIx64, s->id) < 0 ||
             asprintf_safe(&s->log_client, "MAILSEC_CLIENT=%s", s->client) < 0) {
                 r = -ENOMEM;
                 goto fail;
         }
-
-        r = sd_event_add_io(m->event, &s->io_source, s->fd, 0, on_client_io, s);
-        if (r < 0)
-                goto fail;
-        (void) sd_event_source_set_enabled(s->io_source, SD_EVENT_OFF);
-        (void) sd_event_source_set_description(s->io_source, "session-io");
 
         r = sd_event_add_time(m->event, &s->timer_source, CLOCK_MONOTONIC, USEC_INFINITY, 0,
                               on_session_timeout, s);
@@ -1562,6 +1575,8 @@ Session* session_free(Session *s) {
         free(s->ibuf);
         free(s->obuf);
         free(s->client);
+        if (s->client_counted)
+                manager_client_unref(s->manager, s->client_ip);
         free(s->client_ip);
         free(s->tls);
         free(s->helo);

@@ -64,6 +64,7 @@ struct Session {
         socklen_t peer_len, local_len;
         char *client;                   /* "192.0.2.1:53211" */
         char *client_ip;                /* "192.0.2.1" */
+        bool client_counted;            /* counted in Manager.clients */
 
         SessionState state;
         SessionFlags flags;
