@@ -160,6 +160,8 @@ const ConfigTableItem proxy_config_table[] = {
         { "Proxy",    "BackendPin",                 config_parse_backend_pin,         0, offsetof(ProxyConfig, upstream) },
         { "Proxy",    "BackendTLSName",             config_parse_hostname,            0, UP(tls_name) },
         { "Proxy",    "BackendHelo",                config_parse_hostname,            0, UP(helo) },
+        { "Proxy",    "BackendReuse",               config_parse_bool,                0, offsetof(ProxyConfig, backend_reuse) },
+        { "Proxy",    "BackendReuseMax",            config_parse_limit,               0, offsetof(ProxyConfig, backend_reuse_max) },
         { "TLS",      "CertificateFile",            config_parse_file_list,           0, offsetof(ProxyConfig, certificate_files) },
         { "TLS",      "KeyFile",                    config_parse_file_list,           1, offsetof(ProxyConfig, key_files) },
         { "TLS",      "STARTTLS",                   config_parse_bool,                0, offsetof(ProxyConfig, starttls) },
@@ -178,6 +180,7 @@ const ConfigTableItem proxy_config_table[] = {
         { "Timeouts", "BackendDataInitTimeoutSec",  config_parse_timeout,             0, UP(data_init_timeout) },
         { "Timeouts", "BackendDataBlockTimeoutSec", config_parse_timeout,             0, UP(data_block_timeout) },
         { "Timeouts", "BackendDataTermTimeoutSec",  config_parse_timeout,             0, UP(data_term_timeout) },
+        { "Timeouts", "BackendReuseTimeoutSec",     config_parse_timeout,             0, offsetof(ProxyConfig, backend_reuse_timeout) },
 };
 const size_t proxy_config_table_size = ELEMENTSOF(proxy_config_table);
 
@@ -204,6 +207,9 @@ int proxy_config_new(ProxyConfig **ret) {
                         .data_block_timeout = 3 * USEC_PER_MINUTE,
                         .data_term_timeout = 10 * USEC_PER_MINUTE,
                 },
+                .backend_reuse = true,
+                .backend_reuse_max = PROXY_DEFAULT_BACKEND_REUSE_MAX,
+                .backend_reuse_timeout = PROXY_DEFAULT_BACKEND_REUSE_TIMEOUT,
                 .starttls = true,
                 .max_line_length = PROXY_DEFAULT_MAX_LINE_LENGTH,
                 .max_message_size = PROXY_DEFAULT_MAX_MESSAGE_SIZE,

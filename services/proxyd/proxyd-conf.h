@@ -20,6 +20,9 @@ typedef struct ProxyConfig {
         /* [Proxy] */
         char *hostname;                 /* Hostname= (default: gethostname()) */
         UpstreamConfig upstream;        /* Backend*=, and helo from BackendHelo= */
+        bool backend_reuse;             /* BackendReuse=: keep idle backend connections */
+        unsigned backend_reuse_max;     /* BackendReuseMax= */
+        usec_t backend_reuse_timeout;   /* BackendReuseTimeoutSec= */
 
         /* [TLS] */
         char **certificate_files;       /* CertificateFile=, one per line */
@@ -53,6 +56,8 @@ typedef struct ProxyConfig {
 #define PROXY_DEFAULT_MAX_BAD_COMMANDS 10U
 #define PROXY_DEFAULT_MAX_HEADER_SIZE (UINT64_C(1) * 1024 * 1024)
 #define PROXY_DEFAULT_SERVER_TIMEOUT (5 * USEC_PER_MINUTE)
+#define PROXY_DEFAULT_BACKEND_REUSE_MAX 100U
+#define PROXY_DEFAULT_BACKEND_REUSE_TIMEOUT (10 * USEC_PER_SEC)
 
 /* A configuration with every default set (hostname not yet filled in). */
 int proxy_config_new(ProxyConfig **ret);

@@ -50,6 +50,8 @@ Manager* manager_free(Manager *m) {
 
         while (m->sessions)
                 session_free(m->sessions);
+        manager_pool_flush(m);
+        sd_event_source_disable_unref(m->pool_timer);
 
         for (size_t i = 0; i < m->n_listeners; i++) {
                 sd_event_source_disable_unref(m->listeners[i].source);
@@ -78,7 +80,145 @@ int manager_load_config(Manager *m, ConfigError *error) {
                 return r;
         proxy_config_unref(m->config);
         m->config = c;
+        /* Connections made under the old backend settings are not handed out again. */
+        manager_pool_flush(m);
         return 0;
+}
+
+/* ---- Backend connection reuse ---- */
+
+bool proxy_config_reuses_backend(const ProxyConfig *c) {
+        /* XCLIENT and PROXY v2 bind a connection to one client. */
+        return c->backend_reuse && c->backend_reuse_max > 0 &&
+                c->upstream.client_info == BACKEND_CLIENT_INFO_NONE;
+}
+
+static void pool_unlink(Manager *m, PooledUpstream *p) {
+        if (p->prev)
+                p->prev->next = p->next;
+        else
+                m->pool_head = p->next;
+        if (p->next)
+                p->next->prev = p->prev;
+        else
+                m->pool_tail = p->prev;
+        m->n_pool--;
+}
+
+/* Closes an entry; with quit, says QUIT first (the backend logs a clean end). */
+static void pool_drop(Manager *m, PooledUpstream *p, bool quit) {
+        pool_unlink(m, p);
+        if (quit && !upstream_is_dead(p->upstream))
+                upstream_quit_and_free(p->upstream);
+        else
+                upstream_free(p->upstream);
+        proxy_config_unref(p->config);
+        free(p);
+}
+
+static int on_pool_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void pool_arm_timer(Manager *m) {
+        int r;
+
+        if (!m->pool_tail) {
+                if (m->pool_timer)
+                        (void) sd_event_source_set_enabled(m->pool_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!m->pool_timer) {
+                r = sd_event_add_time(m->event, &m->pool_timer, CLOCK_MONOTONIC, m->pool_tail->expires,
+                                      USEC_PER_SEC / 10, on_pool_timer, m);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot arm the backend connection reuse timer, ignoring: %m");
+                        return;
+                }
+                (void) sd_event_source_set_description(m->pool_timer, "backend-reuse");
+                return;
+        }
+        (void) sd_event_source_set_time(m->pool_timer, m->pool_tail->expires);
+        (void) sd_event_source_set_enabled(m->pool_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_pool_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        usec_t t = now(CLOCK_MONOTONIC);
+
+        while (m->pool_tail && (m->pool_tail->expires <= t || upstream_is_dead(m->pool_tail->upstream)))
+                pool_drop(m, m->pool_tail, true);
+        pool_arm_timer(m);
+        return 0;
+}
+
+static PooledUpstream* pooled_new(Upstream *u, ProxyConfig *c) {
+        PooledUpstream *p = calloc(1, sizeof(PooledUpstream));
+
+        if (!p)
+                return NULL;
+        p->upstream = u;
+        p->config = proxy_config_ref(c);
+        return p;
+}
+
+void manager_pool_put(Manager *m, ProxyConfig *c, Upstream *u) {
+        PooledUpstream *p;
+
+        if (!u)
+                return;
+        if (c != m->config || !proxy_config_reuses_backend(c) || !upstream_is_idle(u)) {
+                upstream_quit_and_free(u);
+                return;
+        }
+        /* Full: the oldest goes. */
+        while (m->n_pool >= c->backend_reuse_max && m->pool_tail)
+                pool_drop(m, m->pool_tail, true);
+
+        p = pooled_new(u, c);
+        if (!p) {
+                upstream_quit_and_free(u);
+                return;
+        }
+        p->expires = now(CLOCK_MONOTONIC) + c->backend_reuse_timeout;
+        p->next = m->pool_head;
+        if (m->pool_head)
+                m->pool_head->prev = p;
+        else
+                m->pool_tail = p;
+        m->pool_head = p;
+        m->n_pool++;
+        pool_arm_timer(m);
+}
+
+Upstream* manager_pool_take(Manager *m, ProxyConfig *c) {
+        usec_t t;
+
+        if (!m->pool_head || c != m->config || !proxy_config_reuses_backend(c))
+                return NULL;
+
+        t = now(CLOCK_MONOTONIC);
+        while (m->pool_head) {
+                PooledUpstream *p = m->pool_head;
+                Upstream *u;
+
+                if (upstream_is_dead(p->upstream) || p->expires <= t || !upstream_is_idle(p->upstream)) {
+                        pool_drop(m, p, false);
+                        continue;
+                }
+                u = TAKE_PTR(p->upstream);
+                pool_unlink(m, p);
+                proxy_config_unref(p->config);
+                free(p);
+                pool_arm_timer(m);
+                return u;
+        }
+        pool_arm_timer(m);
+        return NULL;
+}
+
+void manager_pool_flush(Manager *m) {
+        while (m->pool_head)
+                pool_drop(m, m->pool_head, true);
+        pool_arm_timer(m);
 }
 
 int manager_reload(Manager *m, ConfigError *error) {

@@ -43,6 +43,16 @@ struct ClientCount {
         char ip[];
 };
 
+/* An idle backend connection kept for the next session (BackendReuse=). It keeps the
+ * configuration it was made under: its Upstream points into it. */
+typedef struct PooledUpstream PooledUpstream;
+struct PooledUpstream {
+        PooledUpstream *next, *prev;    /* head: most recently parked */
+        Upstream *upstream;
+        ProxyConfig *config;
+        usec_t expires;                 /* CLOCK_MONOTONIC */
+};
+
 struct Manager {
         sd_event *event;
         sd_bus *bus;
@@ -57,6 +67,10 @@ struct Manager {
         Session *sessions;
         unsigned n_sessions;
         ClientCount *clients[MANAGER_CLIENT_BUCKETS];  /* sessions per client address */
+
+        PooledUpstream *pool_head, *pool_tail;
+        unsigned n_pool;
+        sd_event_source *pool_timer;            /* fires when the oldest one expires */
 
         uint64_t session_ids[64];               /* random ids, drawn in batches */
         size_t n_session_ids;
@@ -87,5 +101,15 @@ void manager_shutdown(Manager *m, int code);
 unsigned manager_count_client(Manager *m, const char *client_ip);
 int manager_client_ref(Manager *m, const char *client_ip);
 void manager_client_unref(Manager *m, const char *client_ip);
+/* Backend connection reuse. manager_pool_put() takes u: it parks it when the
+ * configuration allows reuse and u is idle and alive, and closes it otherwise.
+ * manager_pool_take() returns a parked, still open connection made under config c, or
+ * NULL. manager_pool_flush() closes them all (reload, shutdown). */
+void manager_pool_put(Manager *m, ProxyConfig *c, Upstream *u);
+Upstream* manager_pool_take(Manager *m, ProxyConfig *c);
+void manager_pool_flush(Manager *m);
+/* Whether a session under c may hand its backend connection on at all. */
+bool proxy_config_reuses_backend(const ProxyConfig *c);
+
 /* A random 64-bit session id; getrandom() is called once per 64 sessions. */
 uint64_t manager_next_session_id(Manager *m);

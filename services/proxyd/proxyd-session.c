@@ -203,6 +203,19 @@ static void session_backend_failed(Session *s, int error, const char *what) {
         s->upstream = upstream_free(s->upstream);
 }
 
+/* The session is done with its backend connection: hand it to the next session when
+ * nothing of this one is left on it (no transaction, no call under way), else close it. */
+static void session_release_upstream(Session *s) {
+        if (!s->upstream)
+                return;
+        if (session_busy(s) || (s->flags & SESSION_FLAG_BACKEND_DEAD))
+                s->upstream = upstream_free(s->upstream);
+        else if (!s->tx)
+                manager_pool_put(s->manager, s->config, TAKE_PTR(s->upstream));
+        else
+                s->upstream = upstream_quit_and_free(s->upstream);
+}
+
 /* ---- The transaction's end ---- */
 
 static void session_tx_end(Session *s, unsigned status, uint64_t size) {
@@ -364,6 +377,55 @@ static const char* check_hello(Session *s, const SmtpCommand *c, CommandArgs *a,
         return NULL;
 }
 
+static int session_connect(Session *s, UpstreamHandler handler) {
+        int r;
+
+        r = upstream_new(s->manager->event, &s->config->upstream,
+                         &(UpstreamClientInfo) {
+                                 .client = (const struct sockaddr*) &s->peer,
+                                 .client_len = s->peer_len,
+                                 .local = (const struct sockaddr*) &s->local,
+                                 .local_len = s->local_len,
+                         }, handler, s, &s->upstream);
+        if (r < 0)
+                return r;
+        s->flags |= SESSION_FLAG_BACKEND_BUSY;
+        return 0;
+}
+
+static void on_hello_reply(Upstream *u, const SmtpReply *reply, int error, void *userdata);
+
+static void on_retry_greeting(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
+        Session *s = userdata;
+        int r;
+
+        s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        if (error >= 0 && reply->code == 220) {
+                r = upstream_hello(u, s->helo, s->esmtp, !!s->ssl, on_hello_reply, s);
+                if (r >= 0) {
+                        s->flags |= SESSION_FLAG_BACKEND_BUSY;
+                        return;
+                }
+                error = r;
+        }
+        session_backend_failed(s, error < 0 ? error : -ECONNREFUSED, "EHLO");
+        session_close(s, "421 4.4.1 %s Backend mail server not available, try again later",
+                      s->config->hostname);
+        session_advance(s);
+}
+
+/* A parked backend connection may have been closed meanwhile (the backend's idle
+ * timeout, a restart) without our noticing yet: the client must not pay for it, so a
+ * fresh connection takes its place, once. Returns 0 when the retry is under way. */
+static int session_retry_fresh_backend(Session *s, int error) {
+        if (!(s->flags & SESSION_FLAG_UPSTREAM_REUSED))
+                return error;
+        s->flags &= ~SESSION_FLAG_UPSTREAM_REUSED;
+        log_session_errno(s, LOG_DEBUG, error, "Reused backend connection failed (%m), connecting afresh.");
+        s->upstream = upstream_free(s->upstream);
+        return session_connect(s, on_retry_greeting);
+}
+
 static void on_hello_reply(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
         Session *s = userdata;
         _cleanup_free_ char *text = NULL;
@@ -372,6 +434,10 @@ static void on_hello_reply(Upstream *u, const SmtpReply *reply, int error, void 
         s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
         s->flags |= SESSION_FLAG_FLUSH;
         session_touch(s);
+
+        if (error < 0 && session_retry_fresh_backend(s, error) >= 0)
+                return;
+        s->flags &= ~SESSION_FLAG_UPSTREAM_REUSED;
 
         if (error < 0) {
                 session_backend_failed(s, error, "EHLO");
@@ -428,6 +494,8 @@ static void proceed_hello(Session *s, const SmtpCommand *c, CommandArgs *a) {
         }
 
         r = upstream_hello(s->upstream, s->helo, s->esmtp, !!s->ssl, on_hello_reply, s);
+        if (r < 0 && session_retry_fresh_backend(s, r) >= 0)
+                return;
         if (r < 0) {
                 session_backend_failed(s, r, "EHLO");
                 session_close(s, "421 4.4.1 %s Backend mail server not available, try again later",
@@ -673,6 +741,15 @@ static const char* check_data(Session *s, const SmtpCommand *c, CommandArgs *a, 
 static void proceed_data(Session *s, const SmtpCommand *c, CommandArgs *a) {
         int r;
 
+        /* The backend went away while the client was between commands: say so now
+         * rather than after taking the whole message. */
+        if (upstream_is_dead(s->upstream)) {
+                session_backend_failed(s, -ECONNRESET, "DATA");
+                session_reply(s, "451 4.4.1 Backend mail server not available, try again later");
+                session_tx_end(s, 451, 0);
+                return;
+        }
+
         r = transaction_start_data(s->tx, /* bdat= */ false, s->config->max_line_length,
                                    s->config->max_header_size, s->size_limit);
         if (r < 0) {
@@ -826,7 +903,7 @@ static void proceed_help(Session *s, const SmtpCommand *c, CommandArgs *a) {
 
 static void proceed_quit(Session *s, const SmtpCommand *c, CommandArgs *a) {
         session_close(s, "221 2.0.0 %s Bye", s->config->hostname);
-        s->upstream = upstream_quit_and_free(s->upstream);
+        session_release_upstream(s);
 }
 
 static const char* check_expn(Session *s, const SmtpCommand *c, CommandArgs *a, char *buf, size_t size) {
@@ -1352,6 +1429,12 @@ void session_advance(Session *s) {
 
 /* ---- Life cycle ---- */
 
+static void session_greet(Session *s) {
+        s->state = SESSION_STATE_COMMAND;
+        s->flags |= SESSION_FLAG_FLUSH;
+        session_reply(s, "220 %s ESMTP mailsec", s->config->hostname);
+}
+
 static void on_greeting(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
         Session *s = userdata;
 
@@ -1369,11 +1452,8 @@ static void on_greeting(Upstream *u, const SmtpReply *reply, int error, void *us
                 s->upstream = upstream_free(s->upstream);
                 s->state = SESSION_STATE_COMMAND;
                 session_close(s, "421 4.3.2 %s Service not available, try again later", s->config->hostname);
-        } else {
-                s->state = SESSION_STATE_COMMAND;
-                s->flags |= SESSION_FLAG_FLUSH;
-                session_reply(s, "220 %s ESMTP mailsec", s->config->hostname);
-        }
+        } else
+                session_greet(s);
         session_advance(s);
 }
 
@@ -1510,16 +1590,16 @@ int session_new(Manager *m, int fd, const struct sockaddr *peer, socklen_t peer_
         m->stats.sessions_total++;
         log_session(s, LOG_DEBUG, "Connection from %s.", s->client);
 
-        s->flags |= SESSION_FLAG_BACKEND_BUSY;
-        r = upstream_new(m->event, &s->config->upstream,
-                         &(UpstreamClientInfo) {
-                                 .client = (const struct sockaddr*) &s->peer,
-                                 .client_len = s->peer_len,
-                                 .local = (const struct sockaddr*) &s->local,
-                                 .local_len = s->local_len,
-                         }, on_greeting, s, &s->upstream);
+        /* A parked backend connection has greeted already: greet the client at once. */
+        s->upstream = manager_pool_take(m, s->config);
+        if (s->upstream) {
+                s->flags |= SESSION_FLAG_UPSTREAM_REUSED;
+                session_greet(s);
+                goto done;
+        }
+
+        r = session_connect(s, on_greeting);
         if (r < 0) {
-                s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
                 m->stats.backend_failures++;
                 log_session_errno(s, LOG_WARNING, r, "Cannot connect to the backend: %m");
                 s->flags |= SESSION_FLAG_BACKEND_DEAD;
@@ -1527,6 +1607,7 @@ int session_new(Manager *m, int fd, const struct sockaddr *peer, socklen_t peer_
                 session_close(s, "421 4.3.2 %s Service not available, try again later", s->config->hostname);
         }
 
+done:
         if (ret)
                 *ret = s;
         session_advance(s);     /* may free s when the backend failed and the 421 went out */
@@ -1554,14 +1635,10 @@ Session* session_free(Session *s) {
                 s->sessions_next->sessions_prev = s->sessions_prev;
         m->n_sessions--;
 
+        /* Before the transaction is closed: an open one keeps the connection from reuse. */
+        session_release_upstream(s);
         if (s->tx)
                 session_tx_end(s, 421, 0);
-        if (s->upstream) {
-                if (session_busy(s) || (s->flags & SESSION_FLAG_BACKEND_DEAD))
-                        upstream_free(s->upstream);
-                else
-                        upstream_quit_and_free(s->upstream);
-        }
         sd_event_source_disable_unref(s->io_source);
         sd_event_source_disable_unref(s->timer_source);
         sd_event_source_disable_unref(s->defer_source);

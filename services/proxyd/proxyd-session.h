@@ -46,6 +46,7 @@ typedef enum SessionFlags {
         SESSION_FLAG_AGAIN           = 1 << 10,
         SESSION_FLAG_TIMED_OUT       = 1 << 11,
         SESSION_FLAG_BDAT_DISCARD    = 1 << 12, /* the BDAT chunk being read is refused */
+        SESSION_FLAG_UPSTREAM_REUSED = 1 << 13, /* parked connection, not yet answered our EHLO */
 } SessionFlags;
 
 struct Session {

@@ -1133,6 +1133,15 @@ static int upstream_check_idle(Upstream *u) {
         return 0;
 }
 
+bool upstream_is_idle(Upstream *u) {
+        return u && upstream_check_idle(u) == 0 && upstream_out_pending(u) == 0 && u->in_len == 0 &&
+                !u->defer;
+}
+
+bool upstream_is_dead(Upstream *u) {
+        return !u || u->freed || u->state == UPSTREAM_DEAD || u->fd < 0;
+}
+
 static void upstream_begin(Upstream *u, UpstreamState state, usec_t timeout,
                            UpstreamHandler handler, void *userdata) {
         u->state = state;

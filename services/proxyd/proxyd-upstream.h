@@ -102,6 +102,13 @@ int upstream_command(Upstream *u, const char *line, usec_t timeout, UpstreamHand
 int upstream_send_message(Upstream *u, const char *prefix, size_t prefix_len, int memfd, uint64_t size,
                           UpstreamHandler handler, void *userdata);
 
+/* Open, no call under way, nothing buffered in either direction: the connection may be
+ * handed to another session (BackendReuse=). */
+bool upstream_is_idle(Upstream *u);
+/* The connection failed or was closed (also while idle, e.g. by the backend's own idle
+ * timeout); every call would fail with -ENOTCONN. */
+bool upstream_is_dead(Upstream *u);
+
 /* Capabilities from the last EHLO reply (NULL before one). */
 const SmtpReply* upstream_capabilities(Upstream *u);
 bool upstream_has_capability(Upstream *u, const char *keyword, const char **ret_param);

@@ -127,6 +127,14 @@ const char* upstream_tls_description(Upstream *u) {
         return NULL;
 }
 
+bool upstream_is_idle(Upstream *u) {
+        return u && !u->defer;
+}
+
+bool upstream_is_dead(Upstream *u) {
+        return !u;
+}
+
 Upstream* upstream_free(Upstream *u) {
         if (!u)
                 return NULL;

@@ -5,7 +5,7 @@
 # with swaks, openssl s_client and Python clients. Loopback only (127.0.62.0/24).
 #
 #   test-lifecycle.sh CASE     CASE: reload, tls-policy, sigterm, max-sessions,
-#                              backend-dies, proxy-killed
+#                              backend-dies, proxy-killed, backend-reuse
 #
 # Every check prints "ok NAME" or "FAIL NAME: why"; the last line is
 # "N passed, N failed" and the exit status is 1 when a check failed.
@@ -26,8 +26,8 @@ CLIENT=$HERE/lifecycle-client.py
 
 CASE=${1:-}
 case $CASE in
-reload|tls-policy|sigterm|max-sessions|backend-dies|proxy-killed) ;;
-*) echo "usage: $0 reload|tls-policy|sigterm|max-sessions|backend-dies|proxy-killed" >&2; exit 2 ;;
+reload|tls-policy|sigterm|max-sessions|backend-dies|proxy-killed|backend-reuse) ;;
+*) echo "usage: $0 reload|tls-policy|sigterm|max-sessions|backend-dies|proxy-killed|backend-reuse" >&2; exit 2 ;;
 esac
 
 mt_need_root
@@ -513,6 +513,81 @@ case_proxy_killed() {
         m=$(mark again)
         sw "$PORT" --header "Subject: $m" >"$T/sw-again.out" 2>&1
         check "a restarted proxy relays" "mark $m not delivered" delivered "$m"
+}
+
+# 8. BackendReuse=: with BackendClientInfo=none a session that ends cleanly leaves its
+#    backend connection to the next one; XCLIENT never reuses; a backend restart
+#    costs the next client nothing.
+backend_connects() { grep -c "smtpd\[[0-9]*\]: connect from" "$PF/maillog"; }
+
+case_backend_reuse() {
+        local m before after i
+        proxy_conf reuse "[Proxy]" "BackendClientInfo=none" "[Timeouts]" "BackendReuseTimeoutSec=60s"
+        proxy reuse || { fail "cannot start the proxy"; return; }
+
+        before=$(backend_connects)
+        for i in 1 2 3; do
+                m=$(mark reuse$i)
+                sw "$PORT" --header "Subject: $m" >"$T/sw-reuse$i.out" 2>&1
+                check "message $i relayed" "mark $m not delivered" delivered "$m"
+        done
+        after=$(backend_connects)
+        # One at most: the connection parked by the session that woke the daemon
+        # may serve all three. Without reuse it would be three.
+        check "three sessions, at most one new backend connection" "$((after - before)) connections" \
+                test "$((after - before))" -le 1
+
+        # The backend restarts: the parked connection is gone, the next client must
+        # not notice.
+        pf_backend_stop "$PF"
+        start_backend || { fail "backend restart"; return; }
+        m=$(mark afterrestart)
+        sw "$PORT" --header "Subject: $m" >"$T/sw-restart.out" 2>&1
+        check "relays after a backend restart, client got 250" "$(tail -n 4 "$T/sw-restart.out" | tr '\n' ' ')" \
+                grep -q '^<- *250 .*\(queued\|Ok\)' "$T/sw-restart.out"
+        check "message after the restart delivered" "mark $m not delivered" delivered "$m"
+
+        # A session that ends inside a transaction (MAIL sent, then QUIT) never
+        # leaves its connection: the next session gets a fresh one.
+        before=$(backend_connects)
+        m=$(mark midtx)
+        timeout 60 swaks --server "$PROXY_IP:$PORT" --helo client.example.net -f sender@example.net \
+                -t user@example.test --quit-after RCPT >"$T/sw-midtx.out" 2>&1
+        m=$(mark aftermidtx)
+        sw "$PORT" --header "Subject: $m" >"$T/sw-aftermidtx.out" 2>&1
+        check "message after an abandoned transaction delivered" "mark $m not delivered" delivered "$m"
+        after=$(backend_connects)
+        # The abandoned session may have taken the parked connection, but it must not
+        # hand it on: the session after it needs a connection of its own.
+        check "an abandoned transaction's connection is not reused" "$((after - before)) connections" \
+                test "$((after - before))" -ge 1
+
+        # BackendReuse=no: every session connects.
+        proxy_conf noreuse "[Proxy]" "BackendClientInfo=none" "BackendReuse=no"
+        proxy noreuse || { fail "cannot start the proxy without reuse"; return; }
+        before=$(backend_connects)
+        for i in 1 2; do
+                m=$(mark noreuse$i)
+                sw "$PORT" --header "Subject: $m" >"$T/sw-noreuse$i.out" 2>&1
+                check "BackendReuse=no: message $i relayed" "mark $m not delivered" delivered "$m"
+        done
+        after=$(backend_connects)
+        check "BackendReuse=no: one backend connection per session" "$((after - before)) connections" \
+                test "$((after - before))" = 2
+
+        # XCLIENT names the client per connection: no reuse.
+        proxy_conf xclient "[Proxy]" "BackendClientInfo=xclient"
+        proxy xclient || { fail "cannot start the XCLIENT proxy"; return; }
+        before=$(backend_connects)
+        for i in 1 2; do
+                m=$(mark xclient$i)
+                sw "$PORT" --header "Subject: $m" >"$T/sw-xclient$i.out" 2>&1
+                check "XCLIENT message $i relayed" "mark $m not delivered" delivered "$m"
+        done
+        after=$(backend_connects)
+        check "XCLIENT: one backend connection per session" "$((after - before)) connections" \
+                test "$((after - before))" = 2
+        [ "$FAILED" = 0 ] || show "$T/reuse.log" 40
 }
 
 case_${CASE//-/_}

@@ -15,6 +15,12 @@ server said (and what reached the backend) with <case>.ref.
   !backend reject RCPT        the backend answers 550 to RCPT TO:<RCPT>
   !backend data-reply TEXT    the backend's reply to the final dot
   !backend mail-reply TEXT    the backend's reply to MAIL
+  !backend hang WHAT          the backend stops answering at WHAT: GREETING (accepts, never
+                              greets), EHLO, XCLIENT, MAIL, RCPT, DATA (never says 354), BODY
+                              (says 354, then stops reading: the socket buffers fill up), DOT
+                              (reads the message, never answers the final dot)
+  !backend syn-drop           the backend's accept queue is kept full: SYNs to it are dropped
+                              and connecting hangs (Linux drops SYNs to a full accept queue)
   !backend-log off            leave the backend log out of the transcript
   > TEXT                      client line, CRLF appended
   >> TEXT                     raw bytes, Python escapes (\\r \\n \\x00 ...), nothing appended
@@ -27,11 +33,16 @@ server said (and what reached the backend) with <case>.ref.
                               connections other than 1 are prefixed with [N]
   repeat N TEXT               client line TEXT sent N times (in one write)
   >*N TEXT                    one client line made of TEXT repeated N times, CRLF appended
+  repeat N >*M TEXT           N client lines, each made of TEXT repeated M times
+  took MIN MAX                the last reply (or close) since the last client write (or
+                              since the connection was opened) came MIN to MAX seconds after it
+  backend normal              from now on the backend answers everything (ends hang, syn-drop)
 """
 
 import argparse
 import os
 import re
+import select
 import socket
 import ssl
 import subprocess
@@ -56,13 +67,68 @@ class Backend:
         self.sock.bind(('127.0.0.1', 0))
         self.port = self.sock.getsockname()[1]
         self.down = False
+        self.hang = set()
+        self.syn_drop = False
+        self.fillers = []
 
     def start(self):
         if self.down:
             self.sock.close()   # the port is now closed: connections are refused
             return
+        if 'BODY' in self.hang:
+            # Small buffers: the proxy's writes stall soon once nothing is read.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        if self.syn_drop:
+            self.fill_accept_queue()
+            return
         self.sock.listen(64)
         threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def fill_accept_queue(self):
+        # Backlog 0 and never accept: once the queue holds what it can, Linux drops
+        # further SYNs and a connect() stays in SYN-SENT. Fill until one connect hangs.
+        self.sock.listen(0)
+        for _ in range(16):
+            f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            f.setblocking(False)
+            f.connect_ex(('127.0.0.1', self.port))
+            _, w, _ = select.select([], [f], [], 0.5)
+            if not w:
+                f.close()
+                return
+            self.fillers.append(f)
+        raise SystemExit('cannot fill the backend accept queue')
+
+    def normal(self):
+        self.hang = set()
+        if self.syn_drop:
+            self.syn_drop = False
+            self.sock.setblocking(False)
+            try:
+                while True:
+                    self.sock.accept()[0].close()
+            except (BlockingIOError, OSError):
+                pass
+            self.sock.setblocking(True)
+            for f in self.fillers:
+                f.close()
+            self.sock.listen(64)
+            threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def hang_until_closed(self, c, what):
+        """No reply any more; keep reading (and dropping) until the proxy closes."""
+        self.record('[%s: no reply]' % what)
+        c.settimeout(30)
+        try:
+            while c.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def stop_reading(self, c):
+        """Neither reply nor read: the proxy's writes stall. Waits for the process's end."""
+        self.record('[354 sent, not reading]')
+        threading.Event().wait(60)
 
     def record(self, line):
         with self.lock:
@@ -84,6 +150,9 @@ class Backend:
             c.sendall(text.encode() + b'\r\n')
 
         try:
+            if 'GREETING' in self.hang:
+                self.hang_until_closed(c, 'greeting')
+                return
             say(self.greeting)
             if not self.greeting.startswith('2'):
                 return
@@ -95,6 +164,9 @@ class Backend:
                 verb = line.split(' ', 1)[0].upper()
                 if verb != 'QUIT':
                     self.record(re.sub(r'PORT=\d+', 'PORT=<port>', line))
+                if verb in self.hang:
+                    self.hang_until_closed(c, verb)
+                    return
                 if verb == 'EHLO':
                     say('250-backend.test\r\n250-PIPELINING\r\n250-SIZE 100000000\r\n'
                         '250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n250-ENHANCEDSTATUSCODES\r\n'
@@ -113,6 +185,9 @@ class Backend:
                         say('250 2.1.5 Ok')
                 elif verb == 'DATA':
                     say('354 End data with <CR><LF>.<CR><LF>')
+                    if 'BODY' in self.hang:
+                        self.stop_reading(c)
+                        return
                     body = b''
                     while not body.endswith(b'\r\n.\r\n') and body != b'.\r\n':
                         chunk = f.readline(65536)
@@ -120,6 +195,9 @@ class Backend:
                             return
                         body += chunk
                     self.record_message(body)
+                    if 'DOT' in self.hang:
+                        self.hang_until_closed(c, 'final dot')
+                        return
                     say(self.data_reply)
                 elif verb in ('RSET', 'NOOP'):
                     say('250 2.0.0 Ok')
@@ -153,6 +231,8 @@ def free_port():
 class Conn:
     def __init__(self, n, port):
         self.n = n
+        self.last_read = None
+        self.mark = time.monotonic()
         self.buf = b''
         self.closed = False
         deadline = time.time() + WAIT
@@ -206,6 +286,10 @@ def run(args):
             backend.data_reply = l[len('!backend data-reply '):]
         elif l.startswith('!backend mail-reply '):
             backend.mail_reply = l[len('!backend mail-reply '):]
+        elif l.startswith('!backend hang '):
+            backend.hang.add(l[len('!backend hang '):].upper())
+        elif l == '!backend syn-drop':
+            backend.syn_drop = True
         elif l == '!backend-log off':
             backend_log = False
 
@@ -239,6 +323,7 @@ def run(args):
     def send():
         nonlocal pending
         if pending:
+            cur.mark = time.monotonic()
             try:
                 cur.sock.sendall(pending)
             except OSError as e:
@@ -263,9 +348,11 @@ def run(args):
             try:
                 c.sock.settimeout(max(0.05, deadline - time.time()))
                 d = c.sock.recv(65536)
+                c.last_read = time.monotonic()
             except socket.timeout:
                 continue
             except (ssl.SSLError, OSError):
+                c.last_read = time.monotonic()
                 d = b''
             if not d:
                 if c.buf:
@@ -296,6 +383,9 @@ def run(args):
             if l.startswith('repeat '):
                 _, n, text = l.split(' ', 2)
                 cur = cur or conn(1)
+                m = re.match(r'^>\*(\d+) (.*)$', text)
+                if m:
+                    text = m.group(2) * int(m.group(1))
                 pending += (text.encode('utf-8') + b'\r\n') * int(n)
                 continue
             send()
@@ -306,6 +396,14 @@ def run(args):
                 time.sleep(float(l[6:]))
             elif l == 'expect-close':
                 read_replies(cur, 0, until_close=True)
+            elif l.startswith('took '):
+                lo, hi = (float(x) for x in l.split()[1:3])
+                if cur.last_read is None or cur.last_read < cur.mark:
+                    out.append(cur.prefix() + '[took: nothing read]')
+                elif not lo <= cur.last_read - cur.mark <= hi:
+                    out.append(cur.prefix() + '[took %.2fs, not %g..%gs]' % (cur.last_read - cur.mark, lo, hi))
+            elif l == 'backend normal':
+                backend.normal()
             elif l.startswith('conn '):
                 cur = conn(int(l[5:]))
             elif l == 'starttls':
