@@ -93,7 +93,10 @@ BPORT=$(mt_free_port 127.0.0.1) || { bad "no free port"; exit 1; }
 pf_backend_start "$W/pf" "127.0.0.1:$BPORT" || { bad "Postfix backend did not start"; exit 1; }
 ok "Postfix backend on 127.0.0.1:$BPORT"
 
-# ---- test key, certificate and configuration -------------------------------------------------
+# ---- the daemon, test key, certificate and configuration ---------------------------------------
+# The build tree may be under /tmp, which the unit's PrivateTmp= hides from the service
+# (203/EXEC): run a copy from the test's directory under /run.
+install -m 755 "$PROXYD" "$R/mailsec-proxyd" || { bad "cannot copy $PROXYD"; exit 1; }
 mkdir -p "$R/tls"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
         -subj /CN=mx.example.test -addext subjectAltName=DNS:mx.example.test \
@@ -134,7 +137,7 @@ User=
 LoadCredential=
 LoadCredential=tls-key.pem:$R/tls/key.pem
 ExecStart=
-ExecStart=$PROXYD --config=$R/proxyd.conf
+ExecStart=$R/mailsec-proxyd --config=$R/proxyd.conf
 Environment=DBUS_SYSTEM_BUS_ADDRESS=unix:path=%t/bus
 UNIT
 # Test-only: there is no journald; every service logs to a file.
