@@ -183,12 +183,16 @@ pf_backend_running() { # DIR
 pf_backend_maildir() { echo "$1/mail/Maildir"; }
 
 # pf_backend_settle DIR [SECONDS]: wait until the queue is empty, so that a
-# check of the Maildir sees every delivery of mail Postfix accepted.
+# check of the Maildir sees every delivery of mail Postfix accepted. In incoming/
+# only committed files count: cleanup(8) sets the owner execute bit on a queue file
+# once it is complete, and leaves an unfinished one behind (mode 0600) when smtpd
+# is cut off mid-transaction; that file is no mail Postfix accepted.
 pf_backend_settle() {
         local d=$1 secs=${2:-30} i
         for ((i = 0; i < secs * 5; i++)); do
-                if [ -z "$(find "$d/queue/incoming" "$d/queue/active" "$d/queue/deferred" \
-                                "$d/queue/maildrop" -type f 2>/dev/null | head -n 1)" ]; then
+                if [ -z "$( { find "$d/queue/incoming" -type f -perm -u=x
+                              find "$d/queue/active" "$d/queue/deferred" "$d/queue/maildrop" -type f
+                            } 2>/dev/null | head -n 1)" ]; then
                         return 0
                 fi
                 sleep 0.2
