@@ -44,6 +44,7 @@ import os
 import re
 import select
 import socket
+import shutil
 import ssl
 import subprocess
 import sys
@@ -438,9 +439,13 @@ def run(args):
 
     if args.update:
         open(args.ref, 'w').write(text)
+        shutil.rmtree(tmp, ignore_errors=True)
         return 0
     ref = open(args.ref, encoding='utf-8').read() if os.path.exists(args.ref) else ''
-    if text != ref:
+    if text == ref:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        # the directory (configuration, proxy log) stays for a look
         import difflib
         sys.stdout.writelines(difflib.unified_diff(ref.splitlines(True), text.splitlines(True),
                                                    args.ref, 'actual'))
