@@ -19,6 +19,13 @@
 #define MAILSEC_ADMIN_GROUP "mailsec"
 #define PROXY_ERROR_RELOAD_FAILED PROXY_BUS_NAME ".Error.ReloadFailed"
 
+/* Every error a caller is expected to act on, with the errno sd-bus gives a caller
+ * that registered the same map (documented in the interface XML). */
+static const sd_bus_error_map proxy_error_map[] = {
+        SD_BUS_ERROR_MAP(PROXY_ERROR_RELOAD_FAILED, EINVAL),
+        SD_BUS_ERROR_MAP_END
+};
+
 static int property_get_sessions_active(sd_bus *bus, const char *path, const char *interface,
                                         const char *property, sd_bus_message *reply, void *userdata,
                                         sd_bus_error *error) {
@@ -117,6 +124,10 @@ const sd_bus_vtable manager_vtable[] = {
 
 int manager_connect_bus(Manager *m) {
         int r;
+
+        r = sd_bus_error_add_map(proxy_error_map);
+        if (r < 0)
+                return log_error_errno(r, "Cannot register the bus error names: %m");
 
         r = bus_open_system_with_description("mailsec-proxyd", &m->bus);
         if (r < 0)
