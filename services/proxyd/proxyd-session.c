@@ -282,6 +282,91 @@ static void on_message_reply(Upstream *u, const SmtpReply *reply, int error, voi
         session_advance(s);
 }
 
+static int session_connect(Session *s, UpstreamHandler handler);
+
+/* After DATA was sent ahead the backend waits for message content: the only way to
+ * give up on it is to drop the connection (a lone "." would deliver an empty
+ * message). The session goes on with a fresh connection, introduced as before. */
+static void on_renew_hello(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
+        Session *s = userdata;
+
+        s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        if (error < 0 || !smtp_reply_is_positive(reply))
+                session_backend_failed(s, error < 0 ? error : -EPROTO, "reconnection");
+        session_advance(s);
+}
+
+static void on_renew_greeting(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
+        Session *s = userdata;
+        int r;
+
+        s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        if (error >= 0 && reply->code == 220 && s->helo) {
+                r = upstream_hello(u, s->helo, s->esmtp, !!s->ssl, on_renew_hello, s);
+                if (r >= 0) {
+                        s->flags |= SESSION_FLAG_BACKEND_BUSY;
+                        return;
+                }
+                error = r;
+        }
+        session_backend_failed(s, error < 0 ? error : -ECONNREFUSED, "reconnection");
+        session_advance(s);
+}
+
+static void session_backend_renew(Session *s) {
+        int r;
+
+        s->upstream = upstream_free(s->upstream);
+        r = session_connect(s, on_renew_greeting);
+        if (r < 0)
+                session_backend_failed(s, r, "reconnection");
+}
+
+/* The message is not relayed (bad content, internal error): end the backend's side of
+ * the transaction too. */
+static void session_tx_end_backend(Session *s, unsigned status, uint64_t size) {
+        BackendData d = s->tx ? s->tx->backend_data : BACKEND_DATA_NONE;
+
+        session_tx_end(s, status, size);
+        if (IN_SET(d, BACKEND_DATA_PENDING, BACKEND_DATA_READY))
+                session_backend_renew(s);
+        else if (d != BACKEND_DATA_FAILED)
+                session_backend_reset(s);
+}
+
+static void session_send_message(Session *s, char *received_take);
+
+static void on_data_early_reply(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
+        Session *s = userdata;
+        Transaction *t = s->tx;
+
+        assert(t);
+        if (error < 0) {
+                t->backend_data = BACKEND_DATA_FAILED;
+                session_backend_failed(s, error, "DATA");
+        } else if (reply->code == 354)
+                t->backend_data = BACKEND_DATA_READY;
+        else {
+                /* Keep the answer for the end of the message. */
+                smtp_reply_done(&t->data_refusal);
+                if (smtp_reply_copy(reply, &t->data_refusal) < 0) {
+                        /* Without its text, the client gets a 451 at the end. */
+                        t->backend_data = BACKEND_DATA_FAILED;
+                        session_backend_failed(s, -ENOMEM, "DATA");
+                } else
+                        t->backend_data = BACKEND_DATA_REFUSED;
+        }
+
+        if (!t->complete)
+                return;         /* the client is still sending; session_finish_message() goes on */
+
+        /* The message was complete before the backend answered: finish it now. */
+        s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        t->complete = false;
+        session_send_message(s, TAKE_PTR(t->received));
+        session_advance(s);
+}
+
 /* The client's content is complete (final dot, or BDAT LAST). */
 static void session_finish_message(Session *s) {
         Transaction *t = s->tx;
@@ -299,8 +384,7 @@ static void session_finish_message(Session *s) {
                 (void) session_append(s, bad, strlen(bad));
                 s->manager->stats.messages_rejected++;
                 s->manager->stats.protocol_errors++;
-                session_tx_end(s, (unsigned) atoi(bad), t->scanner.size);
-                session_backend_reset(s);
+                session_tx_end_backend(s, (unsigned) atoi(bad), t->scanner.size);
                 return;
         }
 
@@ -322,6 +406,48 @@ static void session_finish_message(Session *s) {
         if (r < 0)
                 goto internal;
 
+        session_send_message(s, TAKE_PTR(received));
+        return;
+
+internal:
+        log_session_errno(s, LOG_ERR, r, "Cannot relay message: %m");
+        session_reply(s, "451 4.3.0 Internal error (session %016" PRIx64 ")", s->id);
+        s->manager->stats.messages_tempfailed++;
+        session_tx_end_backend(s, 451, t->scanner.size);
+}
+
+/* The message is complete, sealed and good: relay it, or wait for the 354 of a DATA
+ * sent ahead. Takes received (our Received: field). */
+static void session_send_message(Session *s, char *received_take) {
+        _cleanup_free_ char *received = received_take;
+        Transaction *t = s->tx;
+        int r;
+
+        switch (t->backend_data) {
+        case BACKEND_DATA_PENDING:
+                /* The 354 is still on its way: on_data_early_reply() comes back here. */
+                t->complete = true;
+                t->state = TX_STATE_RELAYING;
+                free(t->received);
+                t->received = TAKE_PTR(received);
+                s->flags |= SESSION_FLAG_BACKEND_BUSY;
+                return;
+        case BACKEND_DATA_REFUSED:
+                /* The backend's answer to DATA is the answer to the message. */
+                session_reply_relay(s, &t->data_refusal);
+                if (t->data_refusal.code >= 500)
+                        s->manager->stats.messages_rejected++;
+                else
+                        s->manager->stats.messages_tempfailed++;
+                session_tx_end(s, t->data_refusal.code, t->scanner.size);
+                return;
+        case BACKEND_DATA_FAILED:
+                r = -ECONNRESET;
+                goto backend;
+        default:
+                break;
+        }
+
         if (!s->upstream) {
                 r = -ENOTCONN;
                 goto backend;
@@ -335,18 +461,11 @@ static void session_finish_message(Session *s) {
         return;
 
 backend:
-        session_backend_failed(s, r, "message transfer");
+        if (s->upstream)
+                session_backend_failed(s, r, "message transfer");
         session_reply(s, "451 4.4.1 Backend mail server not available, try again later");
         s->manager->stats.messages_tempfailed++;
         session_tx_end(s, 451, t->scanner.size);
-        return;
-
-internal:
-        log_session_errno(s, LOG_ERR, r, "Cannot relay message: %m");
-        session_reply(s, "451 4.3.0 Internal error (session %016" PRIx64 ")", s->id);
-        s->manager->stats.messages_tempfailed++;
-        session_tx_end(s, 451, t->scanner.size);
-        session_backend_reset(s);
 }
 
 /* ---- Commands ---- */
@@ -762,6 +881,15 @@ static void proceed_data(Session *s, const SmtpCommand *c, CommandArgs *a) {
         session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
         s->state = SESSION_STATE_DATA;
         s->flags |= SESSION_FLAG_FLUSH;
+
+        /* DATA goes to the backend now, so that its 354 crosses the message on the way
+         * in; the content follows only once it is complete and checked. (A backend
+         * with CHUNKING gets BDAT at the end: its size is not known before.) */
+        r = upstream_data_start(s->upstream, on_data_early_reply, s);
+        if (r >= 0)
+                s->tx->backend_data = BACKEND_DATA_PENDING;
+        else if (r != -EOPNOTSUPP)
+                log_session_errno(s, LOG_DEBUG, r, "Cannot send DATA ahead, sending it at the end: %m");
 }
 
 static const char* check_bdat(Session *s, const SmtpCommand *c, CommandArgs *a, char *buf, size_t size) {

@@ -239,6 +239,8 @@ Transaction* transaction_free(Transaction *t) {
         strv_free(t->rcpts);
         free(t->pending_rcpt);
         safe_close(t->spool_fd);
+        smtp_reply_done(&t->data_refusal);
+        free(t->received);
         free(t);
         return NULL;
 }

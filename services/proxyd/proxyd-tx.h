@@ -85,6 +85,14 @@ typedef enum TxState {
 } TxState;
 const char* tx_state_to_string(TxState s) _const_;
 
+typedef enum BackendData {
+        BACKEND_DATA_NONE,      /* not sent ahead (BDAT, CHUNKING backend): at the end */
+        BACKEND_DATA_PENDING,   /* DATA sent, no answer yet */
+        BACKEND_DATA_READY,     /* 354: the backend waits for the message */
+        BACKEND_DATA_REFUSED,   /* the backend answered DATA with data_refusal */
+        BACKEND_DATA_FAILED,    /* the connection failed meanwhile */
+} BackendData;
+
 typedef struct Transaction {
         unsigned number;        /* 1, 2, ... within the session */
         TxState state;
@@ -101,6 +109,12 @@ typedef struct Transaction {
         int spool_fd;           /* memfd, -1 until DATA/BDAT */
         DataScanner scanner;
         uint64_t bdat_chunks;
+
+        /* DATA sent to the backend while the client's message still arrives. */
+        BackendData backend_data;
+        SmtpReply data_refusal;         /* BACKEND_DATA_REFUSED: the backend's answer */
+        bool complete;                  /* the message ended while DATA was pending */
+        char *received;                 /* our Received: field, kept while DATA is pending */
 } Transaction;
 
 int transaction_new(unsigned number, Transaction **ret);

@@ -114,6 +114,8 @@ typedef enum UpstreamState {
         UPSTREAM_HELLO,         /* EHLO/HELO of upstream_hello() */
         UPSTREAM_COMMAND,
         UPSTREAM_DATA_INIT,     /* 354 */
+        UPSTREAM_DATA_EARLY,    /* 354 to a DATA sent before the message was complete */
+        UPSTREAM_DATA_READY,    /* the backend said 354 and waits for the message */
         UPSTREAM_DATA_BODY,     /* content being queued; no reply expected yet */
         UPSTREAM_DATA_TERM,     /* everything queued; the final reply */
         UPSTREAM_DEAD,
@@ -285,7 +287,9 @@ static void upstream_disarm_timer(Upstream *u) {
 
 /* Ends the pending call. An error kills the connection first. The handler may free u;
  * callers hold a reference and check u->freed afterwards. */
-static void upstream_complete_full(Upstream *u, SmtpReply *reply, int error, bool close) {
+/* Ends the call under way: the connection rests in state rest (normally IDLE), or is
+ * closed. */
+static void upstream_complete_full(Upstream *u, SmtpReply *reply, int error, bool close, UpstreamState rest) {
         UpstreamHandler h = u->handler;
         void *userdata = u->userdata;
         SmtpReply r = SMTP_REPLY_NULL;
@@ -305,7 +309,7 @@ static void upstream_complete_full(Upstream *u, SmtpReply *reply, int error, boo
                 if (close)
                         upstream_close(u);
                 else if (u->state != UPSTREAM_DEAD)
-                        u->state = UPSTREAM_IDLE;
+                        u->state = rest;
         }
 
         if (h)
@@ -314,7 +318,7 @@ static void upstream_complete_full(Upstream *u, SmtpReply *reply, int error, boo
 }
 
 static void upstream_complete(Upstream *u, SmtpReply *reply, int error) {
-        upstream_complete_full(u, reply, error, false);
+        upstream_complete_full(u, reply, error, false, UPSTREAM_IDLE);
 }
 
 static void upstream_fail(Upstream *u, int error) {
@@ -590,6 +594,13 @@ static void upstream_dispatch(Upstream *u) {
                         return upstream_fail(u, r);
                 return;
 
+        case UPSTREAM_DATA_EARLY:
+                /* 354: the connection rests in DATA_READY until upstream_send_message().
+                 * Anything else is the answer to the DATA. */
+                upstream_complete_full(u, reply, 0, false,
+                                       reply->code == 354 ? UPSTREAM_DATA_READY : UPSTREAM_IDLE);
+                return;
+
         case UPSTREAM_DATA_BODY:
         case UPSTREAM_DATA_TERM:
                 if (u->state == UPSTREAM_DATA_TERM && upstream_out_pending(u) == 0) {
@@ -599,10 +610,11 @@ static void upstream_dispatch(Upstream *u) {
                 /* A reply before the backend got all of the message (typically 421 or
                  * 554): pass it on, but the connection cannot be used any further. */
                 log_debug("upstream: reply while the message was still being sent.");
-                upstream_complete_full(u, reply, 0, /* close= */ true);
+                upstream_complete_full(u, reply, 0, /* close= */ true, UPSTREAM_IDLE);
                 return;
 
         case UPSTREAM_IDLE:
+        case UPSTREAM_DATA_READY:
                 /* Nobody asked. A 421 is a server going away, anything else is a
                  * protocol error; the next call learns it with -ENOTCONN. */
                 if (reply->code != 421)
@@ -1315,13 +1327,18 @@ int upstream_command(Upstream *u, const char *line, usec_t timeout, UpstreamHand
 
 int upstream_send_message(Upstream *u, const char *prefix, size_t prefix_len, int memfd, uint64_t size,
                           UpstreamHandler handler, void *userdata) {
+        bool ready;
         int r;
 
         assert_return(prefix || prefix_len == 0, -EINVAL);
         assert_return(memfd >= 0 || size == 0, -EBADF);
-        r = upstream_check_idle(u);
-        if (r < 0)
-                return r;
+        /* After upstream_data_start() the backend has said 354 already. */
+        ready = u && u->state == UPSTREAM_DATA_READY && !u->handler && u->fd >= 0;
+        if (!ready) {
+                r = upstream_check_idle(u);
+                if (r < 0)
+                        return r;
+        }
         if (size > UINT64_MAX - prefix_len)
                 return -EFBIG;
 
@@ -1344,7 +1361,21 @@ int upstream_send_message(Upstream *u, const char *prefix, size_t prefix_len, in
         u->at_line_start = true;
         u->last[0] = u->last[1] = 0;
         u->term_timer_armed = false;
-        u->chunking = upstream_has_capability(u, "CHUNKING", NULL);
+        u->chunking = !ready && upstream_has_capability(u, "CHUNKING", NULL);
+
+        if (ready) {
+                log_debug("upstream: the backend said 354 already, sending the message.");
+                upstream_begin(u, UPSTREAM_DATA_BODY, u->config->data_block_timeout, handler, userdata);
+                r = upstream_fill_body(u);
+                if (r < 0) {
+                        u->handler = NULL;
+                        upstream_close(u);
+                        return r;
+                }
+                (void) upstream_send_pending(u);
+                upstream_strategy(u);
+                return 0;
+        }
 
         if (u->chunking) {
                 char line[64];
@@ -1369,6 +1400,26 @@ int upstream_send_message(Upstream *u, const char *prefix, size_t prefix_len, in
                 return r;
         upstream_begin(u, UPSTREAM_DATA_INIT, u->config->data_init_timeout, handler, userdata);
         return 0;
+}
+
+int upstream_data_start(Upstream *u, UpstreamHandler handler, void *userdata) {
+        int r;
+
+        r = upstream_check_idle(u);
+        if (r < 0)
+                return r;
+        /* BDAT carries its size, which is known only at the end. */
+        if (upstream_has_capability(u, "CHUNKING", NULL))
+                return -EOPNOTSUPP;
+        r = upstream_queue_command(u, "DATA");
+        if (r < 0)
+                return r;
+        upstream_begin(u, UPSTREAM_DATA_EARLY, u->config->data_init_timeout, handler, userdata);
+        return 0;
+}
+
+bool upstream_data_ready(Upstream *u) {
+        return u && !u->freed && u->state == UPSTREAM_DATA_READY && u->fd >= 0;
 }
 
 const SmtpReply* upstream_capabilities(Upstream *u) {

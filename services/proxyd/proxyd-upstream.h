@@ -109,6 +109,16 @@ bool upstream_is_idle(Upstream *u);
  * timeout); every call would fail with -ENOTCONN. */
 bool upstream_is_dead(Upstream *u);
 
+/* Sends DATA ahead, while the client's message is still arriving, so that the 354
+ * round trip overlaps with it. handler gets the backend's reply: after a 354 the
+ * connection waits in the DATA state for upstream_send_message(), which then sends
+ * the content right away; nothing else may be called then, and giving up on the
+ * message means freeing the Upstream (a lone "." would deliver an empty message).
+ * -EOPNOTSUPP when the backend offers CHUNKING: BDAT needs the size first. */
+int upstream_data_start(Upstream *u, UpstreamHandler handler, void *userdata);
+/* The backend said 354 to upstream_data_start() and waits for the content. */
+bool upstream_data_ready(Upstream *u);
+
 /* Capabilities from the last EHLO reply (NULL before one). */
 const SmtpReply* upstream_capabilities(Upstream *u);
 bool upstream_has_capability(Upstream *u, const char *keyword, const char **ret_param);

@@ -127,6 +127,15 @@ const char* upstream_tls_description(Upstream *u) {
         return NULL;
 }
 
+int upstream_data_start(Upstream *u, UpstreamHandler handler, void *userdata) {
+        /* DATA ahead of the message: the session must not call again before the 354. */
+        return stub_call(u, "354 Go ahead\r\n", handler, userdata);
+}
+
+bool upstream_data_ready(Upstream *u) {
+        return u;
+}
+
 bool upstream_is_idle(Upstream *u) {
         return u && !u->defer;
 }

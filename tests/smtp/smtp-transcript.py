@@ -62,6 +62,9 @@ class Backend:
         self.data_reply = '250 2.0.0 Ok: queued as STUB1'
         self.mail_reply = '250 2.1.0 Ok'
         self.log = []
+        self.threads = []
+        self.accepted = 0
+        self.local = threading.local()
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -132,8 +135,14 @@ class Backend:
         threading.Event().wait(60)
 
     def record(self, line):
+        # Lines are kept per backend connection (numbered in accept order) and printed
+        # connection by connection: threads of two connections may log in any order.
         with self.lock:
-            self.log.append(line)
+            self.log.append((getattr(self.local, 'conn', 0), len(self.log), line))
+
+    def lines(self):
+        with self.lock:
+            return [l for _, _, l in sorted(self.log)]
 
     def accept_loop(self):
         while True:
@@ -141,11 +150,16 @@ class Backend:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+            self.accepted += 1
+            t = threading.Thread(target=self.serve, args=(c, self.accepted), daemon=True)
+            self.threads.append(t)
+            t.start()
 
-    def serve(self, c):
+    def serve(self, c, n):
+        self.local.conn = n
         c.settimeout(30)
         f = c.makefile('rb')
+        in_data = False
 
         def say(text):
             c.sendall(text.encode() + b'\r\n')
@@ -185,6 +199,7 @@ class Backend:
                     else:
                         say('250 2.1.5 Ok')
                 elif verb == 'DATA':
+                    in_data = True
                     say('354 End data with <CR><LF>.<CR><LF>')
                     if 'BODY' in self.hang:
                         self.stop_reading(c)
@@ -193,8 +208,12 @@ class Backend:
                     while not body.endswith(b'\r\n.\r\n') and body != b'.\r\n':
                         chunk = f.readline(65536)
                         if not chunk:
+                            # the proxy gave up on the message: without the final
+                            # dot nothing is delivered
+                            self.record('[closed before the end of the message]')
                             return
                         body += chunk
+                    in_data = False
                     self.record_message(body)
                     if 'DOT' in self.hang:
                         self.hang_until_closed(c, 'final dot')
@@ -208,7 +227,8 @@ class Backend:
                 else:
                     say('502 5.5.2 Error: command not recognized')
         except OSError:
-            pass
+            if in_data:
+                self.record('[closed before the end of the message]')
         finally:
             c.close()
 
@@ -430,11 +450,13 @@ def run(args):
             proc.kill()
             proc.wait()
         logf.close()
+        # every backend connection ended with the proxy: let their threads log it
+        for t in list(backend.threads):
+            t.join(timeout=5)
 
     if backend_log:
         out.append('--- backend ---')
-        with backend.lock:
-            out.extend(backend.log)
+        out.extend(backend.lines())
     text = '\n'.join(out) + '\n'
 
     if args.update:

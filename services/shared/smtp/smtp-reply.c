@@ -29,6 +29,23 @@ void smtp_reply_done(SmtpReply *r) {
         *r = (SmtpReply) SMTP_REPLY_NULL;
 }
 
+int smtp_reply_copy(const SmtpReply *r, SmtpReply *ret) {
+        SmtpReply c = *r;
+
+        c.lines = calloc(r->n_lines + 1, sizeof(char*));
+        if (!c.lines)
+                return -ENOMEM;
+        for (size_t i = 0; i < r->n_lines; i++) {
+                c.lines[i] = strdup(r->lines[i]);
+                if (!c.lines[i]) {
+                        lines_free(c.lines);
+                        return -ENOMEM;
+                }
+        }
+        *ret = c;
+        return 0;
+}
+
 static bool is_digit(char c) {
         return c >= '0' && c <= '9';
 }

@@ -37,6 +37,9 @@ int smtp_reply_feed(SmtpReply *r, const char *line, size_t len);
  * end, or data after its last line. *ret is written only on success. */
 int smtp_reply_parse(const char *buf, SmtpReply *ret);
 
+/* A deep copy of a reply (to keep an answer beyond its handler). */
+int smtp_reply_copy(const SmtpReply *r, SmtpReply *ret);
+
 static inline bool smtp_reply_is_positive(const SmtpReply *r) {
         return r->code >= 200 && r->code < 400;
 }

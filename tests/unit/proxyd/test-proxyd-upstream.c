@@ -494,6 +494,7 @@ typedef enum ActionOp {
         HELLO_SMTP,
         COMMAND,        /* arg: line */
         MESSAGE,        /* the test's message */
+        DATA_START,     /* upstream_data_start(); expect_error of the call itself in arg "EOPNOTSUPP" */
         EXPECT_DEAD,    /* the next call must fail with -ENOTCONN; then free */
         QUIT,           /* upstream_quit_and_free() */
         FREE,           /* upstream_free() */
@@ -634,6 +635,18 @@ static void on_step(Upstream *u, const SmtpReply *reply, int error, void *userda
         case MESSAGE:
                 r = upstream_send_message(u, c->prefix, c->prefix ? strlen(c->prefix) : 0,
                                           c->memfd, c->size, on_step, c);
+                break;
+        case DATA_START:
+                r = upstream_data_start(u, on_step, c);
+                if (a->arg && streq(a->arg, "EOPNOTSUPP")) {
+                        /* A CHUNKING backend: refused at once, the connection stays usable. */
+                        ck_assert_int_eq(r, -EOPNOTSUPP);
+                        c->next++;
+                        a = c->actions + c->next;
+                        ck_assert_int_eq(a->op, MESSAGE);
+                        r = upstream_send_message(u, c->prefix, c->prefix ? strlen(c->prefix) : 0,
+                                                  c->memfd, c->size, on_step, c);
+                }
                 break;
         case EXPECT_DEAD:
                 ck_assert_int_eq(upstream_command(u, "NOOP", USEC_PER_SEC, on_step, c), -ENOTCONN);
@@ -777,6 +790,94 @@ START_TEST(test_no_own_ehlo)
         server_join(&s);
         ASSERT_CLIENT_OK(&c);
         ASSERT_SERVER_OK(&s);
+        client_done(&c);
+}
+END_TEST
+
+START_TEST(test_data_ahead)
+{
+        /* DATA sent before the message is complete: the 354 comes back alone, and the
+         * content follows without a second DATA. */
+        static const Step steps[] = {
+                { SEND, "220 fake.test ESMTP\r\n" },
+                { EXPECT, "EHLO proxy.test" },
+                { SEND, "250-fake.test\r\n250 8BITMIME\r\n" },
+                { EXPECT, "EHLO client.example" },
+                { SEND, "250-fake.test\r\n250 8BITMIME\r\n" },
+                { EXPECT, "MAIL FROM:<a@example.org>" },
+                { SEND, "250 ok\r\n" },
+                { EXPECT, "RCPT TO:<b@example.com>" },
+                { SEND, "250 ok\r\n" },
+                { EXPECT, "DATA" },
+                { SEND, "354 go ahead\r\n" },
+                { EXPECT_DATA },
+                { SEND, "250 queued\r\n" },
+                { EXPECT, "QUIT" },
+                { CLOSE },
+        };
+        static const Action actions[] = {
+                { .expect_code = 220 },
+                { HELLO, "client.example", .expect_code = 250 },
+                { COMMAND, "MAIL FROM:<a@example.org>", .expect_code = 250 },
+                { COMMAND, "RCPT TO:<b@example.com>", .expect_code = 250 },
+                { DATA_START, .expect_code = 354 },
+                { MESSAGE, .expect_code = 250 },
+                { QUIT },
+        };
+        static const char body[] = "Subject: x\r\n\r\n.dot\r\n";
+        FakeServer s = {};
+        Client c;
+
+        server_start(&s, steps, ELEMENTSOF(steps));
+        client_init(&c, s.port);
+        client_set_message(&c, NULL, body, STRLEN(body));
+        client_run(&c, actions, ELEMENTSOF(actions), NULL);
+        server_join(&s);
+        ASSERT_CLIENT_OK(&c);
+        ASSERT_SERVER_OK(&s);
+        ck_assert_str_eq(s.received, "Subject: x\r\n\r\n..dot\r\n");
+        free(s.received);
+        client_done(&c);
+}
+END_TEST
+
+START_TEST(test_data_ahead_refused_and_chunking)
+{
+        /* A refused DATA is the answer; a CHUNKING backend refuses DATA ahead at once and
+         * gets BDAT at the end. */
+        static const Step steps[] = {
+                { SEND, "220 fake.test ESMTP\r\n" },
+                { EXPECT, "EHLO proxy.test" },
+                { SEND, "250-fake.test\r\n250 CHUNKING\r\n" },
+                { EXPECT, "EHLO client.example" },
+                { SEND, "250-fake.test\r\n250 CHUNKING\r\n" },
+                { EXPECT, "MAIL FROM:<a@example.org>" },
+                { SEND, "250 ok\r\n" },
+                { EXPECT_BDAT },
+                { SEND, "250 queued\r\n" },
+                { EXPECT, "QUIT" },
+                { CLOSE },
+        };
+        static const Action actions[] = {
+                { .expect_code = 220 },
+                { HELLO, "client.example", .expect_code = 250 },
+                { COMMAND, "MAIL FROM:<a@example.org>", .expect_code = 250 },
+                { DATA_START, "EOPNOTSUPP" },
+                { MESSAGE, .expect_code = 250 },
+                { QUIT },
+        };
+        static const char body[] = "Subject: x\r\n\r\n";
+        FakeServer s = {};
+        Client c;
+
+        server_start(&s, steps, ELEMENTSOF(steps));
+        client_init(&c, s.port);
+        client_set_message(&c, NULL, body, STRLEN(body));
+        client_run(&c, actions, ELEMENTSOF(actions), NULL);
+        server_join(&s);
+        ASSERT_CLIENT_OK(&c);
+        ASSERT_SERVER_OK(&s);
+        free(s.received);
         client_done(&c);
 }
 END_TEST
@@ -1485,6 +1586,8 @@ static Suite* upstream_suite(void) {
         tcase_add_test(tc, test_session_xclient);
         tcase_add_test(tc, test_session_no_final_crlf);
         tcase_add_test(tc, test_no_own_ehlo);
+        tcase_add_test(tc, test_data_ahead);
+        tcase_add_test(tc, test_data_ahead_refused_and_chunking);
         tcase_add_test(tc, test_capabilities);
         tcase_add_test(tc, test_session_bdat);
         tcase_add_test(tc, test_proxy_v2_session);
