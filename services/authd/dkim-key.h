@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* DKIM key records (RFC 6376 §3.6.1, RFC 8301, RFC 8463): the TXT text found under
+ * selector._domainkey.domain, parsed into flags and an OpenSSL EVP_PKEY. The caller does
+ * the DNS query and concatenates the character-strings of the record. */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/evp.h>
+
+#include "macro.h"
+
+typedef enum DkimKeyType {
+        DKIM_KEY_RSA,
+        DKIM_KEY_ED25519,
+        _DKIM_KEY_TYPE_MAX,
+        _DKIM_KEY_TYPE_INVALID = -EINVAL,
+} DkimKeyType;
+
+#define DKIM_KEY_RSA_MIN_BITS 1024U     /* RFC 8301 §3.2 */
+#define DKIM_KEY_RSA_MAX_BITS 8192U     /* bounds the verification cost */
+#define DKIM_KEY_RECORD_MAX 8192U
+
+typedef struct DkimKey {
+        DkimKeyType type;
+        EVP_PKEY *pkey;                 /* NULL when revoked */
+        bool revoked;                   /* p= empty */
+        bool testing;                   /* t=y */
+        bool strict;                    /* t=s: i= domain must equal d= */
+        bool sha256_allowed;            /* h= absent or lists sha256 */
+        bool email_allowed;             /* s= absent or lists '*' or email */
+        unsigned bits;
+} DkimKey;
+
+const char* dkim_key_type_to_string(DkimKeyType t) _const_;
+
+/* Parse a key record. Returns 0 and a new DkimKey (possibly revoked), -EBADMSG with a
+ * static *ret_reason when the record is unusable (syntax, v= not DKIM1 or not first, no
+ * p=, unknown k=, p= not a key of type k=, RSA key under 1024 bits), or -ENOMEM. */
+int dkim_key_parse(const char *txt, size_t len, DkimKey **ret, const char **ret_reason);
+
+DkimKey* dkim_key_free(DkimKey *k);
+DEFINE_TRIVIAL_CLEANUP_FUNC(DkimKey*, dkim_key_free);
+
+/* The single place where libauthd's DKIM code turns a failed OpenSSL call into an errno:
+ * the error queue is logged at debug level and cleared, and r (the call site's choice,
+ * normally -EBADMSG or -EIO) is returned. */
+int dkim_openssl_error(int r, const char *what);
+
+DEFINE_TRIVIAL_CLEANUP_FUNC_FULL(EVP_PKEY*, EVP_PKEY_free, NULL);
+DEFINE_TRIVIAL_CLEANUP_FUNC_FULL(EVP_MD_CTX*, EVP_MD_CTX_free, NULL);
