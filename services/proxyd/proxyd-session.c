@@ -1153,8 +1153,8 @@ static void session_consume(Session *s, size_t n) {
 /* One step of input processing. Returns 1 when something was consumed, 0 when more
  * input is needed. */
 static int session_process_input(Session *s) {
-        char *p = s->ibuf + s->ibuf_start;
         size_t n = s->ibuf_end - s->ibuf_start;
+        char *p = n > 0 ? s->ibuf + s->ibuf_start : NULL;       /* ibuf is NULL while idle */
         int r;
 
         if (n == 0 && !(session_in_bdat(s) && s->bdat_remaining == 0))
