@@ -1,0 +1,593 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth-results.h"
+#include "cleanup.h"
+#include "string-util.h"
+
+#define COMMENT_DEPTH_MAX 32U
+#define VERSION_DIGITS_MAX 9U
+
+typedef struct AuthResultsMethod {
+        char *spec;                     /* "method=result" */
+        char *reason;                   /* "reason=...", or NULL */
+        char *properties[AUTH_RESULTS_MAX_PROPERTIES]; /* "ptype.property=value", quoted */
+        size_t n_properties;
+} AuthResultsMethod;
+
+struct AuthResults {
+        char *authserv_id;              /* as written: token or quoted-string */
+        AuthResultsMethod methods[AUTH_RESULTS_MAX_METHODS];
+        size_t n_methods;
+};
+
+/* RFC 2045 §5.1 tspecials; a token is 1* of any other printable US-ASCII character. */
+static bool is_tspecial(char c) {
+        return c && strchr("()<>@,;:\\\"/[]?=", c);
+}
+
+static bool is_token_char(char c) {
+        return c > 0x20 && c < 0x7f && !is_tspecial(c);
+}
+
+static bool is_token(const char *s) {
+        if (isempty(s))
+                return false;
+        for (; *s; s++)
+                if (!is_token_char(*s))
+                        return false;
+        return true;
+}
+
+static bool is_alnum(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* RFC 8601 Keyword = ldh-str (RFC 5321): letters and digits, '-' only inside. */
+static bool is_keyword(const char *s) {
+        size_t n;
+
+        if (isempty(s))
+                return false;
+        n = strlen(s);
+        if (s[0] == '-' || s[n - 1] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!is_alnum(s[i]) && s[i] != '-')
+                        return false;
+        return true;
+}
+
+/* RFC 5322 atext */
+static bool is_atext(char c) {
+        return is_alnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
+}
+
+static bool is_dot_atom(const char *s, size_t n) {
+        if (n == 0 || s[0] == '.' || s[n - 1] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] == '.') {
+                        if (s[i + 1] == '.')
+                                return false;
+                } else if (!is_atext(s[i]))
+                        return false;
+        }
+        return true;
+}
+
+static bool is_domain_name(const char *s, size_t n) {
+        if (n == 0 || IN_SET(s[0], '.', '-') || IN_SET(s[n - 1], '.', '-'))
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] == '.' && s[i + 1] == '.')
+                        return false;
+                if (!is_alnum(s[i]) && !IN_SET(s[i], '-', '.', '_'))
+                        return false;
+        }
+        return true;
+}
+
+/* pvalue (RFC 8601 §2.2) unquoted: a token, or [ [ local-part ] "@" ] domain-name. */
+static bool is_bare_pvalue(const char *s) {
+        const char *at;
+
+        if (is_token(s))
+                return true;
+        at = strrchr(s, '@');
+        if (!at)
+                return false;
+        if (at > s && !is_dot_atom(s, at - s))
+                return false;
+        return is_domain_name(at + 1, strlen(at + 1));
+}
+
+/* A value as a quoted-string; controls are refused (a value never spans lines). */
+static int quote(const char *s, char **ret) {
+        _cleanup_free_ char *q = NULL;
+        size_t n = strlen(s), k = 0;
+
+        if (n > AUTH_RESULTS_VALUE_MAX)
+                return -E2BIG;
+        q = malloc(2 * n + 3);
+        if (!q)
+                return -ENOMEM;
+        q[k++] = '"';
+        for (const char *p = s; *p; p++) {
+                unsigned char c = (unsigned char) *p;
+
+                if (c < 0x20 || c == 0x7f)
+                        return -EINVAL;
+                if (c == '"' || c == '\\')
+                        q[k++] = '\\';
+                q[k++] = (char) c;
+        }
+        q[k++] = '"';
+        q[k] = '\0';
+        *ret = TAKE_PTR(q);
+        return 0;
+}
+
+static int format_value(const char *s, bool pvalue, char **ret) {
+        char *c;
+
+        if (strlen(s) > AUTH_RESULTS_VALUE_MAX)
+                return -E2BIG;
+        if (pvalue ? is_bare_pvalue(s) : is_token(s)) {
+                c = strdup(s);
+                if (!c)
+                        return -ENOMEM;
+                *ret = c;
+                return 0;
+        }
+        return quote(s, ret);
+}
+
+int auth_results_new(const char *authserv_id, AuthResults **ret) {
+        _cleanup_(auth_results_freep) AuthResults *ar = NULL;
+        int r;
+
+        assert(ret);
+
+        if (isempty(authserv_id))
+                return -EINVAL;
+
+        ar = calloc(1, sizeof(AuthResults));
+        if (!ar)
+                return -ENOMEM;
+        r = format_value(authserv_id, false, &ar->authserv_id);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(ar);
+        return 0;
+}
+
+AuthResults* auth_results_free(AuthResults *ar) {
+        if (!ar)
+                return NULL;
+
+        for (size_t i = 0; i < ar->n_methods; i++) {
+                free(ar->methods[i].spec);
+                free(ar->methods[i].reason);
+                for (size_t j = 0; j < ar->methods[i].n_properties; j++)
+                        free(ar->methods[i].properties[j]);
+        }
+        free(ar->authserv_id);
+        free(ar);
+        return NULL;
+}
+
+int auth_results_add(AuthResults *ar, const char *method, const char *result, const char *reason) {
+        _cleanup_free_ char *spec = NULL, *rs = NULL;
+        AuthResultsMethod *m;
+        int r;
+
+        assert(ar);
+
+        if (!is_keyword(method) || !is_keyword(result))
+                return -EINVAL;
+        if (ar->n_methods >= AUTH_RESULTS_MAX_METHODS)
+                return -E2BIG;
+
+        r = asprintf_safe(&spec, "%s=%s", method, result);
+        if (r < 0)
+                return r;
+        if (!isempty(reason)) {
+                _cleanup_free_ char *v = NULL;
+
+                r = format_value(reason, false, &v);
+                if (r < 0)
+                        return r;
+                r = asprintf_safe(&rs, "reason=%s", v);
+                if (r < 0)
+                        return r;
+        }
+
+        m = ar->methods + ar->n_methods++;
+        *m = (AuthResultsMethod) {
+                .spec = TAKE_PTR(spec),
+                .reason = TAKE_PTR(rs),
+        };
+        return 0;
+}
+
+int auth_results_add_property(AuthResults *ar, const char *ptype, const char *property, const char *value) {
+        _cleanup_free_ char *v = NULL, *text = NULL;
+        AuthResultsMethod *m;
+        int r;
+
+        assert(ar);
+
+        if (!is_keyword(ptype) || !is_keyword(property))
+                return -EINVAL;
+        if (ar->n_methods == 0)
+                return -ENOENT;
+        if (isempty(value))
+                return 0;
+
+        m = ar->methods + ar->n_methods - 1;
+        if (m->n_properties >= AUTH_RESULTS_MAX_PROPERTIES)
+                return -E2BIG;
+
+        r = format_value(value, true, &v);
+        if (r < 0)
+                return r;
+        r = asprintf_safe(&text, "%s.%s=%s", ptype, property, v);
+        if (r < 0)
+                return r;
+
+        m->properties[m->n_properties++] = TAKE_PTR(text);
+        return 0;
+}
+
+/* Undo a failed convenience call, so the caller never reports half a result. */
+static int drop_last(AuthResults *ar, int r) {
+        AuthResultsMethod *m;
+
+        assert(ar->n_methods > 0);
+
+        m = ar->methods + --ar->n_methods;
+        free(m->spec);
+        free(m->reason);
+        for (size_t j = 0; j < m->n_properties; j++)
+                free(m->properties[j]);
+        *m = (AuthResultsMethod) {};
+        return r;
+}
+
+int auth_results_add_spf(AuthResults *ar, const char *result, const char *reason,
+                         const char *mailfrom, const char *helo) {
+        int r;
+
+        r = auth_results_add(ar, "spf", result, reason);
+        if (r < 0)
+                return r;
+        r = auth_results_add_property(ar, "smtp", "mailfrom", mailfrom);
+        if (r < 0)
+                return drop_last(ar, r);
+        r = auth_results_add_property(ar, "smtp", "helo", helo);
+        if (r < 0)
+                return drop_last(ar, r);
+        return 0;
+}
+
+int auth_results_add_dkim(AuthResults *ar, const char *result, const char *reason,
+                          const char *domain, const char *selector, const char *header_b) {
+        char b[AUTH_RESULTS_HEADER_B_LEN + 1] = {};
+        int r;
+
+        r = auth_results_add(ar, "dkim", result, reason);
+        if (r < 0)
+                return r;
+        r = auth_results_add_property(ar, "header", "d", domain);
+        if (r < 0)
+                return drop_last(ar, r);
+        r = auth_results_add_property(ar, "header", "s", selector);
+        if (r < 0)
+                return drop_last(ar, r);
+        if (header_b) {
+                /* the base64 text without any folding whitespace */
+                for (size_t i = 0, k = 0; header_b[i] && k < AUTH_RESULTS_HEADER_B_LEN; i++)
+                        if (!strchr(" \t\r\n", header_b[i]))
+                                b[k++] = header_b[i];
+                r = auth_results_add_property(ar, "header", "b", b);
+                if (r < 0)
+                        return drop_last(ar, r);
+        }
+        return 0;
+}
+
+int auth_results_add_dmarc(AuthResults *ar, const char *result, const char *reason,
+                           const char *from_domain) {
+        int r;
+
+        r = auth_results_add(ar, "dmarc", result, reason);
+        if (r < 0)
+                return r;
+        r = auth_results_add_property(ar, "header", "from", from_domain);
+        if (r < 0)
+                return drop_last(ar, r);
+        return 0;
+}
+
+int auth_results_add_arc(AuthResults *ar, const char *result, const char *reason,
+                         const char *remote_ip) {
+        int r;
+
+        r = auth_results_add(ar, "arc", result, reason);
+        if (r < 0)
+                return r;
+        r = auth_results_add_property(ar, "smtp", "remote-ip", remote_ip);
+        if (r < 0)
+                return drop_last(ar, r);
+        return 0;
+}
+
+typedef struct Writer {
+        char *data;
+        size_t len;
+        size_t alloc;
+        size_t column;
+} Writer;
+
+static int writer_put(Writer *w, const char *s) {
+        size_t n = strlen(s);
+
+        if (w->len + n + 1 > w->alloc) {
+                size_t na = MAX(w->alloc * 2, w->len + n + 1);
+                char *p;
+
+                na = MAX(na, (size_t) 256);
+                p = realloc(w->data, na);
+                if (!p)
+                        return -ENOMEM;
+                w->data = p;
+                w->alloc = na;
+        }
+        memcpy(w->data + w->len, s, n + 1);
+        w->len += n;
+        for (const char *p = s; *p; p++)
+                w->column = *p == '\n' ? 0 : *p == '\t' ? w->column + 8 : w->column + 1;
+        return 0;
+}
+
+/* " element", or a fold and the element when it would cross the column limit. */
+static int writer_element(Writer *w, const char *e) {
+        int r;
+
+        if (w->column + 1 + strlen(e) > AUTH_RESULTS_FOLD_COLUMN)
+                r = writer_put(w, "\r\n\t");
+        else
+                r = writer_put(w, " ");
+        if (r < 0)
+                return r;
+        return writer_put(w, e);
+}
+
+int auth_results_format(const AuthResults *ar, char **ret) {
+        Writer w = { .column = STRLEN(AUTH_RESULTS_FIELD_NAME ":") };
+        int r;
+
+        assert(ar);
+        assert(ret);
+
+#define PUT(s) do { r = writer_put(&w, (s)); if (r < 0) goto fail; } while (false)
+#define ELEMENT(s) do { r = writer_element(&w, (s)); if (r < 0) goto fail; } while (false)
+        PUT(" ");
+        PUT(ar->authserv_id);
+        PUT(";");
+        if (ar->n_methods == 0)
+                ELEMENT("none");
+
+        for (size_t i = 0; i < ar->n_methods; i++) {
+                const AuthResultsMethod *m = ar->methods + i;
+
+                /* every resinfo begins a line of its own */
+                PUT("\r\n\t");
+                PUT(m->spec);
+                if (m->reason)
+                        ELEMENT(m->reason);
+                for (size_t j = 0; j < m->n_properties; j++)
+                        ELEMENT(m->properties[j]);
+                if (i + 1 < ar->n_methods)
+                        PUT(";");
+        }
+#undef PUT
+#undef ELEMENT
+
+        *ret = TAKE_PTR(w.data);
+        return 0;
+
+fail:
+        free(w.data);
+        return r;
+}
+
+/* Skip CFWS: blanks, line ends of folds, and comments (nested, with quoted-pairs).
+ * Returns -EBADMSG for an unterminated or too deeply nested comment. */
+static int skip_cfws(const char *s, size_t len, size_t *i) {
+        unsigned depth = 0;
+
+        while (*i < len) {
+                char c = s[*i];
+
+                if (depth > 0) {
+                        if (c == '\\') {
+                                if (*i + 1 >= len)
+                                        return -EBADMSG;
+                                *i += 2;
+                                continue;
+                        }
+                        if (c == '(') {
+                                if (++depth > COMMENT_DEPTH_MAX)
+                                        return -EBADMSG;
+                        } else if (c == ')')
+                                depth--;
+                        (*i)++;
+                        continue;
+                }
+
+                if (IN_SET(c, ' ', '\t', '\r', '\n'))
+                        (*i)++;
+                else if (c == '(') {
+                        depth = 1;
+                        (*i)++;
+                } else
+                        break;
+        }
+
+        return depth > 0 ? -EBADMSG : 0;
+}
+
+/* A quoted-string starting at s[*i] == '"', unquoted into a new string; folds inside
+ * are unfolded (their CR and LF dropped). */
+static int read_quoted_string(const char *s, size_t len, size_t *i, char **ret) {
+        _cleanup_free_ char *out = NULL;
+        size_t k = 0;
+
+        assert(s[*i] == '"');
+
+        out = malloc(MIN(len - *i, (size_t) AUTH_RESULTS_VALUE_MAX) + 1);
+        if (!out)
+                return -ENOMEM;
+
+        for (size_t j = *i + 1; j < len; j++) {
+                char c = s[j];
+
+                if (c == '"') {
+                        out[k] = '\0';
+                        *i = j + 1;
+                        *ret = TAKE_PTR(out);
+                        return 0;
+                }
+                if (c == '\\') {
+                        if (++j >= len)
+                                return -EBADMSG;
+                        c = s[j];
+                } else if (IN_SET(c, '\r', '\n'))
+                        continue;
+                else if (c == '\0')
+                        return -EBADMSG;
+
+                if (k >= AUTH_RESULTS_VALUE_MAX)
+                        return -E2BIG;
+                out[k++] = c;
+        }
+        return -EBADMSG;
+}
+
+int auth_results_parse_authserv_id(const char *value, size_t len, char **ret_id, unsigned *ret_version) {
+        _cleanup_free_ char *id = NULL;
+        unsigned version = 1;
+        size_t i = 0;
+        int r;
+
+        assert(value || len == 0);
+        assert(ret_id);
+
+        r = skip_cfws(value, len, &i);
+        if (r < 0)
+                return r;
+        if (i >= len)
+                return -EBADMSG;
+
+        if (value[i] == '"') {
+                r = read_quoted_string(value, len, &i, &id);
+                if (r < 0)
+                        return r;
+                if (isempty(id))
+                        return -EBADMSG;
+        } else {
+                size_t start = i;
+
+                /* A token; 8-bit bytes are taken too, for internationalized host names
+                 * (RFC 8601 §2.2 with RFC 6532). */
+                while (i < len && (is_token_char(value[i]) || (unsigned char) value[i] >= 0x80))
+                        i++;
+                if (i == start)
+                        return -EBADMSG;
+                if (i - start > AUTH_RESULTS_VALUE_MAX)
+                        return -E2BIG;
+                id = strndup(value + start, i - start);
+                if (!id)
+                        return -ENOMEM;
+        }
+
+        r = skip_cfws(value, len, &i);
+        if (r < 0)
+                return r;
+
+        /* authres-version = 1*DIGIT [CFWS] */
+        if (i < len && value[i] >= '0' && value[i] <= '9') {
+                size_t start = i;
+
+                version = 0;
+                while (i < len && value[i] >= '0' && value[i] <= '9') {
+                        if (i - start >= VERSION_DIGITS_MAX)
+                                return -EBADMSG;
+                        version = version * 10 + (unsigned) (value[i] - '0');
+                        i++;
+                }
+                r = skip_cfws(value, len, &i);
+                if (r < 0)
+                        return r;
+        }
+
+        /* What follows is "; none" or the resinfos, both starting with ';'. A value that
+         * ends right after the id is taken too: it still claims the id. */
+        if (i < len && value[i] != ';')
+                return -EBADMSG;
+
+        *ret_id = TAKE_PTR(id);
+        if (ret_version)
+                *ret_version = version;
+        return 0;
+}
+
+bool auth_results_authserv_id_equal(const char *a, const char *b) {
+        return a && b && strcasecmp(a, b) == 0;
+}
+
+int auth_results_find_ours(const char *msg, size_t len, const char *authserv_id, Rfc5322Field **ret) {
+        _cleanup_free_ Rfc5322Field *found = NULL;
+        size_t offset = 0, n = 0, n_found = 0, alloc = 0;
+        Rfc5322Field f;
+        int r;
+
+        assert(msg || len == 0);
+        assert(authserv_id);
+        assert(ret);
+
+        while ((r = rfc5322_field_next(msg, len, NULL, &offset, &n, &f)) > 0) {
+                _cleanup_free_ char *id = NULL;
+
+                if (!rfc5322_field_is(&f, AUTH_RESULTS_FIELD_NAME))
+                        continue;
+                r = auth_results_parse_authserv_id(f.value, f.value_len, &id, NULL);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0 || !auth_results_authserv_id_equal(id, authserv_id))
+                        continue;
+
+                if (n_found >= alloc) {
+                        size_t na = MAX(alloc * 2, (size_t) 4);
+                        Rfc5322Field *p = reallocarray(found, na, sizeof(Rfc5322Field));
+
+                        if (!p)
+                                return -ENOMEM;
+                        found = p;
+                        alloc = na;
+                }
+                found[n_found++] = f;
+        }
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(found);
+        return (int) n_found;
+}

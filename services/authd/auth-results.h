@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The Authentication-Results header field (RFC 8601): building the value mailsec adds
+ * from the outcomes of its checks, and reading the authserv-id of fields already present
+ * so that those claiming ours, which can only come from outside, are removed (§5).
+ *
+ *         _cleanup_(auth_results_freep) AuthResults *ar = NULL;
+ *         r = auth_results_new("mx.example.com", &ar);
+ *         r = auth_results_add_spf(ar, "pass", NULL, "sender@example.net", "mail.example.net");
+ *         r = auth_results_add_dkim(ar, "pass", NULL, "example.net", "sel", "dzdVyOfAKCdLXdJOc9G2q8LoXSlEniSb");
+ *         r = auth_results_add_dmarc(ar, "pass", NULL, "example.net");
+ *         r = auth_results_format(ar, &value);     // " mx.example.com;\r\n\tspf=pass ..."
+ *
+ * Pure code: no DNS, no bus, no logging above debug. */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "macro.h"
+#include "rfc5322.h"
+
+#define AUTH_RESULTS_FIELD_NAME "Authentication-Results"
+#define AUTH_RESULTS_MAX_METHODS 64U            /* resinfo entries in one field */
+#define AUTH_RESULTS_MAX_PROPERTIES 16U         /* propspecs in one resinfo */
+#define AUTH_RESULTS_VALUE_MAX 480U             /* one authserv-id, reason or property value:
+                                                 * even fully escaped it fits a 998-char line */
+#define AUTH_RESULTS_FOLD_COLUMN 78U
+#define AUTH_RESULTS_HEADER_B_LEN 8U            /* header.b= prefix length (RFC 6008 §4) */
+
+typedef struct AuthResults AuthResults;
+
+/* authserv-id: a token or anything that can be written as a quoted-string (normally the
+ * host's domain name). Returns -EINVAL for an empty or unrepresentable id. */
+int auth_results_new(const char *authserv_id, AuthResults **ret);
+AuthResults* auth_results_free(AuthResults *ar);
+DEFINE_TRIVIAL_CLEANUP_FUNC(AuthResults*, auth_results_free);
+
+/* A resinfo "method=result [reason=...]" in the order added. method and result must be
+ * RFC 8601 keywords (ldh-str: letters, digits, inner '-'); reason is free text (quoted when it
+ * is not a token) or NULL. Returns -EINVAL for bad syntax, -E2BIG beyond
+ * AUTH_RESULTS_MAX_METHODS, -ENOMEM. */
+int auth_results_add(AuthResults *ar, const char *method, const char *result, const char *reason);
+
+/* A propspec "ptype.property=value" on the resinfo added last (-ENOENT when there is
+ * none). ptype and property are keywords; value is written as is when it is a token, an
+ * addr-spec or "@domain", otherwise as a quoted-string. A NULL or empty value adds
+ * nothing. */
+int auth_results_add_property(AuthResults *ar, const char *ptype, const char *property, const char *value);
+
+/* The methods mailsec reports, with the properties RFC 8601 §2.7 and RFC 6008 name.
+ * NULL arguments are left out. */
+int auth_results_add_spf(AuthResults *ar, const char *result, const char *reason,
+                         const char *mailfrom, const char *helo);
+/* header_b: the signature's b= in base64; only its first AUTH_RESULTS_HEADER_B_LEN
+ * characters are written (RFC 6008), to tell several signatures of one domain apart. */
+int auth_results_add_dkim(AuthResults *ar, const char *result, const char *reason,
+                          const char *domain, const char *selector, const char *header_b);
+int auth_results_add_dmarc(AuthResults *ar, const char *result, const char *reason,
+                           const char *from_domain);
+/* smtp.remote-ip is the property RFC 8617 §10.2 registers for "arc". */
+int auth_results_add_arc(AuthResults *ar, const char *result, const char *reason,
+                         const char *remote_ip);
+
+/* The field value, beginning with a space after "Authentication-Results:", folded before
+ * each resinfo and wherever a line would pass AUTH_RESULTS_FOLD_COLUMN (counting the
+ * field name), CRLF line ends inside, no final CRLF. No resinfo: "<id>; none". */
+int auth_results_format(const AuthResults *ar, char **ret);
+
+/* Read the authserv-id of an Authentication-Results field value (RFC 8601 §2.2): CFWS
+ * with nested comments and folds, a token or quoted-string, the optional version. The id
+ * is unquoted into a new string; *ret_version is 1 when absent. Returns -EBADMSG when the
+ * value does not start like an A-R payload (no id, junk after it, unterminated quoted
+ * string or comment, version not a number), -E2BIG for an id over
+ * AUTH_RESULTS_VALUE_MAX, -ENOMEM. ret_version may be NULL. */
+int auth_results_parse_authserv_id(const char *value, size_t len, char **ret_id, unsigned *ret_version);
+
+/* authserv-id comparison: case-insensitive (domain names), RFC 8601 §5. */
+bool auth_results_authserv_id_equal(const char *a, const char *b) _pure_;
+
+/* The Authentication-Results fields of a message's header block that claim authserv_id,
+ * top to bottom, as a new array of views into msg (raw_offset/raw_len delimit what to
+ * cut). Fields whose id cannot be read are not listed. Returns the number found (0 with
+ * *ret = NULL when none), -EBADMSG when the header block does not parse, -E2BIG over the
+ * RFC 5322 limits, -ENOMEM. */
+int auth_results_find_ours(const char *msg, size_t len, const char *authserv_id, Rfc5322Field **ret);
