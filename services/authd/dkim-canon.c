@@ -222,7 +222,7 @@ int dkim_canon_signed_headers(DkimCanon c, const char *msg, const Rfc5322Field *
 }
 
 /* Body canonicalization as a byte-at-a-time state machine, so that chunk boundaries
- * (even one between CR and LF) do not matter. Empty lines are counted and written only
+ * (even one between CR and LF) do not matter; runs of text that need no change skip it. Empty lines are counted and written only
  * when more content follows, which drops them at the end of the body (§3.4.3, §3.4.4).
  * Output goes through a small buffer into the hash; only the first `limit` bytes are
  * hashed, but all are counted. */
@@ -349,6 +349,91 @@ static int feed_byte(DkimBodyHasher *h, char c) {
         return emit_content(h, c);
 }
 
+/* A run of bytes that canonicalization passes through unchanged, emitted at once: all
+ * are counted, the first ones up to the limit hashed. */
+static int emit_run(DkimBodyHasher *h, const char *p, size_t n) {
+        uint64_t room = h->total < h->limit ? h->limit - h->total : 0;
+        size_t k = (uint64_t) n < room ? n : (size_t) room;
+        int r;
+
+        h->total += n;
+        while (k > 0) {
+                size_t m;
+
+                if (h->out_len == sizeof(h->out)) {
+                        r = flush_out(h);
+                        if (r < 0)
+                                return r;
+                }
+                m = MIN(k, sizeof(h->out) - h->out_len);
+                memcpy(h->out + h->out_len, p, m);
+                h->out_len += m;
+                p += m;
+                k -= m;
+        }
+        return 0;
+}
+
+/* Relaxed body: 0 for a byte passed through unchanged, 1 for SP (unchanged when it is
+ * alone between two such bytes), 2 for the bytes the state machine must see. */
+static const uint8_t relaxed_class[256] = {
+        [' '] = 1, ['\t'] = 2, ['\r'] = 2, ['\n'] = 2,
+};
+
+/* The high bit of each byte of x that equals c, and no other bit. */
+_unused_ static uint64_t bytes_equal(uint64_t x, uint8_t c) {
+        const uint64_t low7 = UINT64_C(0x7f7f7f7f7f7f7f7f);
+        uint64_t y = x ^ (UINT64_C(0x0101010101010101) * c), t;
+
+        t = (y & low7) + low7;          /* high bit set where the low 7 bits are not all 0 */
+        return ~(t | y | low7);
+}
+
+/* The end of the text from s[i] on that canonicalization leaves as it is. */
+static size_t plain_run_end(DkimCanon c, const char *s, size_t i, size_t n) {
+        const char *e;
+
+        if (c == DKIM_CANON_SIMPLE) {
+                /* Everything but a line end: find the CR, then any bare LF before it. */
+                e = memchr(s + i, '\r', n - i);
+                n = e ? (size_t) (e - s) : n;
+                e = memchr(s + i, '\n', n - i);
+                return e ? (size_t) (e - s) : n;
+        }
+
+        while (i < n) {
+                uint8_t k;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                /* Eight bytes at a time: stop at a CR, LF or HTAB, and at a SP followed by
+                 * white space or a line end, or last in the word (decided byte-wise below). */
+                while (i + 8 <= n) {
+                        uint64_t x, sp, special, stop;
+
+                        memcpy(&x, s + i, 8);
+                        sp = bytes_equal(x, ' ');
+                        special = bytes_equal(x, '\r') | bytes_equal(x, '\n') | bytes_equal(x, '\t');
+                        stop = special | (sp & (((special | sp) >> 8) | (UINT64_C(0x80) << 56)));
+                        if (stop != 0) {
+                                i += (size_t) __builtin_ctzll(stop) / 8;
+                                break;
+                        }
+                        i += 8;
+                }
+                if (i >= n)
+                        break;
+#endif
+                k = relaxed_class[(uint8_t) s[i]];
+                if (k == 0)
+                        i++;
+                else if (k == 1 && i + 1 < n && relaxed_class[(uint8_t) s[i + 1]] == 0)
+                        i += 2;
+                else
+                        break;
+        }
+        return i;
+}
+
 int dkim_body_hasher_feed(DkimBodyHasher *h, const void *p, size_t n) {
         const char *s = p;
         int r;
@@ -356,19 +441,23 @@ int dkim_body_hasher_feed(DkimBodyHasher *h, const void *p, size_t n) {
         assert(h);
         assert(p || n == 0);
 
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
+        for (size_t i = 0; i < n;) {
+                /* Fast path: in the middle of a line with nothing pending, the text up to
+                 * the next line end or (relaxed) the next white space that is not a single
+                 * SP between two plain bytes is its own canonical form. */
+                if (!h->pending_cr && h->empty_lines == 0 && !h->pending_wsp) {
+                        size_t j = plain_run_end(h->canon, s, i, n);
 
-                /* Fast path for the common byte: ordinary text in the middle of a line. */
-                if (!h->pending_cr && h->empty_lines == 0 && !h->pending_wsp &&
-                    c != '\r' && c != '\n' && !(h->canon == DKIM_CANON_RELAXED && is_wsp(c)) &&
-                    h->total < h->limit && h->out_len < sizeof(h->out)) {
-                        h->out[h->out_len++] = c;
-                        h->total++;
-                        h->line_has_content = true;
-                        continue;
+                        if (j > i) {
+                                r = emit_run(h, s + i, j - i);
+                                if (r < 0)
+                                        return r;
+                                h->line_has_content = true;
+                                i = j;
+                                continue;
+                        }
                 }
-                r = feed_byte(h, c);
+                r = feed_byte(h, s[i++]);
                 if (r < 0)
                         return r;
         }

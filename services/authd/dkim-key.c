@@ -72,9 +72,58 @@ static bool colon_list_has(const char *v, size_t len, const char *w1, const char
         return false;
 }
 
+/* OpenSSL 3 decodes a public key through its decoder framework, which costs several
+ * times an RSA-2048 verification. A domain signs many messages with one key, so the last
+ * few RSA keys decoded by this thread are kept, found again by their exact DER bytes. An
+ * EVP_PKEY is only read once built, so the entries are shared by reference count. */
+#define RSA_KEY_CACHE_SIZE 8U
+
+typedef struct RsaKeyCacheEntry {
+        uint8_t *der;
+        size_t len;
+        EVP_PKEY *pkey;
+} RsaKeyCacheEntry;
+
+static _Thread_local RsaKeyCacheEntry rsa_key_cache[RSA_KEY_CACHE_SIZE];
+static _Thread_local unsigned rsa_key_cache_next;
+
+static EVP_PKEY* rsa_key_cache_get(const uint8_t *der, size_t len) {
+        for (size_t i = 0; i < RSA_KEY_CACHE_SIZE; i++) {
+                RsaKeyCacheEntry *e = rsa_key_cache + i;
+
+                if (e->pkey && e->len == len && memcmp(e->der, der, len) == 0)
+                        return EVP_PKEY_up_ref(e->pkey) == 1 ? e->pkey : NULL;
+        }
+        return NULL;
+}
+
+static void rsa_key_cache_put(const uint8_t *der, size_t len, EVP_PKEY *pkey) {
+        RsaKeyCacheEntry *e = rsa_key_cache + rsa_key_cache_next;
+        uint8_t *copy;
+
+        copy = malloc(MAX(len, (size_t) 1));
+        if (!copy)
+                return;                 /* not kept: only a later decode costs more */
+        memcpy(copy, der, len);
+        if (EVP_PKEY_up_ref(pkey) != 1) {
+                free(copy);
+                return;
+        }
+        free(e->der);
+        EVP_PKEY_free(e->pkey);
+        *e = (RsaKeyCacheEntry) { .der = copy, .len = len, .pkey = pkey };
+        rsa_key_cache_next = (rsa_key_cache_next + 1) % RSA_KEY_CACHE_SIZE;
+}
+
 static int build_rsa(const uint8_t *der, size_t len, EVP_PKEY **ret, const char **ret_reason) {
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
         const unsigned char *p = der;
+
+        pkey = rsa_key_cache_get(der, len);
+        if (pkey) {
+                *ret = TAKE_PTR(pkey);
+                return 0;
+        }
 
         /* RFC 6376 §3.6.1 specifies SubjectPublicKeyInfo; a bare PKCS#1 RSAPublicKey is
          * published by enough domains (and accepted by other verifiers) that we take it
@@ -94,6 +143,7 @@ static int build_rsa(const uint8_t *der, size_t len, EVP_PKEY **ret, const char 
                 *ret_reason = "p= is not an RSA key";
                 return -EBADMSG;
         }
+        rsa_key_cache_put(der, len, pkey);
         *ret = TAKE_PTR(pkey);
         return 0;
 }

@@ -5,7 +5,9 @@
  * PURPOSE
  *      Shows which mailsec services are running or activatable on a bus, the
  *      statistics and open sessions of mailsec-proxyd, and asks it to reload.
- *      See mailsecctl(8).
+ *      Runs the authentication checks (SPF, DKIM, ARC, DMARC) of libauthd on
+ *      the command line (mailsecctl-auth.c) and manages DKIM keys
+ *      (mailsecctl-dkim.c); those verbs use DNS, not the bus. See mailsecctl(8).
  *
  * SECURITY
  *      A plain bus client. It trusts the bus for the identity of the services
@@ -21,6 +23,9 @@
  *
  * EXIT STATUS
  *      0 success, 1 the call failed, 2 usage error, 3 the service is not running.
+ *      auth: 0 when the check was carried out (the verdict is in the output, even
+ *      temperror), 1 when it could not be. dkim rotate: 0 only when the new key is
+ *      visible in DNS.
  */
 
 #include <errno.h>
@@ -36,10 +41,8 @@
 #include "cleanup.h"
 #include "config.h"
 #include "macro.h"
-
-#define EXIT_CALL_FAILED 1
-#define EXIT_USAGE 2
-#define EXIT_NOT_RUNNING 3
+#include "mailsecctl.h"
+#include "string-util.h"
 
 #define PROXY_NAME BUS_PREFIX ".Proxy1"
 #define PROXY_PATH BUS_PATH_PREFIX "/Proxy1"
@@ -54,7 +57,7 @@ typedef enum BusKind {
         BUS_REMOTE,
 } BusKind;
 
-static bool arg_json = false;
+bool arg_json = false;
 static BusKind arg_bus = BUS_SYSTEM;
 static const char *arg_host = NULL;
 
@@ -62,54 +65,6 @@ static const char *arg_host = NULL;
 #define _cleanup_bus_error_ _cleanup_(sd_bus_error_free)
 
 /* ---- output helpers ---------------------------------------------------------------------- */
-
-/* Writes s as a JSON string literal (RFC 8259): quotes, backslash and control
- * characters are escaped; bytes >= 0x80 are passed through (sd-bus guarantees
- * UTF-8 for strings). */
-static void json_string(FILE *f, const char *s) {
-        fputc('"', f);
-        for (const unsigned char *p = (const unsigned char*) (s ?: ""); *p; p++)
-                switch (*p) {
-                case '"':
-                        fputs("\\\"", f);
-                        break;
-                case '\\':
-                        fputs("\\\\", f);
-                        break;
-                case '\b':
-                        fputs("\\b", f);
-                        break;
-                case '\f':
-                        fputs("\\f", f);
-                        break;
-                case '\n':
-                        fputs("\\n", f);
-                        break;
-                case '\r':
-                        fputs("\\r", f);
-                        break;
-                case '\t':
-                        fputs("\\t", f);
-                        break;
-                default:
-                        if (*p < 0x20 || *p == 0x7f)
-                                fprintf(f, "\\u%04x", *p);
-                        else
-                                fputc(*p, f);
-                }
-        fputc('"', f);
-}
-
-/* Strings from the bus may carry anything a client sent (HELO names); keep the
- * terminal safe by replacing control characters. */
-static void text_string(FILE *f, const char *s, int width) {
-        int n = 0;
-
-        for (const unsigned char *p = (const unsigned char*) (s ?: ""); *p; p++, n++)
-                fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
-        for (; n < width; n++)
-                fputc(' ', f);
-}
 
 static const char* format_age(char *buf, size_t size, uint64_t started_usec) {
         struct timespec ts;
@@ -633,7 +588,19 @@ static void help(void) {
                "  status            Show the mailsec services on the bus and a proxy summary\n"
                "  proxy stats       Show all statistics of mailsec-proxyd\n"
                "  proxy sessions    List the open SMTP sessions\n"
-               "  proxy reload      Make mailsec-proxyd read its configuration again\n\n"
+               "  proxy reload      Make mailsec-proxyd read its configuration again\n"
+               "  auth spf --ip ADDR --helo NAME [--mail-from ADDR]\n"
+               "                    Evaluate SPF for a client\n"
+               "  auth verify FILE|- [--ip ADDR --helo NAME --mail-from ADDR]\n"
+               "                    Check DKIM, ARC, DMARC (and SPF) of a message\n"
+               "  auth dmarc DOMAIN Find and parse the DMARC policy of a domain\n"
+               "  dkim keygen --domain D --selector S --output DIR [--algorithm rsa|ed25519]\n"
+               "                    Generate a DKIM key and print its DNS record\n"
+               "  dkim record --key FILE --domain D --selector S\n"
+               "                    Print the DNS record of an existing key\n"
+               "  dkim rotate --domain D --new-selector S --key FILE [--wait SEC]\n"
+               "                    Check that the new key is published before switching\n"
+               "  (auth and dkim rotate take --resolver ADDR[:PORT]; see mailsecctl(8))\n\n"
                "Options:\n"
                "  -h --help         Show this help\n"
                "     --version      Show the version\n"
@@ -707,6 +674,22 @@ int main(int argc, char *argv[]) {
                 { "proxy", "sessions", verb_proxy_sessions },
                 { "proxy", "reload",   verb_proxy_reload   },
         };
+        static const struct {
+                const char *group;
+                const char *verb;
+                int (*run)(int argc, char *argv[]);
+        } local_verbs[] = {
+#if HAVE_AUTHD
+                { "auth", "spf",    verb_auth_spf    },
+                { "auth", "verify", verb_auth_verify },
+                { "auth", "dmarc",  verb_auth_dmarc  },
+                { "dkim", "keygen", verb_dkim_keygen },
+                { "dkim", "record", verb_dkim_record },
+                { "dkim", "rotate", verb_dkim_rotate },
+#else
+                { "", "", NULL },
+#endif
+        };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *group = NULL, *verb;
         int left, r;
@@ -723,6 +706,26 @@ int main(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
         verb = argv[optind];
+        if (streq(verb, "auth") || streq(verb, "dkim")) {
+                /* Local verbs parse their own options; they need no bus. */
+                if (left < 2) {
+                        fprintf(stderr, "Usage: mailsecctl %s\n",
+                                streq(verb, "auth") ? "auth spf|verify|dmarc ..." : "dkim keygen|record|rotate ...");
+                        return EXIT_USAGE;
+                }
+                for (size_t i = 0; i < ELEMENTSOF(local_verbs); i++) {
+                        if (!local_verbs[i].run || !streq(verb, local_verbs[i].group) || !streq(argv[optind + 1], local_verbs[i].verb))
+                                continue;
+                        r = local_verbs[i].run(left - 1, argv + optind + 1);
+                        if (fflush(stdout) != 0 || ferror(stdout)) {
+                                fprintf(stderr, "Failed to write the output.\n");
+                                return EXIT_CALL_FAILED;
+                        }
+                        return r;
+                }
+                fprintf(stderr, "Unknown command '%s %s'; see mailsecctl --help.\n", verb, argv[optind + 1]);
+                return EXIT_USAGE;
+        }
         if (strcmp(verb, "proxy") == 0) {
                 if (left != 2) {
                         fprintf(stderr, "Usage: mailsecctl proxy stats|sessions|reload\n");

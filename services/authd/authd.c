@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* mailsec-authd: message authentication for the other mailsec services.
+ *
+ * PURPOSE
+ *      Evaluates SPF (RFC 7208), verifies DKIM signatures (RFC 6376, RFC 8301, RFC 8463)
+ *      and ARC chains (RFC 8617), evaluates DMARC (RFC 7489) and builds the
+ *      Authentication-Results value (RFC 8601) for received mail; signs outgoing mail
+ *      with DKIM and seals ARC sets. The checks themselves are libauthd's pure code;
+ *      this daemon feeds them DNS answers from the configured resolver.
+ *
+ * SECURITY
+ *      Messages arrive as sealed memfds only, checked for their seals and size before
+ *      they are mapped. Callers are root, mailsec-proxy and the group mailsec (bus policy,
+ *      and a check of the sender's credentials in every method). Everything in a
+ *      message and in DNS is hostile and parsed within libauthd's limits. Signing keys
+ *      are read once at start-up, through $CREDENTIALS_DIRECTORY.
+ *
+ * BUS
+ *      Bus-activated; owns ch.webtrend.Mailsec.Auth1 (object /ch/webtrend/Mailsec/Auth1,
+ *      ch.webtrend.Mailsec.Auth1.Manager, org.freedesktop.LogControl1) and exits after
+ *      IdleTimeoutSec= without pending checks.
+ *
+ * FILES
+ *      SYSCONFDIR/authd.conf and authd.conf.d/ (read only); private keys through
+ *      $CREDENTIALS_DIRECTORY or absolute paths. */
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "authd-bus.h"
+#include "authd-check.h"
+#include "authd-manager.h"
+#include "bus-util.h"
+#include "cleanup.h"
+#include "config.h"
+#include "log.h"
+#include "string-util.h"
+
+static const char *arg_config = SYSCONFDIR "/authd.conf";
+static bool arg_check_config = false;
+
+static void help(void) {
+        printf("%s [OPTIONS...]\n\n"
+               "The mailsec authentication service (SPF, DKIM, DMARC, ARC; bus activated).\n\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show package version\n"
+               "     --config=PATH       Configuration file (default: %s)\n"
+               "     --check-config      Parse the configuration, load the signing keys, and exit\n"
+               "     --log-level=LEVEL   emerg, alert, crit, err, warning, notice, info, debug\n"
+               "\nSee mailsec-authd(8) and mailsec-authd.conf(5).\n",
+               program_invocation_short_name, SYSCONFDIR "/authd.conf");
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_CONFIG,
+                ARG_CHECK_CONFIG,
+                ARG_LOG_LEVEL,
+        };
+        static const struct option options[] = {
+                { "help",         no_argument,       NULL, 'h'              },
+                { "version",      no_argument,       NULL, ARG_VERSION      },
+                { "config",       required_argument, NULL, ARG_CONFIG       },
+                { "check-config", no_argument,       NULL, ARG_CHECK_CONFIG },
+                { "log-level",    required_argument, NULL, ARG_LOG_LEVEL    },
+                {}
+        };
+        int c, l;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("%s %s\n", PROJECT_NAME, PROJECT_VERSION);
+                        return 0;
+                case ARG_CONFIG:
+                        arg_config = optarg;
+                        break;
+                case ARG_CHECK_CONFIG:
+                        arg_check_config = true;
+                        break;
+                case ARG_LOG_LEVEL:
+                        l = log_level_from_string(optarg);
+                        if (l < 0)
+                                return log_error_errno(-EINVAL, "Invalid log level: %s", optarg);
+                        log_set_max_level(l);
+                        break;
+                case '?':
+                        return -EINVAL;
+                default:
+                        return -EINVAL;
+                }
+
+        if (optind < argc)
+                return log_error_errno(-EINVAL, "%s takes no arguments.", program_invocation_short_name);
+        return 1;
+}
+
+static int run(int argc, char *argv[]) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ConfigError error = CONFIG_ERROR_NULL;
+        int r;
+
+        /* 1. logging, arguments */
+        log_set_identifier("mailsec-authd");
+        log_setup();
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r;
+
+        /* 2. configuration (and the signing keys): a failure stops start-up */
+        r = manager_new(arg_config, &m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot allocate manager: %m");
+
+        r = manager_load_config(m, &error);
+        if (r < 0) {
+                if (error.message)
+                        log_error("%s:%u: %s", strna(error.filename), error.line, error.message);
+                else
+                        log_error_errno(r, "Cannot load configuration %s: %m", arg_config);
+                config_error_done(&error);
+                return r;
+        }
+        if (arg_check_config) {
+                log_info("Configuration %s is valid (%zu signing key(s)).", arg_config, m->config->n_keys);
+                return 0;
+        }
+
+        /* 3. event loop: watchdog, SIGTERM/SIGINT exit it (no reload: the next activation
+         * reads the configuration again) */
+        r = manager_setup_event(m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the event loop: %m");
+
+        /* 4. no inherited sockets. 5. the bus, then the resolver (resolve1 needs the bus),
+         * then the name: calls queue in the bus until then */
+        r = manager_connect_bus(m);
+        if (r < 0)
+                return r;
+        r = manager_setup_resolver(m);
+        if (r < 0)
+                return r;
+        r = manager_request_name(m);
+        if (r < 0)
+                return r;
+
+        /* 6. ready; run until idle */
+        (void) sd_notify(0, "READY=1\nSTATUS=Processing requests.");
+        log_info("mailsec-authd %s running (authserv-id %s, %zu signing key(s)).", PROJECT_VERSION,
+                 m->config->authserv_id, m->config->n_keys);
+
+        r = bus_event_loop_with_idle(m->event, m->bus, AUTH_BUS_NAME, m->config->idle_timeout,
+                                     manager_check_idle, m);
+        (void) sd_notify(0, "STOPPING=1");
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        return 0;
+}
+
+DEFINE_MAIN_FUNCTION(run);
