@@ -658,60 +658,6 @@ int arc_verify_structure(const char *msg, size_t len, ArcVerifyResult *ret) {
         return 0;
 }
 
-/* 1 verifies, 0 does not, negative errno when the check could not be carried out. */
-static int verify_data(DkimAlgorithm a, EVP_PKEY *pkey, const DkimBuffer *data, const uint8_t *sig, size_t sig_len) {
-        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
-        uint8_t digest[32];
-        int k;
-
-        ctx = EVP_MD_CTX_new();
-        if (!ctx)
-                return -ENOMEM;
-        if (a == DKIM_ALGORITHM_ED25519_SHA256) {
-                if (EVP_Digest(data->data, data->len, digest, NULL, EVP_sha256(), NULL) != 1)
-                        return dkim_openssl_error(-EIO, "EVP_Digest(SHA-256)");
-                if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) != 1)
-                        return dkim_openssl_error(-EIO, "EVP_DigestVerifyInit(Ed25519)");
-                k = EVP_DigestVerify(ctx, sig, sig_len, digest, sizeof(digest));
-        } else {
-                if (EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pkey) != 1)
-                        return dkim_openssl_error(-EIO, "EVP_DigestVerifyInit(RSA)");
-                k = EVP_DigestVerify(ctx, sig, sig_len, (const uint8_t*) data->data, data->len);
-        }
-        if (k == 1)
-                return 1;
-        (void) dkim_openssl_error(0, "EVP_DigestVerify");
-        return 0;
-}
-
-static int sign_data(EVP_PKEY *key, DkimAlgorithm a, const DkimBuffer *data, char **ret_b64) {
-        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
-        _cleanup_free_ uint8_t *sig = NULL;
-        const uint8_t *in = (const uint8_t*) data->data;
-        size_t in_len = data->len, sig_len = 0;
-        uint8_t digest[32];
-
-        ctx = EVP_MD_CTX_new();
-        if (!ctx)
-                return -ENOMEM;
-        if (a == DKIM_ALGORITHM_ED25519_SHA256) {
-                if (EVP_Digest(data->data, data->len, digest, NULL, EVP_sha256(), NULL) != 1)
-                        return dkim_openssl_error(-EIO, "EVP_Digest(SHA-256)");
-                in = digest;
-                in_len = sizeof(digest);
-                if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) != 1)
-                        return dkim_openssl_error(-EIO, "EVP_DigestSignInit(Ed25519)");
-        } else if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) != 1)
-                return dkim_openssl_error(-EIO, "EVP_DigestSignInit(RSA)");
-        if (EVP_DigestSign(ctx, NULL, &sig_len, in, in_len) != 1)
-                return dkim_openssl_error(-EIO, "EVP_DigestSign");
-        sig = malloc(sig_len);
-        if (!sig)
-                return -ENOMEM;
-        if (EVP_DigestSign(ctx, sig, &sig_len, in, in_len) != 1)
-                return dkim_openssl_error(-EIO, "EVP_DigestSign");
-        return dkim_base64_encode(sig, sig_len, ret_b64);
-}
 
 /* A field's raw text with the b= value (offsets into its value) removed. */
 static int blank_b(const char *msg, const Rfc5322Field *f, size_t b_start, size_t b_end, DkimBuffer *out) {
@@ -844,7 +790,7 @@ static int verify_ams(const char *msg, size_t len, const ArcChain *c, unsigned i
                 *ret_reason = "AMS cannot be canonicalized";
                 return 0;
         }
-        r = verify_data(ams->algorithm, key->pkey, &data, ams->signature, ams->signature_len);
+        r = dkim_verify_signature_data(ams->algorithm, key->pkey, &data, ams->signature, ams->signature_len);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -869,7 +815,7 @@ static int verify_seal(const char *msg, const ArcChain *c, unsigned i,
                 *ret_reason = "ARC-Seal cannot be canonicalized";
                 return 0;
         }
-        r = verify_data(s->algorithm, key->pkey, &data, s->signature, s->signature_len);
+        r = dkim_verify_signature_data(s->algorithm, key->pkey, &data, s->signature, s->signature_len);
         if (r == 0)
                 *ret_reason = "ARC-Seal signature did not verify";
         return r;
@@ -1282,7 +1228,7 @@ int arc_seal(const char *msg, size_t len, ArcChainStatus chain, const char *ar,
         arc_chain_done(&c);
         if (r < 0)
                 return r;
-        r = sign_data(s->key, a, &data, &as_b64);
+        r = dkim_sign_data(s->key, a, &data, &as_b64);
         if (r < 0)
                 return r;
 

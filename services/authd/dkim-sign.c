@@ -39,7 +39,7 @@ int dkim_sign_body_hash(const char *msg, size_t len, DkimCanon c, uint64_t limit
         return dkim_body_hasher_finish(h, ret, NULL);
 }
 
-static int sign_data(EVP_PKEY *key, DkimAlgorithm a, const DkimBuffer *data, char **ret_b64) {
+int dkim_sign_data(EVP_PKEY *key, DkimAlgorithm a, const DkimBuffer *data, char **ret_b64) {
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
         _cleanup_free_ uint8_t *sig = NULL;
         uint8_t digest[32];
@@ -92,7 +92,7 @@ int dkim_sign_header(const char *msg, size_t len, EVP_PKEY *key, DkimAlgorithm a
         r = dkim_canon_signed_headers(c, msg, fields, n_fields, headers, n_headers, sig_field, sig_field_len, &data);
         if (r < 0)
                 return r;
-        return sign_data(key, a, &data, ret_b64);
+        return dkim_sign_data(key, a, &data, ret_b64);
 }
 
 /* Folding writer: tokens separated by "; ", a fold (CRLF SP) before a token that would

@@ -38,6 +38,10 @@ int dkim_sign(const char *msg, size_t len, const DkimSigner *signers, size_t n_s
 
 /* The building blocks, for callers that need exact control of the tag text (the
  * conformance suite reproduces published signatures with them). */
+/* Signs already canonicalised header data (DKIM and ARC share it); base64 of the
+ * signature in *ret_b64. */
+int dkim_sign_data(EVP_PKEY *key, DkimAlgorithm a, const DkimBuffer *data, char **ret_b64);
+
 int dkim_sign_body_hash(const char *msg, size_t len, DkimCanon c, uint64_t limit, uint8_t ret[static 32]);
 
 /* b= for sig_field (a whole DKIM-Signature field with an empty b= value) over the header

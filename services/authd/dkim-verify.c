@@ -42,8 +42,8 @@ void dkim_verify_results_done(DkimVerifyResults *r) {
 
 /* Check the header signature. Returns 1 when it verifies, 0 when it does not, negative
  * errno when the check could not be carried out. */
-static int verify_header_signature(DkimAlgorithm a, EVP_PKEY *pkey, const DkimBuffer *data,
-                                   const uint8_t *sig, size_t sig_len) {
+int dkim_verify_signature_data(DkimAlgorithm a, EVP_PKEY *pkey, const DkimBuffer *data,
+                               const uint8_t *sig, size_t sig_len) {
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
         uint8_t digest[32];
         int k;
@@ -195,7 +195,7 @@ static int verify_one(const VerifyContext *c, const Rfc5322Field *f, DkimVerifyR
         if (r < 0)
                 DECIDE(DKIM_RESULT_PERMERROR, "signature field cannot be canonicalized");
 
-        r = verify_header_signature(sig->algorithm, key->pkey, &data, sig->signature, sig->signature_len);
+        r = dkim_verify_signature_data(sig->algorithm, key->pkey, &data, sig->signature, sig->signature_len);
         if (r < 0)
                 return r;
         if (r == 0)

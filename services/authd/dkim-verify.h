@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
+#include "dkim-canon.h"
 #include "dkim-signature.h"
 #include "macro.h"
 
@@ -76,3 +79,9 @@ int dkim_verify(const char *msg, size_t len, const DkimVerifyOptions *opts,
 /* Phase one: the key names ("selector._domainkey.domain") the valid-looking signatures
  * of msg need, without duplicates, as a NULL-terminated strv. */
 int dkim_verify_key_names(const char *msg, size_t len, char ***ret);
+
+/* Checks a signature over already canonicalised header data (DKIM and ARC share it):
+ * RSA-SHA256 over the data, Ed25519 over its SHA-256 (RFC 8463 §3). 1 verifies, 0 does
+ * not (also for a malformed signature), negative errno when it could not be checked. */
+int dkim_verify_signature_data(DkimAlgorithm a, EVP_PKEY *pkey, const DkimBuffer *data,
+                               const uint8_t *sig, size_t sig_len);

@@ -14,6 +14,7 @@
 #include <systemd/sd-event.h>
 
 #include "check-main.h"
+#include "cleanup.h"
 #include "dns-resolver.h"
 #include "time-util.h"
 
@@ -149,22 +150,33 @@ static int on_fake_accept(sd_event_source *s, int fd, uint32_t revents, void *us
 }
 
 static void fake_start(FakeServer *f, sd_event *e, FakeMode mode) {
-        socklen_t l = sizeof f->address;
+        unsigned tries;
 
         *f = (FakeServer) { .mode = mode, .conn_fd = -1 };
-        f->address.sin_family = AF_INET;
-        f->address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
-        f->udp_fd = socket(AF_INET, SOCK_DGRAM|SOCK_NONBLOCK|SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(f->udp_fd, 0);
-        ck_assert_int_eq(bind(f->udp_fd, (struct sockaddr*) &f->address, sizeof f->address), 0);
-        ck_assert_int_eq(getsockname(f->udp_fd, (struct sockaddr*) &f->address, &l), 0);
+        /* UDP and TCP on the same port number: the kernel picks a free UDP port, which
+         * another test may hold for TCP; pick again then (bounded). */
+        for (tries = 0; tries < 100; tries++) {
+                socklen_t l = sizeof f->address;
 
-        /* TCP on the same port number (free for TCP in practice; retry otherwise) */
-        f->tcp_fd = socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(f->tcp_fd, 0);
-        ck_assert_int_eq(setsockopt(f->tcp_fd, SOL_SOCKET, SO_REUSEADDR, &(int) { 1 }, sizeof(int)), 0);
-        ck_assert_int_eq(bind(f->tcp_fd, (struct sockaddr*) &f->address, sizeof f->address), 0);
+                f->address = (struct sockaddr_in) {
+                        .sin_family = AF_INET,
+                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                };
+                f->udp_fd = socket(AF_INET, SOCK_DGRAM|SOCK_NONBLOCK|SOCK_CLOEXEC, 0);
+                ck_assert_int_ge(f->udp_fd, 0);
+                ck_assert_int_eq(bind(f->udp_fd, (struct sockaddr*) &f->address, sizeof f->address), 0);
+                ck_assert_int_eq(getsockname(f->udp_fd, (struct sockaddr*) &f->address, &l), 0);
+
+                f->tcp_fd = socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC, 0);
+                ck_assert_int_ge(f->tcp_fd, 0);
+                ck_assert_int_eq(setsockopt(f->tcp_fd, SOL_SOCKET, SO_REUSEADDR, &(int) { 1 }, sizeof(int)), 0);
+                if (bind(f->tcp_fd, (struct sockaddr*) &f->address, sizeof f->address) == 0)
+                        break;
+                f->udp_fd = safe_close(f->udp_fd);
+                f->tcp_fd = safe_close(f->tcp_fd);
+        }
+        ck_assert_msg(tries < 100, "no port free for both UDP and TCP");
         ck_assert_int_eq(listen(f->tcp_fd, 4), 0);
 
         ck_assert_int_ge(sd_event_add_io(e, &f->udp_source, f->udp_fd, EPOLLIN, on_fake_udp, f), 0);
