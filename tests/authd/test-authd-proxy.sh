@@ -206,6 +206,24 @@ msg "Alice <alice@example.test>" "$m4" >"$W/m4.eml"
 out=$(send "$DNS_TB_MX_IP" alice@example.test "$W/m4.eml")
 case $out in '451 4.3.5'*) ok "authd stopped: $out";; *) bad "authd stopped: $out";; esac
 
+# 5. OnAuthFailure=accept: relayed without the authentication fields
+sed -i 's/^AuthTimeoutSec=10s$/AuthTimeoutSec=10s\nOnAuthFailure=accept/' "$W/proxy.conf"
+proxyd_start proxy "$W" "$PROXY_IP:$P_PROXY" "$W/proxy.conf" bus && proxyd_wake proxy "$W" "$PROXY_IP" "$P_PROXY" ||
+        bad "proxy with OnAuthFailure=accept did not start"
+m5=mailsec-accept-$RANDOM$RANDOM
+msg "Alice <alice@example.test>" "$m5" >"$W/m5.eml"
+out=$(send "$DNS_TB_MX_IP" alice@example.test "$W/m5.eml")
+case $out in 250*) ok "OnAuthFailure=accept, authd stopped: $out";; *) bad "OnAuthFailure=accept: $out";; esac
+if f=$(pf_backend_wait "$PF" "$m5" 1 30); then
+        f=$(echo "$f" | head -n 1)
+        grep -q '^Authentication-Results:' "$f" && bad "Authentication-Results without an answer from authd" ||
+                ok "relayed without Authentication-Results"
+else
+        bad "OnAuthFailure=accept: not delivered"
+fi
+grep -q "relaying without Authentication-Results" "$W/proxy.log" && ok "OnAuthFailure=accept logs a notice" ||
+        bad "no notice for OnAuthFailure=accept"
+
 # nothing of the refused messages was delivered
 pf_backend_settle "$PF" 20 || true
 [ "$(pf_backend_count "$PF" "$m2")" = 0 ] && ok "the DMARC-rejected message was not delivered" ||
