@@ -21,6 +21,8 @@ static inline void* mfree(void *p) {
 
 static DEFINE_CONFIG_PARSE_ENUM(config_parse_backend_client_info, backend_client_info_from_string, BackendClientInfo);
 static DEFINE_CONFIG_PARSE_ENUM(config_parse_backend_tls, backend_tls_from_string, BackendTls);
+static DEFINE_CONFIG_PARSE_ENUM(config_parse_auth_failure, auth_failure_action_from_string, AuthFailureAction);
+static DEFINE_CONFIG_PARSE_ENUM(config_parse_dmarc_quarantine, dmarc_quarantine_from_string, DmarcQuarantine);
 
 /* Hostname= and BackendHelo=: a domain name as it appears in our 220 greeting, EHLO and
  * Received: field; letters, digits, '-', '.' only. */
@@ -181,6 +183,11 @@ const ConfigTableItem proxy_config_table[] = {
         { "Timeouts", "BackendDataBlockTimeoutSec", config_parse_timeout,             0, UP(data_block_timeout) },
         { "Timeouts", "BackendDataTermTimeoutSec",  config_parse_timeout,             0, UP(data_term_timeout) },
         { "Timeouts", "BackendReuseTimeoutSec",     config_parse_timeout,             0, offsetof(ProxyConfig, backend_reuse_timeout) },
+        { "Checks",   "Authentication",             config_parse_bool,                0, offsetof(ProxyConfig, authentication) },
+        { "Checks",   "AuthTimeoutSec",             config_parse_timeout,             0, offsetof(ProxyConfig, auth_timeout) },
+        { "Checks",   "OnAuthFailure",              config_parse_auth_failure,        0, offsetof(ProxyConfig, on_auth_failure) },
+        { "Checks",   "DmarcReject",                config_parse_bool,                0, offsetof(ProxyConfig, dmarc_reject) },
+        { "Checks",   "DmarcQuarantine",            config_parse_dmarc_quarantine,    0, offsetof(ProxyConfig, dmarc_quarantine) },
 };
 const size_t proxy_config_table_size = ELEMENTSOF(proxy_config_table);
 
@@ -219,6 +226,10 @@ int proxy_config_new(ProxyConfig **ret) {
                 .max_bad_commands = PROXY_DEFAULT_MAX_BAD_COMMANDS,
                 .max_header_size = PROXY_DEFAULT_MAX_HEADER_SIZE,
                 .server_timeout = PROXY_DEFAULT_SERVER_TIMEOUT,
+                .auth_timeout = PROXY_DEFAULT_AUTH_TIMEOUT,
+                .on_auth_failure = AUTH_FAILURE_TEMPFAIL,
+                .dmarc_reject = true,
+                .dmarc_quarantine = DMARC_QUARANTINE_HEADER,
         };
 
         r = socket_address_parse(PROXY_DEFAULT_BACKEND, &c->upstream.address);

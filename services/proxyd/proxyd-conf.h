@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 
 #include "conf-parser.h"
+#include "proxyd-checks.h"
 #include "proxyd-upstream.h"
 #include "time-util.h"
 
@@ -40,6 +41,13 @@ typedef struct ProxyConfig {
 
         /* [Timeouts]: ServerTimeoutSec=; the Backend*Sec= values live in upstream */
         usec_t server_timeout;
+
+        /* [Checks] */
+        bool authentication;            /* Authentication=: ask mailsec-authd */
+        usec_t auth_timeout;            /* AuthTimeoutSec= */
+        AuthFailureAction on_auth_failure;  /* OnAuthFailure= */
+        bool dmarc_reject;              /* DmarcReject=: apply p=reject as 550 5.7.1 */
+        DmarcQuarantine dmarc_quarantine;   /* DmarcQuarantine= */
 
         /* Built by proxy_config_prepare() */
         SSL_CTX *server_ctx;            /* NULL when STARTTLS is not offered */

@@ -17,6 +17,8 @@
 #include "cleanup.h"
 #include "log.h"
 #include "memfd-util.h"
+#include "fd-util.h"
+#include "proxyd-checks.h"
 #include "proxyd-manager.h"
 #include "proxyd-session.h"
 #include "proxyd-tls.h"
@@ -367,6 +369,76 @@ static void on_data_early_reply(Upstream *u, const SmtpReply *reply, int error, 
         session_advance(s);
 }
 
+static AuthRequest session_auth_request(const Session *s, char *id_buf, size_t id_size);
+
+/* mailsec-authd's answer for a complete message, or error < 0 when there is none. */
+static void session_auth_verdict(Session *s, const AuthVerdict *v, int error) {
+        Transaction *t = s->tx;
+        _cleanup_free_ char *received = TAKE_PTR(t->received), *prefix = NULL;
+        _cleanup_close_ int fd = v ? v->fd : -EBADF;
+        bool quarantine = false, reject = false;
+
+        if (error < 0) {
+                if (s->config->on_auth_failure == AUTH_FAILURE_TEMPFAIL) {
+                        log_session_errno(s, LOG_WARNING, error, "Message authentication failed, deferring message: %m");
+                        session_reply(s, "451 4.3.5 Message authentication unavailable, try again later");
+                        s->manager->stats.messages_tempfailed++;
+                        session_tx_end_backend(s, 451, t->scanner.size);
+                        return;
+                }
+                log_session_errno(s, LOG_NOTICE, error,
+                                  "Message authentication failed, relaying without Authentication-Results: %m");
+                session_send_message(s, TAKE_PTR(received));
+                return;
+        }
+
+        if (streq(v->dmarc_disposition, "reject"))
+                reject = s->config->dmarc_reject;
+        else if (streq(v->dmarc_disposition, "quarantine")) {
+                if (s->config->dmarc_quarantine == DMARC_QUARANTINE_REJECT)
+                        reject = true;
+                else
+                        quarantine = true;
+        }
+        if (reject) {
+                log_session(s, LOG_NOTICE, "Message rejected by DMARC policy of %s (disposition %s).",
+                            strna(v->dmarc_domain), v->dmarc_disposition);
+                session_reply(s, "550 5.7.1 Message rejected by DMARC policy of %s", v->dmarc_domain ?: "the From domain");
+                s->manager->stats.messages_rejected++;
+                session_tx_end_backend(s, 550, t->scanner.size);
+                return;
+        }
+
+        if (asprintf_safe(&prefix, "%sAuthentication-Results:%s\r\n%s%s%s%s",
+                     received, v->authentication_results,
+                     v->received_spf ? "Received-SPF: " : "", strempty(v->received_spf),
+                     v->received_spf ? "\r\n" : "",
+                     quarantine ? "X-Mailsec-Quarantine: dmarc\r\n" : "") < 0) {
+                log_session_errno(s, LOG_ERR, -ENOMEM, "Cannot relay message: %m");
+                session_reply(s, "451 4.3.0 Internal error (session %016" PRIx64 ")", s->id);
+                s->manager->stats.messages_tempfailed++;
+                session_tx_end_backend(s, 451, t->scanner.size);
+                return;
+        }
+        if (fd >= 0) {
+                /* Relay the copy without the forged fields. */
+                safe_close(t->spool_fd);
+                t->spool_fd = TAKE_FD(fd);
+                t->scanner.size = v->size;
+        }
+        session_send_message(s, TAKE_PTR(prefix));
+}
+
+static void on_auth_verdict(Transaction *t, const AuthVerdict *v, int error, void *userdata) {
+        Session *s = userdata;
+
+        assert(s->tx == t);
+        s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        session_touch(s);
+        session_auth_verdict(s, v, error);
+        session_advance(s);
+}
+
 /* The client's content is complete (final dot, or BDAT LAST). */
 static void session_finish_message(Session *s) {
         Transaction *t = s->tx;
@@ -405,6 +477,23 @@ static void session_finish_message(Session *s) {
                 }, &received);
         if (r < 0)
                 goto internal;
+
+        if (s->config->authentication &&
+            !IN_SET(t->backend_data, BACKEND_DATA_REFUSED, BACKEND_DATA_FAILED)) {
+                char id[17];
+                AuthRequest req = session_auth_request(s, id, sizeof(id));
+
+                /* The session waits for the verdict: no further command is taken. */
+                free(t->received);
+                t->received = TAKE_PTR(received);
+                r = auth_verify_message(s->manager->bus, t, &req, on_auth_verdict, s);
+                if (r >= 0) {
+                        s->flags |= SESSION_FLAG_BACKEND_BUSY;
+                        return;
+                }
+                session_auth_verdict(s, NULL, r);
+                return;
+        }
 
         session_send_message(s, TAKE_PTR(received));
         return;
@@ -720,6 +809,32 @@ static int envelope_line(const char *prefix, const SmtpEnvelopeArg *env, char **
         return 0;
 }
 
+static AuthRequest session_auth_request(const Session *s, char *id_buf, size_t id_size) {
+        (void) snprintf(id_buf, id_size, "%016" PRIx64, s->id);
+        return (AuthRequest) {
+                .client_ip = s->client_ip,
+                .helo = s->helo,
+                .session = id_buf,
+                .max_line = s->config->max_line_length,
+                .timeout = s->config->auth_timeout,
+        };
+}
+
+/* MAIL is accepted: SPF is evaluated while the client sends recipients and data. A failure
+ * here only means that VerifyMessage evaluates SPF itself (and says so if it cannot). */
+static void session_check_spf(Session *s) {
+        char id[17];
+        AuthRequest req;
+        int r;
+
+        if (!s->config->authentication)
+                return;
+        req = session_auth_request(s, id, sizeof(id));
+        r = auth_check_spf(s->manager->bus, s->tx, &req);
+        if (r < 0)
+                log_session_errno(s, LOG_DEBUG, r, "Cannot ask for SPF: %m");
+}
+
 static void on_mail_reply(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
         Session *s = userdata;
 
@@ -732,9 +847,10 @@ static void on_mail_reply(Upstream *u, const SmtpReply *reply, int error, void *
                 s->tx = transaction_free(s->tx);
         } else {
                 session_reply_relay(s, reply);
-                if (s->tx && smtp_reply_is_positive(reply))
+                if (s->tx && smtp_reply_is_positive(reply)) {
                         s->tx->state = TX_STATE_RCPT;
-                else
+                        session_check_spf(s);
+                } else
                         s->tx = transaction_free(s->tx);
         }
         session_advance(s);

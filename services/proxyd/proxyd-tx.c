@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "memfd-util.h"
+#include "proxyd-checks.h"
 #include "proxyd-tx.h"
 #include "string-util.h"
 
@@ -241,6 +242,7 @@ Transaction* transaction_free(Transaction *t) {
         safe_close(t->spool_fd);
         smtp_reply_done(&t->data_refusal);
         free(t->received);
+        auth_state_free(t->auth);
         free(t);
         return NULL;
 }

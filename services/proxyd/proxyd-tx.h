@@ -115,6 +115,8 @@ typedef struct Transaction {
         SmtpReply data_refusal;         /* BACKEND_DATA_REFUSED: the backend's answer */
         bool complete;                  /* the message ended while DATA was pending */
         char *received;                 /* our Received: field, kept while DATA is pending */
+
+        struct AuthState *auth;         /* calls to mailsec-authd (proxyd-checks.c) */
 } Transaction;
 
 int transaction_new(unsigned number, Transaction **ret);

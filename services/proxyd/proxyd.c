@@ -140,6 +140,8 @@ static int run(int argc, char *argv[]) {
                 config_error_done(&error);
                 return r;
         }
+        if (arg_no_bus && m->config->authentication)
+                return log_error_errno(-EINVAL, "Authentication=yes needs the system bus; it cannot be used with --no-bus.");
         if (arg_check_config) {
                 log_info("Configuration %s is valid.", arg_config);
                 return 0;

@@ -39,6 +39,11 @@ START_TEST(test_defaults)
         ck_assert_uint_eq(c->upstream.data_init_timeout, 2 * USEC_PER_MINUTE);
         ck_assert_uint_eq(c->upstream.data_block_timeout, 3 * USEC_PER_MINUTE);
         ck_assert_uint_eq(c->upstream.data_term_timeout, 10 * USEC_PER_MINUTE);
+        ck_assert(!c->authentication);
+        ck_assert_uint_eq(c->auth_timeout, 30 * USEC_PER_SEC);
+        ck_assert_int_eq(c->on_auth_failure, AUTH_FAILURE_TEMPFAIL);
+        ck_assert(c->dmarc_reject);
+        ck_assert_int_eq(c->dmarc_quarantine, DMARC_QUARANTINE_HEADER);
 }
 END_TEST
 
@@ -76,7 +81,13 @@ START_TEST(test_every_key)
                 "BackendRcptTimeoutSec=4s\n"
                 "BackendDataInitTimeoutSec=5s\n"
                 "BackendDataBlockTimeoutSec=6s\n"
-                "BackendDataTermTimeoutSec=7s\n";
+                "BackendDataTermTimeoutSec=7s\n"
+                "[Checks]\n"
+                "Authentication=yes\n"
+                "AuthTimeoutSec=8s\n"
+                "OnAuthFailure=accept\n"
+                "DmarcReject=no\n"
+                "DmarcQuarantine=reject\n";
         _cleanup_(proxy_config_unrefp) ProxyConfig *c = NULL;
         _cleanup_free_ char *backend = NULL;
         ConfigError e = CONFIG_ERROR_NULL;
@@ -115,6 +126,11 @@ START_TEST(test_every_key)
         ck_assert_uint_eq(c->upstream.data_init_timeout, 5 * USEC_PER_SEC);
         ck_assert_uint_eq(c->upstream.data_block_timeout, 6 * USEC_PER_SEC);
         ck_assert_uint_eq(c->upstream.data_term_timeout, 7 * USEC_PER_SEC);
+        ck_assert(c->authentication);
+        ck_assert_uint_eq(c->auth_timeout, 8 * USEC_PER_SEC);
+        ck_assert_int_eq(c->on_auth_failure, AUTH_FAILURE_ACCEPT);
+        ck_assert(!c->dmarc_reject);
+        ck_assert_int_eq(c->dmarc_quarantine, DMARC_QUARANTINE_REJECT);
         config_error_done(&e);
 }
 END_TEST
@@ -145,6 +161,11 @@ static const struct {
         { "# comment\n[Timeouts]\nServerTimeoutSec=0\n", 3 },
         { "[Timeouts]\nBackendConnectTimeoutSec=soon\n", 2 },
         { "[Timeouts]\nBackendDataTermTimeoutSec=-5s\n", 2 },
+        { "[Checks]\nAuthentication=sometimes\n", 2 },
+        { "[Checks]\nAuthTimeoutSec=0\n", 2 },
+        { "[Checks]\nOnAuthFailure=reject\n", 2 },
+        { "[Checks]\nDmarcReject=perhaps\n", 2 },
+        { "[Checks]\nDmarcQuarantine=tempfail\n", 2 },
 };
 
 START_TEST(test_bad_values)
