@@ -12,19 +12,17 @@
  *         r = auth_results_add_dmarc(ar, "pass", NULL, "example.net");
  *         r = auth_results_format(ar, &value);     // " mx.example.com;\r\n\tspf=pass ..."
  *
- * Pure code: no DNS, no bus, no logging above debug. */
+ * Pure code: no DNS, no bus, no logging above debug. Reading the authserv-id of fields
+ * already present is in services/shared/mime/auth-results-id.h, which the proxy uses too. */
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auth-results-id.h"
 #include "macro.h"
-#include "rfc5322.h"
 
-#define AUTH_RESULTS_FIELD_NAME "Authentication-Results"
 #define AUTH_RESULTS_MAX_METHODS 64U            /* resinfo entries in one field */
 #define AUTH_RESULTS_MAX_PROPERTIES 16U         /* propspecs in one resinfo */
-#define AUTH_RESULTS_VALUE_MAX 480U             /* one authserv-id, reason or property value:
-                                                 * even fully escaped it fits a 998-char line */
 #define AUTH_RESULTS_FOLD_COLUMN 78U
 #define AUTH_RESULTS_HEADER_B_LEN 8U            /* header.b= prefix length (RFC 6008 §4) */
 
@@ -67,20 +65,3 @@ int auth_results_add_arc(AuthResults *ar, const char *result, const char *reason
  * field name), CRLF line ends inside, no final CRLF. No resinfo: "<id>; none". */
 int auth_results_format(const AuthResults *ar, char **ret);
 
-/* Read the authserv-id of an Authentication-Results field value (RFC 8601 §2.2): CFWS
- * with nested comments and folds, a token or quoted-string, the optional version. The id
- * is unquoted into a new string; *ret_version is 1 when absent. Returns -EBADMSG when the
- * value does not start like an A-R payload (no id, junk after it, unterminated quoted
- * string or comment, version not a number), -E2BIG for an id over
- * AUTH_RESULTS_VALUE_MAX, -ENOMEM. ret_version may be NULL. */
-int auth_results_parse_authserv_id(const char *value, size_t len, char **ret_id, unsigned *ret_version);
-
-/* authserv-id comparison: case-insensitive (domain names), RFC 8601 §5. */
-bool auth_results_authserv_id_equal(const char *a, const char *b) _pure_;
-
-/* The Authentication-Results fields of a message's header block that claim authserv_id,
- * top to bottom, as a new array of views into msg (raw_offset/raw_len delimit what to
- * cut). Fields whose id cannot be read are not listed. Returns the number found (0 with
- * *ret = NULL when none), -EBADMSG when the header block does not parse, -E2BIG over the
- * RFC 5322 limits, -ENOMEM. */
-int auth_results_find_ours(const char *msg, size_t len, const char *authserv_id, Rfc5322Field **ret);

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "bus-util.h"
+#include "auth-results-id.h"
 #include "cleanup.h"
 #include "fd-util.h"
 #include "log.h"
@@ -58,100 +59,36 @@ DmarcQuarantine dmarc_quarantine_from_string(const char *s) {
 
 /* ---- Authentication-Results: our authserv-id, forged fields ---- */
 
-/* Skips folding white space and (nested) comments. */
-static size_t skip_cfws(const char *v, size_t len, size_t i) {
-        unsigned depth = 0;
-
-        for (; i < len; i++) {
-                char c = v[i];
-
-                if (depth > 0) {
-                        if (c == '\\' && i + 1 < len)
-                                i++;
-                        else if (c == '(')
-                                depth++;
-                        else if (c == ')')
-                                depth--;
-                } else if (c == '(')
-                        depth = 1;
-                else if (!IN_SET(c, ' ', '\t', '\r', '\n'))
-                        break;
-        }
-        return i;
-}
-
-int auth_results_value_authserv_id(const char *value, size_t len, char *buf, size_t size) {
-        size_t i, n = 0;
-
-        assert(value || len == 0);
-        assert(buf && size > 0);
-
-        i = skip_cfws(value, len, 0);
-        if (i < len && value[i] == '"') {
-                for (i++; i < len && value[i] != '"'; i++) {
-                        if (value[i] == '\\' && i + 1 < len)
-                                i++;
-                        if (n + 1 >= size)
-                                return -E2BIG;
-                        buf[n++] = value[i];
-                }
-                if (i >= len)
-                        return -EBADMSG;
-        } else
-                for (; i < len && !strchr(" \t\r\n;()\"", value[i]); i++) {
-                        if ((unsigned char) value[i] < 0x20)
-                                return -EBADMSG;
-                        if (n + 1 >= size)
-                                return -E2BIG;
-                        buf[n++] = value[i];
-                }
-        buf[n] = 0;
-        return n > 0 ? (int) n : -EBADMSG;
-}
-
 int message_strip_auth_results(const char *msg, size_t size, size_t max_line, const char *authserv_id,
                                int *ret_fd, uint64_t *ret_size) {
         Rfc5322Limits limits = { .max_line = max_line, .max_field = SIZE_MAX, .max_fields = SIZE_MAX };
+        _cleanup_free_ Rfc5322Field *ours = NULL;
         _cleanup_close_ int fd = -EBADF;
-        size_t offset = 0, copied = 0, removed = 0;
-        int r;
+        size_t copied = 0, removed = 0;
+        int n, r;
 
         assert(msg || size == 0);
         assert(authserv_id);
         assert(ret_fd && ret_size);
 
-        for (;;) {
-                Rfc5322Field f;
-                char id[256];
-
-                r = rfc5322_field_next(msg, size, &limits, &offset, NULL, &f);
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        break;
-                if (!rfc5322_field_is(&f, "Authentication-Results"))
-                        continue;
-                /* A value we cannot read cannot claim to be ours. */
-                if (auth_results_value_authserv_id(f.value, f.value_len, id, sizeof(id)) < 0 ||
-                    strcasecmp(id, authserv_id) != 0)
-                        continue;
-
-                if (fd < 0) {
-                        fd = memfd_new_spool("mailsec-stripped");
-                        if (fd < 0)
-                                return fd;
-                }
-                r = memfd_append(fd, msg + copied, f.raw_offset - copied);
-                if (r < 0)
-                        return r;
-                copied = f.raw_offset + f.raw_len;
-                removed += f.raw_len;
-        }
-
-        if (fd < 0) {
+        n = auth_results_find_ours(msg, size, &limits, authserv_id, &ours);
+        if (n < 0)
+                return n;
+        if (n == 0) {
                 *ret_fd = -EBADF;
                 *ret_size = size;
                 return 0;
+        }
+
+        fd = memfd_new_spool("mailsec-stripped");
+        if (fd < 0)
+                return fd;
+        for (int i = 0; i < n; i++) {
+                r = memfd_append(fd, msg + copied, ours[i].raw_offset - copied);
+                if (r < 0)
+                        return r;
+                copied = ours[i].raw_offset + ours[i].raw_len;
+                removed += ours[i].raw_len;
         }
         r = memfd_append(fd, msg + copied, size - copied);
         if (r < 0)
@@ -315,7 +252,8 @@ static int on_verify_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         const sd_bus_error *e;
         const void *data = NULL;
         size_t size = 0;
-        char id[256], domain[256];
+        _cleanup_free_ char *id = NULL;
+        char domain[256];
         _cleanup_close_ int fd = -EBADF;
         uint64_t new_size = 0;
         AuthHandler h;
@@ -335,7 +273,7 @@ static int on_verify_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                                         &arc_result, &ar);
         if (r >= 0 && (!(streq(disposition, "none") || streq(disposition, "quarantine") ||
                          streq(disposition, "reject")) ||
-                       auth_results_value_authserv_id(ar, strlen(ar), id, sizeof(id)) < 0 ||
+                       auth_results_parse_authserv_id(ar, strlen(ar), &id, NULL) < 0 ||
                        !value_is_folded(ar) || (a->received_spf && strpbrk(a->received_spf, "\r\n"))))
                 r = -EBADMSG;
         if (r < 0) {

@@ -44,10 +44,6 @@ DmarcQuarantine dmarc_quarantine_from_string(const char *s) _pure_;
 #define AUTH1_BUS_PATH "/ch/webtrend/Mailsec/Auth1"
 #define AUTH1_BUS_INTERFACE "ch.webtrend.Mailsec.Auth1.Manager"
 
-/* The authserv-id at the start of an Authentication-Results value (RFC 8601 §2.2): CFWS,
- * then a token or quoted-string. Returns the length written to buf (NUL-terminated), or
- * -EBADMSG when there is none, -E2BIG when it does not fit. */
-int auth_results_value_authserv_id(const char *value, size_t len, char *buf, size_t size);
 
 /* Copies the message in (header block and body) to a new sealed memfd without the
  * Authentication-Results: fields whose authserv-id is authserv_id (case-insensitive).

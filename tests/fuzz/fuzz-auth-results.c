@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         } else if (id)
                 abort();
 
-        n = auth_results_find_ours(s, size, "mx.example.com", &fields);
+        n = auth_results_find_ours(s, size, NULL, "mx.example.com", &fields);
         if (n < 0 && fields)
                 abort();
         for (int i = 0; i < n; i++)

@@ -326,7 +326,7 @@ START_TEST(test_find_ours)
         const char *in_body;
         int n;
 
-        n = auth_results_find_ours(find_msg, strlen(find_msg), "mx.example.com", &f);
+        n = auth_results_find_ours(find_msg, strlen(find_msg), NULL, "mx.example.com", &f);
         ck_assert_int_eq(n, 3);
         ck_assert(startswith(find_msg + f[0].raw_offset, "Authentication-Results: mx.example.com; spf=pass"));
         ck_assert(startswith(find_msg + f[1].raw_offset, "authentication-results: (sneaky)"));
@@ -339,16 +339,16 @@ START_TEST(test_find_ours)
         free(f);
         f = NULL;
 
-        n = auth_results_find_ours(find_msg, strlen(find_msg), "relay.example.org", &f);
+        n = auth_results_find_ours(find_msg, strlen(find_msg), NULL, "relay.example.org", &f);
         ck_assert_int_eq(n, 1);
         free(f);
         f = NULL;
 
-        n = auth_results_find_ours(find_msg, strlen(find_msg), "other.example", &f);
+        n = auth_results_find_ours(find_msg, strlen(find_msg), NULL, "other.example", &f);
         ck_assert_int_eq(n, 0);
         ck_assert_ptr_null(f);
 
-        n = auth_results_find_ours("no colon here\r\n\r\n", 17, "mx", &f);
+        n = auth_results_find_ours("no colon here\r\n\r\n", 17, NULL, "mx", &f);
         ck_assert_int_eq(n, -EBADMSG);
         ck_assert_ptr_null(f);
 }
@@ -365,7 +365,7 @@ START_TEST(test_format_then_find)
         ck_assert_int_eq(auth_results_add_dkim(ar, "pass", NULL, "example.com", "s", "abcdefghij"), 0);
         ck_assert_int_eq(auth_results_format(ar, &value), 0);
         ck_assert_int_gt(asprintf_safe(&msg, AUTH_RESULTS_FIELD_NAME ":%s\r\nFrom: a@b\r\n\r\nbody\r\n", value), 0);
-        ck_assert_int_eq(auth_results_find_ours(msg, strlen(msg), "mx.example.com", &f), 1);
+        ck_assert_int_eq(auth_results_find_ours(msg, strlen(msg), NULL, "mx.example.com", &f), 1);
         ck_assert_uint_eq(f[0].raw_offset, 0);
         ck_assert_uint_eq(f[0].raw_len, STRLEN(AUTH_RESULTS_FIELD_NAME ":") + strlen(value) + 2);
 }
