@@ -6,6 +6,10 @@
 #include <string.h>
 #include <strings.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "cleanup.h"
 #include "dkim-canon.h"
 #include "dkim-key.h"
@@ -222,10 +226,12 @@ int dkim_canon_signed_headers(DkimCanon c, const char *msg, const Rfc5322Field *
 }
 
 /* Body canonicalization as a byte-at-a-time state machine, so that chunk boundaries
- * (even one between CR and LF) do not matter; runs of text that need no change skip it. Empty lines are counted and written only
+ * (even one between CR and LF) do not matter. Empty lines are counted and written only
  * when more content follows, which drops them at the end of the body (§3.4.3, §3.4.4).
- * Output goes through a small buffer into the hash; only the first `limit` bytes are
- * hashed, but all are counted. */
+ * Most of a body is its own canonical form: such stretches, lines with their CRLF
+ * included, go straight from the caller's buffer into the hash, and only the bytes the
+ * state machine changes or holds back pass through a small output buffer. Only the first
+ * `limit` bytes are hashed, but all are counted. */
 struct DkimBodyHasher {
         DkimCanon canon;
         EVP_MD_CTX *md;
@@ -262,7 +268,7 @@ int dkim_body_hasher_new(DkimCanon c, uint64_t limit, DkimBodyHasher **ret) {
         h->md = EVP_MD_CTX_new();
         if (!h->md)
                 return -ENOMEM;
-        if (EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1)
+        if (EVP_DigestInit_ex(h->md, dkim_sha256(), NULL) != 1)
                 return dkim_openssl_error(-EIO, "EVP_DigestInit_ex(SHA-256)");
 
         *ret = TAKE_PTR(h);
@@ -349,28 +355,28 @@ static int feed_byte(DkimBodyHasher *h, char c) {
         return emit_content(h, c);
 }
 
-/* A run of bytes that canonicalization passes through unchanged, emitted at once: all
+/* Bytes that canonicalization passes through unchanged, hashed from where they are: all
  * are counted, the first ones up to the limit hashed. */
-static int emit_run(DkimBodyHasher *h, const char *p, size_t n) {
+static int hash_span(DkimBodyHasher *h, const char *p, size_t n) {
         uint64_t room = h->total < h->limit ? h->limit - h->total : 0;
         size_t k = (uint64_t) n < room ? n : (size_t) room;
         int r;
 
+        if (n == 0)
+                return 0;
+        r = flush_out(h);               /* what the state machine wrote comes first */
+        if (r < 0)
+                return r;
         h->total += n;
-        while (k > 0) {
-                size_t m;
-
-                if (h->out_len == sizeof(h->out)) {
-                        r = flush_out(h);
-                        if (r < 0)
-                                return r;
-                }
-                m = MIN(k, sizeof(h->out) - h->out_len);
-                memcpy(h->out + h->out_len, p, m);
-                h->out_len += m;
-                p += m;
-                k -= m;
+        if (k == 0)
+                return 0;
+        if (h->sink) {
+                r = dkim_buffer_append(h->sink, p, k);
+                if (r < 0)
+                        return r;
         }
+        if (EVP_DigestUpdate(h->md, p, k) != 1)
+                return dkim_openssl_error(-EIO, "EVP_DigestUpdate");
         return 0;
 }
 
@@ -380,50 +386,47 @@ static const uint8_t relaxed_class[256] = {
         [' '] = 1, ['\t'] = 2, ['\r'] = 2, ['\n'] = 2,
 };
 
-/* The high bit of each byte of x that equals c, and no other bit. */
-_unused_ static uint64_t bytes_equal(uint64_t x, uint8_t c) {
-        const uint64_t low7 = UINT64_C(0x7f7f7f7f7f7f7f7f);
-        uint64_t y = x ^ (UINT64_C(0x0101010101010101) * c), t;
+#ifdef __SSE2__
+static uint32_t eq_mask32(__m128i lo, __m128i hi, char c) {
+        const __m128i k = _mm_set1_epi8(c);
 
-        t = (y & low7) + low7;          /* high bit set where the low 7 bits are not all 0 */
-        return ~(t | y | low7);
+        return (uint32_t) _mm_movemask_epi8(_mm_cmpeq_epi8(lo, k)) |
+                (uint32_t) _mm_movemask_epi8(_mm_cmpeq_epi8(hi, k)) << 16;
 }
 
-/* The end of the text from s[i] on that canonicalization leaves as it is. */
-static size_t plain_run_end(DkimCanon c, const char *s, size_t i, size_t n) {
-        const char *e;
+/* Bit k set when s[k] stops the unchanged run (of the 32 bytes at s, with s[32] readable):
+ * simple: CR and LF; relaxed: also HTAB, and SP followed by SP, HTAB, CR or LF. */
+static uint32_t stop_mask32(DkimCanon c, const char *s) {
+        const __m128i lo = _mm_loadu_si128((const __m128i*) s), hi = _mm_loadu_si128((const __m128i*) (s + 16));
+        uint32_t line, sp, other, next;
 
-        if (c == DKIM_CANON_SIMPLE) {
-                /* Everything but a line end: find the CR, then any bare LF before it. */
-                e = memchr(s + i, '\r', n - i);
-                n = e ? (size_t) (e - s) : n;
-                e = memchr(s + i, '\n', n - i);
-                return e ? (size_t) (e - s) : n;
-        }
+        line = eq_mask32(lo, hi, '\r') | eq_mask32(lo, hi, '\n');
+        if (c == DKIM_CANON_SIMPLE)
+                return line;
 
-        while (i < n) {
-                uint8_t k;
-
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                /* Eight bytes at a time: stop at a CR, LF or HTAB, and at a SP followed by
-                 * white space or a line end, or last in the word (decided byte-wise below). */
-                while (i + 8 <= n) {
-                        uint64_t x, sp, special, stop;
-
-                        memcpy(&x, s + i, 8);
-                        sp = bytes_equal(x, ' ');
-                        special = bytes_equal(x, '\r') | bytes_equal(x, '\n') | bytes_equal(x, '\t');
-                        stop = special | (sp & (((special | sp) >> 8) | (UINT64_C(0x80) << 56)));
-                        if (stop != 0) {
-                                i += (size_t) __builtin_ctzll(stop) / 8;
-                                break;
-                        }
-                        i += 8;
-                }
-                if (i >= n)
-                        break;
+        other = line | eq_mask32(lo, hi, '\t');
+        sp = eq_mask32(lo, hi, ' ');
+        next = (sp | other) >> 1 | (uint32_t) (relaxed_class[(uint8_t) s[32]] != 0) << 31;
+        return other | (sp & next);
+}
 #endif
-                k = relaxed_class[(uint8_t) s[i]];
+
+/* The end of the text from s[i] on, within one line, that canonicalization leaves as it
+ * is: it stops at a line end and (relaxed) at white space other than a single SP between
+ * two bytes that are not white space. */
+static size_t plain_run_end(DkimCanon c, const char *s, size_t i, size_t n) {
+#ifdef __SSE2__
+        while (i + 33 <= n) {
+                uint32_t stop = stop_mask32(c, s + i);
+
+                if (stop != 0)
+                        return i + (size_t) __builtin_ctz(stop);
+                i += 32;
+        }
+#endif
+        while (i < n) {
+                uint8_t k = c == DKIM_CANON_SIMPLE ? (s[i] == '\r' || s[i] == '\n') * 2 : relaxed_class[(uint8_t) s[i]];
+
                 if (k == 0)
                         i++;
                 else if (k == 1 && i + 1 < n && relaxed_class[(uint8_t) s[i + 1]] == 0)
@@ -434,34 +437,49 @@ static size_t plain_run_end(DkimCanon c, const char *s, size_t i, size_t n) {
         return i;
 }
 
+/* With nothing pending, the end of the text from s[i] on that canonicalization leaves as
+ * it is, across lines: the CRLF of a line with content is its own canonical form, an
+ * empty line is not (it waits for what follows). Keeps h->line_has_content. */
+static size_t unchanged_end(DkimBodyHasher *h, const char *s, size_t i, size_t n) {
+        for (;;) {
+                size_t j = plain_run_end(h->canon, s, i, n);
+
+                if (j > i)
+                        h->line_has_content = true;
+                i = j;
+                if (i + 1 >= n || s[i] != '\r' || s[i + 1] != '\n' || !h->line_has_content)
+                        return i;
+                i += 2;
+                h->line_has_content = false;
+        }
+}
+
 int dkim_body_hasher_feed(DkimBodyHasher *h, const void *p, size_t n) {
         const char *s = p;
+        size_t span = 0;                /* s[span..i) is unchanged and not hashed yet */
         int r;
 
         assert(h);
         assert(p || n == 0);
 
         for (size_t i = 0; i < n;) {
-                /* Fast path: in the middle of a line with nothing pending, the text up to
-                 * the next line end or (relaxed) the next white space that is not a single
-                 * SP between two plain bytes is its own canonical form. */
                 if (!h->pending_cr && h->empty_lines == 0 && !h->pending_wsp) {
-                        size_t j = plain_run_end(h->canon, s, i, n);
+                        size_t j = unchanged_end(h, s, i, n);
 
                         if (j > i) {
-                                r = emit_run(h, s + i, j - i);
-                                if (r < 0)
-                                        return r;
-                                h->line_has_content = true;
                                 i = j;
                                 continue;
                         }
                 }
+                r = hash_span(h, s + span, i - span);
+                if (r < 0)
+                        return r;
                 r = feed_byte(h, s[i++]);
                 if (r < 0)
                         return r;
+                span = i;
         }
-        return 0;
+        return hash_span(h, s + span, n - span);
 }
 
 static int finish_stream(DkimBodyHasher *h) {

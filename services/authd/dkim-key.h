@@ -50,5 +50,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DkimKey*, dkim_key_free);
  * normally -EBADMSG or -EIO) is returned. */
 int dkim_openssl_error(int r, const char *what);
 
+/* SHA-256 for every digest of libauthd, fetched from OpenSSL's default provider once. */
+const EVP_MD* dkim_sha256(void);
+
+/* RSASSA-PKCS1-v1_5 verification of a SHA-256 digest (RFC 6376 §3.3.1, RFC 8017 §8.2.2):
+ * 1 valid, 0 invalid, negative errno when the check could not be made. Keys that
+ * dkim_key_parse() keeps in its cache keep their verification context as well. */
+int dkim_rsa_verify_digest(EVP_PKEY *pkey, const uint8_t digest[static 32], const uint8_t *sig, size_t sig_len);
+
 DEFINE_TRIVIAL_CLEANUP_FUNC_FULL(EVP_PKEY*, EVP_PKEY_free, NULL);
 DEFINE_TRIVIAL_CLEANUP_FUNC_FULL(EVP_MD_CTX*, EVP_MD_CTX_free, NULL);

@@ -52,13 +52,13 @@ int dkim_sign_data(EVP_PKEY *key, DkimAlgorithm a, const DkimBuffer *data, char 
                 return -ENOMEM;
 
         if (a == DKIM_ALGORITHM_ED25519_SHA256) {
-                if (EVP_Digest(data->data, data->len, digest, NULL, EVP_sha256(), NULL) != 1)
+                if (EVP_Digest(data->data, data->len, digest, NULL, dkim_sha256(), NULL) != 1)
                         return dkim_openssl_error(-EIO, "EVP_Digest(SHA-256)");
                 in = digest;
                 in_len = sizeof(digest);
                 if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) != 1)
                         return dkim_openssl_error(-EIO, "EVP_DigestSignInit(Ed25519)");
-        } else if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) != 1)
+        } else if (EVP_DigestSignInit(ctx, NULL, dkim_sha256(), NULL, key) != 1)
                 return dkim_openssl_error(-EIO, "EVP_DigestSignInit(RSA)");
 
         if (EVP_DigestSign(ctx, NULL, &sig_len, in, in_len) != 1)

@@ -47,24 +47,66 @@ static DkimCanon canon_from_string(const char *s, size_t len) {
         return _DKIM_CANON_INVALID;
 }
 
-static bool is_fws(char c) {
-        return IN_SET(c, ' ', '\t', '\r', '\n');
-}
-
-static bool is_alpha(char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(char c) {
-        return c >= '0' && c <= '9';
-}
+/* Character classes of the tag-list grammar (RFC 6376 §3.2), looked up once per byte. */
+enum {
+        CC_FWS = 1 << 0,                /* SP, HTAB, CR, LF */
+        CC_ALPHA = 1 << 1,
+        CC_DIGIT = 1 << 2,
+        CC_VALCHAR = 1 << 3,            /* %x21-3A / %x3C-7E, and bytes above 0x7e (see below) */
+};
 
 /* VALCHAR is %x21-3A / %x3C-7E; bytes above 0x7e are let through (some key records carry
  * 8-bit notes in n=), the tags we interpret check their own syntax. */
-static bool is_valchar(char c) {
-        unsigned char u = (unsigned char) c;
-        return u >= 0x21 && u != ';' && u != 0x7f;
+static const uint8_t char_class[256] = {
+        [' '] = CC_FWS, ['\t'] = CC_FWS, ['\r'] = CC_FWS, ['\n'] = CC_FWS,
+        [0x21 ... 0x2f] = CC_VALCHAR,
+        ['0' ... '9'] = CC_VALCHAR | CC_DIGIT,
+        [':'] = CC_VALCHAR,
+        [0x3c ... 0x40] = CC_VALCHAR,
+        ['A' ... 'Z'] = CC_VALCHAR | CC_ALPHA,
+        [0x5b ... 0x60] = CC_VALCHAR,
+        ['a' ... 'z'] = CC_VALCHAR | CC_ALPHA,
+        [0x7b ... 0x7e] = CC_VALCHAR,
+        [0x80 ... 0xff] = CC_VALCHAR,
+};
+
+static bool has_class(char c, uint8_t mask) {
+        return char_class[(uint8_t) c] & mask;
 }
+
+static bool is_fws(char c) {
+        return has_class(c, CC_FWS);
+}
+
+static bool is_alpha(char c) {
+        return has_class(c, CC_ALPHA);
+}
+
+static bool is_digit(char c) {
+        return has_class(c, CC_DIGIT);
+}
+
+/* Base64 (RFC 4648 §4): a digit d is stored as d + 1, so that 0, the value of every byte
+ * not listed, means "not base64". */
+enum {
+        B64_FWS = 65,
+        B64_PAD = 66,
+};
+
+static const uint8_t b64_table[256] = {
+        ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
+        ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15,
+        ['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22,
+        ['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29,
+        ['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
+        ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42, ['q'] = 43,
+        ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49, ['x'] = 50,
+        ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56, ['4'] = 57,
+        ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
+        [' '] = B64_FWS, ['\t'] = B64_FWS, ['\r'] = B64_FWS, ['\n'] = B64_FWS,
+        ['='] = B64_PAD,
+};
+
 
 int dkim_tag_list_next(const char *s, size_t len, size_t *offset, DkimTag *ret, const char **ret_reason) {
         size_t i, name_start, name_end, region_start, value_start, value_end;
@@ -87,7 +129,7 @@ int dkim_tag_list_next(const char *s, size_t len, size_t *offset, DkimTag *ret, 
                 *ret_reason = s[i] == ';' ? "empty tag in tag list" : "tag name does not start with a letter";
                 return -EBADMSG;
         }
-        while (i < len && (is_alpha(s[i]) || is_digit(s[i]) || s[i] == '_'))
+        while (i < len && (has_class(s[i], CC_ALPHA | CC_DIGIT) || s[i] == '_'))
                 i++;
         name_end = i;
         while (i < len && is_fws(s[i]))
@@ -102,11 +144,11 @@ int dkim_tag_list_next(const char *s, size_t len, size_t *offset, DkimTag *ret, 
                 i++;
         value_start = value_end = i;
         while (i < len && s[i] != ';') {
-                if (is_fws(s[i]))
-                        ;
-                else if (is_valchar(s[i]))
+                uint8_t k = char_class[(uint8_t) s[i]];
+
+                if (k & CC_VALCHAR)
                         value_end = i + 1;
-                else {
+                else if (!(k & CC_FWS)) {
                         *ret_reason = "invalid character in tag value";
                         return -EBADMSG;
                 }
@@ -125,20 +167,6 @@ int dkim_tag_list_next(const char *s, size_t len, size_t *offset, DkimTag *ret, 
         return 1;
 }
 
-static int b64_value(char c) {
-        if (c >= 'A' && c <= 'Z')
-                return c - 'A';
-        if (c >= 'a' && c <= 'z')
-                return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-                return c - '0' + 52;
-        if (c == '+')
-                return 62;
-        if (c == '/')
-                return 63;
-        return -1;
-}
-
 int dkim_base64_decode(const char *s, size_t len, uint8_t **ret, size_t *ret_len) {
         _cleanup_free_ uint8_t *buf = NULL;
         size_t n = 0, pad = 0, k = 0;
@@ -153,11 +181,33 @@ int dkim_base64_decode(const char *s, size_t len, uint8_t **ret, size_t *ret_len
                 return -ENOMEM;
 
         for (size_t i = 0; i < len; i++) {
-                int v;
+                uint8_t v;
 
-                if (is_fws(s[i]))
+                /* Four digits at once while nothing else comes: the bulk of a key or a
+                 * signature. */
+                if (k == 0 && pad == 0)
+                        while (i + 4 <= len) {
+                                uint8_t a = (uint8_t) (b64_table[(uint8_t) s[i]] - 1),
+                                        b = (uint8_t) (b64_table[(uint8_t) s[i + 1]] - 1),
+                                        c = (uint8_t) (b64_table[(uint8_t) s[i + 2]] - 1),
+                                        d = (uint8_t) (b64_table[(uint8_t) s[i + 3]] - 1);
+
+                                if ((a | b | c | d) >= 64)      /* 0xff: not base64 */
+                                        break;
+                                acc = (uint32_t) a << 18 | (uint32_t) b << 12 | (uint32_t) c << 6 | d;
+                                buf[n++] = (uint8_t) (acc >> 16);
+                                buf[n++] = (uint8_t) (acc >> 8);
+                                buf[n++] = (uint8_t) acc;
+                                i += 4;
+                        }
+                if (i >= len)
+                        break;
+                acc = k == 0 ? 0 : acc;
+
+                v = b64_table[(uint8_t) s[i]];
+                if (v == B64_FWS)
                         continue;
-                if (s[i] == '=') {
+                if (v == B64_PAD) {
                         pad++;
                         if (pad > 2)
                                 return -EBADMSG;
@@ -165,10 +215,9 @@ int dkim_base64_decode(const char *s, size_t len, uint8_t **ret, size_t *ret_len
                 }
                 if (pad > 0)            /* data after padding */
                         return -EBADMSG;
-                v = b64_value(s[i]);
-                if (v < 0)
+                if (v == 0)
                         return -EBADMSG;
-                acc = (acc << 6) | (uint32_t) v;
+                acc = (acc << 6) | (uint32_t) (v - 1);
                 k++;
                 if (k == 4) {
                         buf[n++] = (uint8_t) (acc >> 16);

@@ -48,22 +48,18 @@ int dkim_verify_signature_data(DkimAlgorithm a, EVP_PKEY *pkey, const DkimBuffer
         uint8_t digest[32];
         int k;
 
+        if (EVP_Digest(data->data, data->len, digest, NULL, dkim_sha256(), NULL) != 1)
+                return dkim_openssl_error(-EIO, "EVP_Digest(SHA-256)");
+        if (a != DKIM_ALGORITHM_ED25519_SHA256)
+                return dkim_rsa_verify_digest(pkey, digest, sig, sig_len);
+
+        /* RFC 8463 §3: Ed25519 (pure) over the SHA-256 of the header data. */
         ctx = EVP_MD_CTX_new();
         if (!ctx)
                 return -ENOMEM;
-
-        if (a == DKIM_ALGORITHM_ED25519_SHA256) {
-                /* RFC 8463 §3: Ed25519 (pure) over the SHA-256 of the header data. */
-                if (EVP_Digest(data->data, data->len, digest, NULL, EVP_sha256(), NULL) != 1)
-                        return dkim_openssl_error(-EIO, "EVP_Digest(SHA-256)");
-                if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) != 1)
-                        return dkim_openssl_error(-EIO, "EVP_DigestVerifyInit(Ed25519)");
-                k = EVP_DigestVerify(ctx, sig, sig_len, digest, sizeof(digest));
-        } else {
-                if (EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pkey) != 1)
-                        return dkim_openssl_error(-EIO, "EVP_DigestVerifyInit(RSA)");
-                k = EVP_DigestVerify(ctx, sig, sig_len, (const uint8_t*) data->data, data->len);
-        }
+        if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) != 1)
+                return dkim_openssl_error(-EIO, "EVP_DigestVerifyInit(Ed25519)");
+        k = EVP_DigestVerify(ctx, sig, sig_len, digest, sizeof(digest));
         if (k == 1)
                 return 1;
         /* 0 is a bad signature, a negative value a malformed one: both a failed check. */

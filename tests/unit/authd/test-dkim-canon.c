@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -106,6 +108,127 @@ START_TEST(test_body_chunking)
 }
 END_TEST
 
+/* The body rules of RFC 6376 §3.4.3 and §3.4.4 written the obvious way, line by line,
+ * without any of the hasher's shortcuts: a line ends at CRLF or a bare LF, a lone CR is
+ * data; relaxed turns each run of WSP into one SP and drops it at the end of a line;
+ * empty lines at the end go; simple turns an empty body into one CRLF. */
+static void reference_body(DkimCanon c, const char *in, size_t n, DkimBuffer *out) {
+        DkimBuffer line = DKIM_BUFFER_NULL;
+        size_t empty = 0, i = 0;
+        bool any = false;
+
+        while (i < n) {
+                size_t j = i;
+                bool ended = false;
+
+                line.len = 0;
+                while (j < n) {
+                        if (in[j] == '\n') {
+                                j++;
+                                ended = true;
+                                break;
+                        }
+                        if (in[j] == '\r' && j + 1 < n && in[j + 1] == '\n') {
+                                j += 2;
+                                ended = true;
+                                break;
+                        }
+                        if (c == DKIM_CANON_RELAXED && (in[j] == ' ' || in[j] == '\t')) {
+                                while (j < n && (in[j] == ' ' || in[j] == '\t'))
+                                        j++;
+                                ck_assert_int_eq(dkim_buffer_append(&line, " ", 1), 0);
+                                continue;
+                        }
+                        ck_assert_int_eq(dkim_buffer_append(&line, in + j, 1), 0);
+                        j++;
+                }
+                (void) ended;
+                if (c == DKIM_CANON_RELAXED && line.len > 0 && line.data[line.len - 1] == ' ')
+                        line.len--;
+                if (line.len == 0)
+                        empty++;
+                else {
+                        for (; empty > 0; empty--)
+                                ck_assert_int_eq(dkim_buffer_append(out, "\r\n", 2), 0);
+                        ck_assert_int_eq(dkim_buffer_append(out, line.data, line.len), 0);
+                        ck_assert_int_eq(dkim_buffer_append(out, "\r\n", 2), 0);
+                        any = true;
+                }
+                i = j;
+        }
+        if (!any && c == DKIM_CANON_SIMPLE)
+                ck_assert_int_eq(dkim_buffer_append(out, "\r\n", 2), 0);
+        dkim_buffer_done(&line);
+}
+
+/* s with CR, LF and HTAB made visible, for failure messages. */
+static char* show(const char *s, size_t n) {
+        char *out = malloc(n * 2 + 1), *o = out;
+
+        ck_assert_ptr_nonnull(out);
+        for (size_t i = 0; i < n; i++)
+                if (s[i] == '\r' || s[i] == '\n' || s[i] == '\t') {
+                        *o++ = '\\';
+                        *o++ = s[i] == '\r' ? 'r' : s[i] == '\n' ? 'n' : 't';
+                } else
+                        *o++ = s[i];
+        *o = 0;
+        return out;
+}
+
+START_TEST(test_body_against_reference)
+{
+        /* Random bodies from the bytes that matter (and enough plain text for the long
+         * unchanged stretches that are hashed in place), fed in random pieces, with and
+         * without l=: the hash and the length must be those of the reference. */
+        static const char alphabet[] = "aaaaaaaaaaaaaaaabbbbbbbbbb      \t\r\r\n\n\n\xc3";
+        unsigned seed = 20261127;
+
+        for (unsigned round = 0; round < 3000; round++) {
+                _cleanup_(dkim_buffer_done) DkimBuffer ref = DKIM_BUFFER_NULL;
+                _cleanup_(dkim_body_hasher_freep) DkimBodyHasher *h = NULL;
+                DkimCanon c = round % 2 ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE;
+                size_t n = (size_t) rand_r(&seed) % (round < 2000 ? 80 : 700), limit;
+                char body[700];
+                uint8_t got[32], expected[32];
+                uint64_t total;
+
+                for (size_t i = 0; i < n; i++)
+                        body[i] = alphabet[(size_t) rand_r(&seed) % (sizeof(alphabet) - 1)];
+                reference_body(c, body, n, &ref);
+                {
+                        _cleanup_(dkim_buffer_done) DkimBuffer whole = DKIM_BUFFER_NULL;
+                        _cleanup_free_ char *shown = show(body, n), *a = NULL, *b = NULL;
+
+                        ck_assert_int_eq(dkim_canon_body(c, body, n, &whole), 0);
+                        a = show(whole.data, whole.len);
+                        b = show(ref.data, ref.len);
+                        ck_assert_msg(whole.len == ref.len && memcmp(whole.data ?: "", ref.data ?: "", ref.len) == 0,
+                                      "round %u, %s \"%s\": got \"%s\", expected \"%s\"",
+                                      round, dkim_canon_to_string(c), shown, a, b);
+                }
+                limit = rand_r(&seed) % 4 == 0 ? (size_t) rand_r(&seed) % (ref.len + 2) : SIZE_MAX;
+
+                ck_assert_int_eq(dkim_body_hasher_new(c, limit == SIZE_MAX ? UINT64_MAX : limit, &h), 0);
+                for (size_t i = 0; i < n;) {
+                        size_t k = (size_t) rand_r(&seed) % 40;
+
+                        k += rand_r(&seed) % 3 == 0 ? 0 : 1;    /* now and then an empty piece */
+                        k = MIN(k, n - i);
+
+                        ck_assert_int_eq(dkim_body_hasher_feed(h, body + i, k), 0);
+                        i += k;
+                }
+                ck_assert_int_eq(dkim_body_hasher_finish(h, got, &total), 0);
+                ck_assert_msg(total == ref.len, "round %u (%s, %zu bytes): canonical length %" PRIu64 ", expected %zu",
+                              round, dkim_canon_to_string(c), n, total, ref.len);
+                ck_assert_int_eq(EVP_Digest(ref.data ?: "", MIN(ref.len, limit), expected, NULL, EVP_sha256(), NULL), 1);
+                ck_assert_msg(memcmp(got, expected, 32) == 0, "round %u (%s, %zu bytes, l=%zu): hash differs",
+                              round, dkim_canon_to_string(c), n, limit);
+        }
+}
+END_TEST
+
 START_TEST(test_body_length_limit)
 {
         uint8_t h[32], expected[32];
@@ -167,6 +290,7 @@ static Suite* dkim_canon_suite(void) {
         tc = tcase_create("body");
         tcase_add_test(tc, test_body_table);
         tcase_add_test(tc, test_body_chunking);
+        tcase_add_test(tc, test_body_against_reference);
         tcase_add_test(tc, test_body_length_limit);
         suite_add_tcase(s, tc);
 
