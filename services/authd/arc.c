@@ -659,6 +659,73 @@ int arc_verify_structure(const char *msg, size_t len, ArcVerifyResult *ret) {
 }
 
 
+void arc_set_infos_free(ArcSetInfo *sets, size_t n) {
+        for (size_t i = 0; sets && i < n; i++) {
+                free(sets[i].domain);
+                free(sets[i].selector);
+                free(sets[i].aar);
+        }
+        free(sets);
+}
+
+int arc_sets_read(const char *msg, size_t len, ArcSetInfo **ret, size_t *ret_n) {
+        ArcChain c = {};
+        ArcVerifyResult res;
+        ArcSetInfo *sets = NULL;
+        size_t n = 0;
+        int r;
+
+        assert(msg || len == 0);
+        assert(ret);
+        assert(ret_n);
+
+        r = chain_collect(msg, len, 0, &c, &res);
+        if (r < 0)
+                goto finish;
+        if (res.status == ARC_CHAIN_FAIL) {
+                r = -EBADMSG;
+                goto finish;
+        }
+        if (res.status == ARC_CHAIN_PASS) {
+                sets = calloc(c.n_sets, sizeof(ArcSetInfo));
+                if (!sets) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                for (unsigned i = 1; i <= c.n_sets; i++, n++) {
+                        const Rfc5322Field *f = c.aar[i];
+                        ArcSetInfo *s = &sets[i - 1];
+                        unsigned inst;
+                        size_t off;
+
+                        r = arc_authentication_results_parse(f->value, f->value_len, &inst, &off);
+                        if (r < 0)
+                                goto finish;
+                        s->instance = i;
+                        s->domain = strdup(c.seals[i]->domain);
+                        s->selector = strdup(c.seals[i]->selector);
+                        s->aar = strndup(f->value + off, f->value_len - off);
+                        s->aar_len = f->value_len - off;
+                        if (!s->domain || !s->selector || !s->aar) {
+                                n++;
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                }
+        }
+        r = 0;
+
+finish:
+        arc_chain_done(&c);
+        if (r < 0) {
+                arc_set_infos_free(sets, n);
+                return r;
+        }
+        *ret = sets;
+        *ret_n = n;
+        return 0;
+}
+
 /* A field's raw text with the b= value (offsets into its value) removed. */
 static int blank_b(const char *msg, const Rfc5322Field *f, size_t b_start, size_t b_end, DkimBuffer *out) {
         size_t value_off = (size_t) (f->value - (msg + f->raw_offset));

@@ -107,6 +107,24 @@ int arc_verify(const char *msg, size_t len, DkimGetKey get_key, void *userdata, 
  * keys, no crypto. status pass here means "structurally sound". */
 int arc_verify_structure(const char *msg, size_t len, ArcVerifyResult *ret);
 
+/* What a receiver may act on in one ARC set once the chain validated: who sealed it and
+ * what that sealer recorded (RFC 8617 §7.2). */
+typedef struct ArcSetInfo {
+        unsigned instance;
+        char *domain;                   /* d= of the ARC-Seal, lower case */
+        char *selector;                 /* s= of the ARC-Seal */
+        char *aar;                      /* the ARC-Authentication-Results payload after "i=N;",
+                                         * as in the message (may be folded) */
+        size_t aar_len;
+} ArcSetInfo;
+void arc_set_infos_free(ArcSetInfo *sets, size_t n);
+
+/* The sets of a structurally sound chain (arc_verify_structure()'s steps), oldest first:
+ * (*ret)[k].instance is k + 1. Returns 0 with *ret_n 0 (and *ret NULL) when there is no
+ * chain, -EBADMSG when the chain is not structurally sound, -ENOMEM. It checks no
+ * signature: only after arc_verify() said pass may the sealers' statements be believed. */
+int arc_sets_read(const char *msg, size_t len, ArcSetInfo **ret, size_t *ret_n);
+
 typedef struct ArcSealer {
         EVP_PKEY *key;                  /* RSA (>= 1024 bits) or Ed25519 private key; borrowed */
         const char *domain;             /* d= of the AMS and the AS */

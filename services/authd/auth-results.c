@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,3 +398,326 @@ fail:
         return r;
 }
 
+/* Reading. */
+
+typedef struct Lexer {
+        const char *s;
+        size_t len;
+        size_t i;
+} Lexer;
+
+static bool lexer_end(const Lexer *l) {
+        return l->i >= l->len;
+}
+
+static char lexer_peek(const Lexer *l) {
+        return l->i < l->len ? l->s[l->i] : 0;
+}
+
+/* CFWS: white space, folds and (nested) comments with quoted-pairs. */
+static int lexer_skip_cfws(Lexer *l) {
+        while (l->i < l->len) {
+                char c = l->s[l->i];
+
+                if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+                        l->i++;
+                        continue;
+                }
+                if (c != '(')
+                        break;
+                for (unsigned depth = 0;;) {
+                        if (l->i >= l->len)
+                                return -EBADMSG;
+                        c = l->s[l->i++];
+                        if (c == '\\') {
+                                if (l->i >= l->len)
+                                        return -EBADMSG;
+                                l->i++;
+                        } else if (c == '(')
+                                depth++;
+                        else if (c == ')' && --depth == 0)
+                                break;
+                }
+        }
+        return 0;
+}
+
+static bool is_keyword_char(char c) {
+        return is_alnum(c) || c == '-' || c == '_';
+}
+
+/* A keyword (method, result, ptype, property), lower-cased. */
+static int lexer_keyword(Lexer *l, char **ret) {
+        size_t start = l->i;
+        char *k;
+
+        while (l->i < l->len && is_keyword_char(l->s[l->i]))
+                l->i++;
+        if (l->i == start)
+                return -EBADMSG;
+        if (l->i - start > AUTH_RESULTS_VALUE_MAX)
+                return -E2BIG;
+        k = strndup(l->s + start, l->i - start);
+        if (!k)
+                return -ENOMEM;
+        for (char *q = k; *q; q++)
+                if (*q >= 'A' && *q <= 'Z')
+                        *q = (char) (*q - 'A' + 'a');
+        *ret = k;
+        return 0;
+}
+
+/* A value: a quoted-string (unquoted here), or a run of printable characters up to CFWS,
+ * ';' or '(' (a token, an addr-spec or "@domain"; lenient about characters the grammar
+ * does not allow, as readers of this field must be). */
+static int lexer_value(Lexer *l, char **ret) {
+        _cleanup_free_ char *v = NULL;
+        size_t n = 0;
+
+        if (lexer_peek(l) == '"') {
+                v = malloc(AUTH_RESULTS_VALUE_MAX + 1);
+                if (!v)
+                        return -ENOMEM;
+                l->i++;
+                for (;;) {
+                        char c;
+
+                        if (l->i >= l->len)
+                                return -EBADMSG;
+                        c = l->s[l->i++];
+                        if (c == '"')
+                                break;
+                        if (c == '\\') {
+                                if (l->i >= l->len)
+                                        return -EBADMSG;
+                                c = l->s[l->i++];
+                        } else if (c == '\r' || c == '\n')
+                                continue;       /* a fold inside the quoted-string */
+                        if (n >= AUTH_RESULTS_VALUE_MAX)
+                                return -E2BIG;
+                        v[n++] = c;
+                }
+                v[n] = 0;
+        } else {
+                size_t start = l->i;
+
+                while (l->i < l->len) {
+                        char c = l->s[l->i];
+
+                        if (c <= 0x20 || c >= 0x7f || c == ';' || c == '(' || c == '"')
+                                break;
+                        l->i++;
+                }
+                if (l->i == start)
+                        return -EBADMSG;
+                if (l->i - start > AUTH_RESULTS_VALUE_MAX)
+                        return -E2BIG;
+                v = strndup(l->s + start, l->i - start);
+                if (!v)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+static bool lexer_take(Lexer *l, char c) {
+        if (lexer_peek(l) != c)
+                return false;
+        l->i++;
+        return true;
+}
+
+static void info_done(AuthResultsInfo *info) {
+        free(info->method);
+        free(info->result);
+        free(info->reason);
+        for (size_t i = 0; i < info->n_properties; i++) {
+                free(info->properties[i].ptype);
+                free(info->properties[i].property);
+                free(info->properties[i].value);
+        }
+}
+
+AuthResultsParsed* auth_results_parsed_free(AuthResultsParsed *p) {
+        if (!p)
+                return NULL;
+        free(p->authserv_id);
+        for (size_t i = 0; i < p->n_infos; i++)
+                info_done(&p->infos[i]);
+        free(p->infos);
+        free(p);
+        return NULL;
+}
+
+/* "method[/version]=result [reason=value] [ptype.property=value]..." into info. */
+static int parse_resinfo(Lexer *l, AuthResultsInfo *info) {
+        int r;
+
+        r = lexer_keyword(l, &info->method);
+        if (r < 0)
+                return r;
+        r = lexer_skip_cfws(l);
+        if (r < 0)
+                return r;
+        if (lexer_take(l, '/')) {
+                size_t start;
+
+                r = lexer_skip_cfws(l);
+                if (r < 0)
+                        return r;
+                start = l->i;
+                while (l->i < l->len && l->s[l->i] >= '0' && l->s[l->i] <= '9')
+                        l->i++;
+                if (l->i == start)
+                        return -EBADMSG;
+                r = lexer_skip_cfws(l);
+                if (r < 0)
+                        return r;
+        }
+        if (!lexer_take(l, '='))
+                return -EBADMSG;
+        r = lexer_skip_cfws(l);
+        if (r < 0)
+                return r;
+        r = lexer_keyword(l, &info->result);
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                _cleanup_free_ char *k = NULL;
+                AuthResultsProperty *p;
+
+                r = lexer_skip_cfws(l);
+                if (r < 0)
+                        return r;
+                if (lexer_end(l) || lexer_peek(l) == ';')
+                        return 0;
+                r = lexer_keyword(l, &k);
+                if (r < 0)
+                        return r;
+                r = lexer_skip_cfws(l);
+                if (r < 0)
+                        return r;
+                if (streq(k, "reason") && !info->reason && info->n_properties == 0 && lexer_take(l, '=')) {
+                        r = lexer_skip_cfws(l);
+                        if (r < 0)
+                                return r;
+                        r = lexer_value(l, &info->reason);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (!lexer_take(l, '.'))
+                        return -EBADMSG;
+                if (info->n_properties >= AUTH_RESULTS_MAX_PROPERTIES)
+                        return -E2BIG;
+                p = &info->properties[info->n_properties];
+                r = lexer_skip_cfws(l);
+                if (r < 0)
+                        return r;
+                r = lexer_keyword(l, &p->property);
+                if (r < 0)
+                        return r;
+                p->ptype = TAKE_PTR(k);
+                info->n_properties++;     /* from here on info_done() frees it */
+                r = lexer_skip_cfws(l);
+                if (r < 0)
+                        return r;
+                if (!lexer_take(l, '='))
+                        return -EBADMSG;
+                r = lexer_skip_cfws(l);
+                if (r < 0)
+                        return r;
+                r = lexer_value(l, &p->value);
+                if (r < 0)
+                        return r;
+        }
+}
+
+int auth_results_parse(const char *value, size_t len, AuthResultsParsed **ret) {
+        _cleanup_(auth_results_parsed_freep) AuthResultsParsed *p = NULL;
+        Lexer l = { .s = value, .len = len };
+        int r;
+
+        assert(value || len == 0);
+        assert(ret);
+
+        p = calloc(1, sizeof(AuthResultsParsed));
+        if (!p)
+                return -ENOMEM;
+
+        r = lexer_skip_cfws(&l);
+        if (r < 0)
+                return r;
+        if (lexer_peek(&l) == ';' || lexer_end(&l))
+                return -EBADMSG;
+        r = lexer_value(&l, &p->authserv_id);
+        if (r < 0)
+                return r;
+        r = lexer_skip_cfws(&l);
+        if (r < 0)
+                return r;
+        /* authres-version */
+        if (lexer_peek(&l) >= '0' && lexer_peek(&l) <= '9') {
+                while (lexer_peek(&l) >= '0' && lexer_peek(&l) <= '9')
+                        l.i++;
+                r = lexer_skip_cfws(&l);
+                if (r < 0)
+                        return r;
+        }
+
+        for (bool none = false;;) {
+                AuthResultsInfo *n;
+                size_t mark;
+
+                r = lexer_skip_cfws(&l);
+                if (r < 0)
+                        return r;
+                if (lexer_end(&l))
+                        break;
+                if (none || !lexer_take(&l, ';'))
+                        return -EBADMSG;
+                r = lexer_skip_cfws(&l);
+                if (r < 0)
+                        return r;
+                if (lexer_end(&l))
+                        break;          /* a final ';' is common enough to accept */
+
+                /* no-result: "; none" as the only resinfo */
+                mark = l.i;
+                if (p->n_infos == 0 && l.len - l.i >= 4 && strncasecmp(l.s + l.i, "none", 4) == 0) {
+                        l.i += 4;
+                        r = lexer_skip_cfws(&l);
+                        if (r < 0)
+                                return r;
+                        if (lexer_end(&l)) {
+                                none = true;
+                                continue;
+                        }
+                        l.i = mark;
+                }
+
+                if (p->n_infos >= AUTH_RESULTS_MAX_METHODS)
+                        return -E2BIG;
+                n = reallocarray(p->infos, p->n_infos + 1, sizeof(AuthResultsInfo));
+                if (!n)
+                        return -ENOMEM;
+                p->infos = n;
+                p->infos[p->n_infos] = (AuthResultsInfo) {};
+                p->n_infos++;
+                r = parse_resinfo(&l, &p->infos[p->n_infos - 1]);
+                if (r < 0)
+                        return r;
+        }
+
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+const char* auth_results_info_property(const AuthResultsInfo *info, const char *ptype, const char *property) {
+        for (size_t i = 0; i < info->n_properties; i++)
+                if (strcaseeq(info->properties[i].ptype, ptype) &&
+                    strcaseeq(info->properties[i].property, property))
+                        return info->properties[i].value;
+        return NULL;
+}

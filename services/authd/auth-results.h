@@ -65,3 +65,39 @@ int auth_results_add_arc(AuthResults *ar, const char *result, const char *reason
  * field name), CRLF line ends inside, no final CRLF. No resinfo: "<id>; none". */
 int auth_results_format(const AuthResults *ar, char **ret);
 
+/* Reading an Authentication-Results payload (RFC 8601 §2.2), e.g. the one an ARC set
+ * carries in ARC-Authentication-Results: "authserv-id [version] ; method[/version]=result
+ * [reason=value] [ptype.property=value ...] ; ...", comments and folding anywhere CFWS is
+ * allowed, or "authserv-id; none". Method, result, ptype and property are lower-cased;
+ * values are unquoted. */
+typedef struct AuthResultsProperty {
+        char *ptype;                    /* "header" */
+        char *property;                 /* "from" */
+        char *value;                    /* "example.com" */
+} AuthResultsProperty;
+
+typedef struct AuthResultsInfo {
+        char *method;                   /* "dmarc" */
+        char *result;                   /* "pass" */
+        char *reason;                   /* NULL when absent */
+        AuthResultsProperty properties[AUTH_RESULTS_MAX_PROPERTIES];
+        size_t n_properties;
+} AuthResultsInfo;
+
+typedef struct AuthResultsParsed {
+        char *authserv_id;
+        AuthResultsInfo *infos;
+        size_t n_infos;
+} AuthResultsParsed;
+
+/* Returns 0 and a new AuthResultsParsed, -EBADMSG for a payload that does not follow the
+ * grammar (an unterminated comment or quoted-string, a resinfo without "=result", junk
+ * where a propspec should be), -E2BIG beyond AUTH_RESULTS_MAX_METHODS resinfos,
+ * AUTH_RESULTS_MAX_PROPERTIES propspecs in one resinfo or a value longer than
+ * AUTH_RESULTS_VALUE_MAX, -ENOMEM. */
+int auth_results_parse(const char *value, size_t len, AuthResultsParsed **ret);
+AuthResultsParsed* auth_results_parsed_free(AuthResultsParsed *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(AuthResultsParsed*, auth_results_parsed_free);
+
+/* The value of ptype.property in info (case-insensitive names), NULL when absent. */
+const char* auth_results_info_property(const AuthResultsInfo *info, const char *ptype, const char *property);

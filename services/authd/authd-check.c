@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "arc.h"
@@ -14,6 +15,7 @@
 #include "dkim-sign.h"
 #include "dkim-verify.h"
 #include "dmarc-eval.h"
+#include "dmarc-report.h"
 #include "log.h"
 #include "memfd-util.h"
 #include "rfc5322.h"
@@ -86,6 +88,10 @@ struct AuthCheck {
         /* DMARC */
         DmarcEval *dmarc;
         char *from_domain;
+        ArcSetInfo *arc_sets;           /* read only when a trusted sealer may rescue DMARC */
+        size_t n_arc_sets;
+        bool overridden;                /* a trusted ARC sealer rescued a DMARC failure */
+        DmarcArcOverride override;      /* strings point into arc_sets */
 
         /* SealArc */
         char *seal_ar;
@@ -131,6 +137,7 @@ static AuthCheck* check_free(AuthCheck *c) {
         dns_answer_done(&c->answer);
         spf_eval_free(c->spf);
         dmarc_eval_free(c->dmarc);
+        arc_set_infos_free(c->arc_sets, c->n_arc_sets);
         dkim_verify_results_done(&c->dkim);
         sd_event_source_disable_unref(c->timeout);
         sd_event_source_disable_unref(c->start);
@@ -150,9 +157,45 @@ static AuthCheck* check_free(AuthCheck *c) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(AuthCheck*, check_free);
 
+/* The DMARC aggregate-report store (dmarc-report.h): the directory "dmarc" in
+ * $STATE_DIRECTORY when systemd gives the service one (StateDirectory=mailsec/authd, so
+ * /var/lib/mailsec/authd/dmarc, where mailsec-dmarc-report(8) reads it); no recording
+ * without. One store per process: mailsec-authd runs one Manager. */
+static DmarcStore *report_store = NULL;
+static bool report_store_tried = false;
+
+static DmarcStore* report_store_get(void) {
+        _cleanup_free_ char *dir = NULL;
+        const char *state;
+        int r;
+
+        if (report_store_tried)
+                return report_store;
+        report_store_tried = true;
+        state = secure_getenv("STATE_DIRECTORY");
+        if (isempty(state))
+                return NULL;
+        /* StateDirectory= may list several directories: the first is ours */
+        if (asprintf_safe(&dir, "%.*s/dmarc", (int) strcspn(state, ":"), state) < 0)
+                return NULL;
+        if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+                log_warning_errno(errno, "Cannot create %s, not recording DMARC evaluations: %m", dir);
+                return NULL;
+        }
+        r = dmarc_store_open(dir, &report_store);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot open the DMARC report store in %s, not recording: %m", dir);
+                return NULL;
+        }
+        log_debug("Recording DMARC evaluations for aggregate reports in %s.", dir);
+        return report_store;
+}
+
 void auth_check_free_all(Manager *m) {
         while (m->checks)
                 check_free(m->checks);
+        report_store = dmarc_store_free(report_store);
+        report_store_tried = false;
 }
 
 static int check_fail(AuthCheck *c, int r) {
@@ -621,6 +664,96 @@ static int reply_spf(AuthCheck *c) {
                                           strempty(explanation), received);
 }
 
+/* TrustedArcSealers= (dmarc_arc_override() has the rule). */
+static int dmarc_local_policy(AuthCheck *c, const DmarcResult *d) {
+        char * const *trusted = c->manager->config->trusted_arc_sealers;
+        int r;
+
+        if (strv_length(trusted) == 0 || d->verdict != DMARC_VERDICT_FAIL || c->arc.status != ARC_CHAIN_PASS)
+                return 0;
+        r = arc_sets_read(c->msg, c->msg_size, &c->arc_sets, &c->n_arc_sets);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return 0;
+        r = dmarc_arc_override(d, c->arc.status, c->arc_sets, c->n_arc_sets, trusted, &c->override);
+        if (r < 0)
+                return r;
+        c->overridden = r > 0;
+        if (c->overridden)
+                check_log(c, LOG_INFO, 0,
+                          "DMARC fail for %s (disposition %s) overridden by local policy: the trusted ARC sealer "
+                          "as[%u].d=%s as[%u].s=%s saw dmarc=pass.",
+                          strna(d->from_domain), dmarc_policy_to_string(d->disposition),
+                          c->override.instance, c->override.domain, c->override.instance, c->override.selector);
+        return 0;
+}
+
+/* One aggregate-report record per DMARC evaluation that found a policy record. Failing to
+ * record never fails the check. */
+static void record_dmarc(AuthCheck *c, const DmarcResult *d) {
+        _cleanup_(dmarc_report_entry_done) DmarcReportEntry e = DMARC_REPORT_ENTRY_NULL;
+        const char *mf = mail_from_domain(c->mail_from);
+        DmarcStore *store;
+        int r;
+
+        if (!d->have_record || isempty(c->client_ip))
+                return;
+        store = report_store_get();
+        if (!store)
+                return;
+
+        e.time = (uint64_t) time(NULL);
+        e.source_ip = strdup(c->client_ip);
+        if (!e.source_ip)
+                goto oom;
+        if (mf) {
+                e.envelope_from = strdup(mf);
+                if (!e.envelope_from)
+                        goto oom;
+        }
+        if (mf || !isempty(c->helo)) {
+                e.spf_domain = strdup(mf ?: c->helo);
+                if (!e.spf_domain)
+                        goto oom;
+                e.spf_scope = mf ? DMARC_REPORT_SPF_SCOPE_MFROM : DMARC_REPORT_SPF_SCOPE_HELO;
+        }
+        if (c->spf_result) {
+                DmarcReportSpfResult x = dmarc_report_spf_result_from_string(c->spf_result);
+
+                e.spf_result = x >= 0 ? x : DMARC_REPORT_SPF_NONE;
+        }
+        for (size_t i = 0; i < c->dkim.n_results && i < DMARC_REPORT_DKIM_MAX; i++) {
+                const DkimVerifyResult *v = &c->dkim.results[i];
+                DmarcReportDkimResult x = dmarc_report_dkim_result_from_string(dkim_result_to_string(v->result));
+
+                if (isempty(v->domain))
+                        continue;
+                r = dmarc_report_entry_add_dkim(&e, v->domain, v->selector, x >= 0 ? x : DMARC_REPORT_DKIM_PERMERROR);
+                if (r == -ENOMEM)
+                        goto oom;
+        }
+        r = dmarc_report_entry_set_result(&e, d);
+        if (r == -ENODATA)
+                return;
+        if (r < 0)
+                goto oom;
+        if (c->overridden) {
+                r = dmarc_report_entry_set_arc_override(&e, c->override.instance, c->override.domain,
+                                                        c->override.selector);
+                if (r == -ENOMEM)
+                        goto oom;
+        }
+        r = dmarc_report_record(store, &e);
+        if (r < 0)
+                check_log(c, LOG_WARNING, r, "Cannot record the DMARC evaluation for %s, ignoring: %m",
+                          strna(d->from_domain));
+        return;
+
+oom:
+        check_log(c, LOG_WARNING, -ENOMEM, "Cannot record the DMARC evaluation, ignoring: %m");
+}
+
 static int build_auth_results(AuthCheck *c, const DmarcResult *d, char **ret) {
         _cleanup_(auth_results_freep) AuthResults *ar = NULL;
         int r;
@@ -657,7 +790,19 @@ static int build_auth_results(AuthCheck *c, const DmarcResult *d, char **ret) {
                         return r;
         }
         if (c->kind == CHECK_VERIFY) {
-                r = auth_results_add_dmarc(ar, dmarc_verdict_to_string(d->verdict), d->reason, d->from_domain);
+                _cleanup_free_ char *reason = NULL;
+
+                /* A rescued failure stays dmarc=fail: the result reports the evaluation
+                 * (RFC 8601 §2.7.1 lists no "overridden" result), and the local decision
+                 * goes into reason=, naming the set that vouched for the From domain in the
+                 * form RFC 8617 §7.2.1 uses for the report comment. */
+                if (c->overridden &&
+                    asprintf_safe(&reason, "local policy override: arc=pass as[%u].d=%s as[%u].s=%s",
+                                  c->override.instance, c->override.domain, c->override.instance,
+                                  c->override.selector) < 0)
+                        return -ENOMEM;
+                r = auth_results_add_dmarc(ar, dmarc_verdict_to_string(d->verdict), reason ?: d->reason,
+                                           d->from_domain);
                 if (r < 0)
                         return r;
         }
@@ -676,6 +821,10 @@ static int reply_verify(AuthCheck *c) {
         d = dmarc_eval_result(c->dmarc);
         if (!d)
                 return -ESTALE;
+        r = dmarc_local_policy(c, d);
+        if (r < 0)
+                return r;
+        record_dmarc(c, d);
         r = build_auth_results(c, d, &ar);
         if (r < 0)
                 return r;
@@ -700,15 +849,16 @@ static int reply_verify(AuthCheck *c) {
         r = sd_bus_message_append(reply, "sssss",
                                   dmarc_verdict_to_string(d->verdict),
                                   d->policy >= 0 ? dmarc_policy_to_string(d->policy) : "",
-                                  dmarc_policy_to_string(d->disposition),
+                                  dmarc_policy_to_string(c->overridden ? DMARC_POLICY_NONE : d->disposition),
                                   arc_chain_status_to_string(c->arc.status),
                                   ar);
         if (r < 0)
                 return r;
 
-        check_log(c, LOG_INFO, 0, "Verified: %zu DKIM signature(s), DMARC %s (%s, disposition %s), ARC %s.",
+        check_log(c, LOG_INFO, 0, "Verified: %zu DKIM signature(s), DMARC %s (%s, disposition %s%s), ARC %s.",
                   c->dkim.n_results, dmarc_verdict_to_string(d->verdict), strna(d->from_domain),
-                  dmarc_policy_to_string(d->disposition), arc_chain_status_to_string(c->arc.status));
+                  dmarc_policy_to_string(c->overridden ? DMARC_POLICY_NONE : d->disposition),
+                  c->overridden ? ", overridden by local policy" : "", arc_chain_status_to_string(c->arc.status));
         return sd_bus_send(NULL, reply, NULL);
 }
 

@@ -3,6 +3,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -72,20 +74,85 @@ static int config_parse_authserv_id(const char *filename, unsigned line, const c
         return free_and_strdup(p, rvalue) < 0 ? -ENOMEM : 0;
 }
 
-/* Key=: one key a line, kept as written and parsed by auth_config_prepare(). */
+/* Key=: one key a line, kept as written with its file and line, and parsed by
+ * auth_config_prepare() (which applies the replacement rule: the keys of the main file and
+ * of every drop-in must be known first). An empty value forgets the lines before it. */
 static int config_parse_key_line(const char *filename, unsigned line, const char *section, const char *lvalue,
                                  int ltype, const char *rvalue, void *data, void *userdata) {
-        char ***l = data;
+        AuthConfig *c = userdata;
+        _cleanup_free_ char *origin = NULL;
+        int r;
 
         if (isempty(rvalue)) {
-                *l = strv_free(*l);
+                c->key_lines = strv_free(c->key_lines);
+                c->key_origins = strv_free(c->key_origins);
                 return 0;
         }
         if (strlen(rvalue) >= PATH_MAX) {
                 config_parser_set_error(userdata, "%s= too long", lvalue);
                 return -ENAMETOOLONG;
         }
-        return strv_extend(l, rvalue);
+        r = asprintf_safe(&origin, "%s:%u", strna(filename), line);
+        if (r < 0)
+                return r;
+        r = strv_extend(&c->key_lines, rvalue);
+        if (r < 0)
+                return r;
+        r = strv_extend(&c->key_origins, origin);
+        if (r < 0) {
+                /* keep both lists the same length */
+                size_t n = strv_length(c->key_lines);
+
+                free(c->key_lines[n - 1]);
+                c->key_lines[n - 1] = NULL;
+                return r;
+        }
+        return 0;
+}
+
+static bool domain_valid(const char *s);
+
+/* TrustedArcSealers=: domains, separated by spaces, appended; empty forgets the list. */
+static int config_parse_arc_sealers(const char *filename, unsigned line, const char *section, const char *lvalue,
+                                    int ltype, const char *rvalue, void *data, void *userdata) {
+        char ***l = data;
+        _cleanup_strv_free_ char **words = NULL;
+        int r;
+
+        r = config_parse_strv(filename, line, section, lvalue, ltype, rvalue, &words, userdata);
+        if (r < 0)
+                return r;
+        if (!words) {
+                *l = strv_free(*l);
+                return 0;
+        }
+        STRV_FOREACH(w, words) {
+                size_t n = strlen(*w);
+
+                /* one final dot is the same domain */
+                if (n > 1 && (*w)[n - 1] == '.')
+                        (*w)[--n] = 0;
+                /* a domain of two labels at least, whose last label is not a number (no
+                 * address literals) */
+                if (!domain_valid(*w) || !strchr(*w, '.') ||
+                    strspn(strrchr(*w, '.') + 1, "0123456789") == strlen(strrchr(*w, '.') + 1)) {
+                        config_parser_set_error(userdata, "Invalid domain in %s=: %s", lvalue, *w);
+                        return -EINVAL;
+                }
+                for (char *q = *w; *q; q++)
+                        *q = (char) tolower((unsigned char) *q);
+                if (strv_contains(*l, *w))
+                        continue;
+                if (strv_length(*l) >= AUTHD_TRUSTED_ARC_SEALERS_MAX) {
+                        config_parser_set_error(userdata, "Too many domains in %s= (at most %u)",
+                                                lvalue, AUTHD_TRUSTED_ARC_SEALERS_MAX);
+                        return -E2BIG;
+                }
+                r = strv_extend(l, *w);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int config_parse_nonzero_unsigned(const char *filename, unsigned line, const char *section,
@@ -128,6 +195,7 @@ const ConfigTableItem auth_config_table[] = {
         { "Authentication", "AuthservId",           config_parse_authserv_id,      0, offsetof(AuthConfig, authserv_id) },
         { "Authentication", "DkimAllowPartialBody", config_parse_bool,             0, offsetof(AuthConfig, dkim_allow_partial_body) },
         { "Authentication", "DmarcTreeWalk",        config_parse_bool,             0, offsetof(AuthConfig, dmarc_tree_walk) },
+        { "Authentication", "TrustedArcSealers",    config_parse_arc_sealers,      0, offsetof(AuthConfig, trusted_arc_sealers) },
         { "Signing",        "Key",                  config_parse_key_line,         0, offsetof(AuthConfig, key_lines) },
         { "Signing",        "ArcKey",               config_parse_string,           0, offsetof(AuthConfig, arc_key) },
         { "Service",        "IdleTimeoutSec",       config_parse_sec,              0, offsetof(AuthConfig, idle_timeout) },
@@ -156,6 +224,7 @@ static void auth_config_free_keys(AuthConfig *c) {
                 free(c->keys[i].domain);
                 free(c->keys[i].selector);
                 free(c->keys[i].source);
+                free(c->keys[i].origin);
                 EVP_PKEY_free(c->keys[i].pkey);
         }
         c->keys = mfree(c->keys);
@@ -167,7 +236,9 @@ AuthConfig* auth_config_free(AuthConfig *c) {
                 return NULL;
         strv_free(c->servers);
         free(c->authserv_id);
+        strv_free(c->trusted_arc_sealers);
         strv_free(c->key_lines);
+        strv_free(c->key_origins);
         auth_config_free_keys(c);
         free(c->arc_key);
         free(c);
@@ -186,7 +257,7 @@ int auth_config_parse_text(AuthConfig *c, const char *filename, const char *text
 static bool domain_valid(const char *s) {
         size_t n = strlen(s);
 
-        return n > 0 && n <= 253 && s[0] != '.' && s[0] != '-' && s[n - 1] != '.' &&
+        return n > 0 && n <= 253 && s[0] != '.' && s[0] != '-' && s[n - 1] != '.' && !strstr(s, "..") &&
                 strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") == n;
 }
 
@@ -288,7 +359,51 @@ static int key_load(AuthSigningKey *k, ConfigError *error, const char *source) {
         return 0;
 }
 
+static void key_done(AuthSigningKey *k) {
+        free(k->domain);
+        free(k->selector);
+        free(k->source);
+        free(k->origin);
+        EVP_PKEY_free(k->pkey);
+        *k = (AuthSigningKey) {};
+}
+
+/* "file:line" back into its parts, for ConfigError. */
+static unsigned origin_split(const char *origin, char **ret_file) {
+        const char *colon = origin ? strrchr(origin, ':') : NULL;
+        unsigned line = 0;
+
+        *ret_file = NULL;
+        if (!colon)
+                return 0;
+        for (const char *p = colon + 1; *p >= '0' && *p <= '9' && line < 10000000U; p++)
+                line = line * 10 + (unsigned) (*p - '0');
+        *ret_file = strndup(origin, (size_t) (colon - origin));
+        if (!*ret_file)
+                return 0;
+        return line;
+}
+
+static int key_line_error(ConfigError *error, int r, const char *origin, const char *source,
+                          const char *format, ...) _printf_(5, 6);
+static int key_line_error(ConfigError *error, int r, const char *origin, const char *source,
+                          const char *format, ...) {
+        _cleanup_free_ char *file = NULL, *message = NULL;
+        unsigned line;
+        va_list ap;
+        int k;
+
+        va_start(ap, format);
+        k = vasprintf(&message, format, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        line = origin_split(origin, &file);
+        return config_error_set(error, r, file ?: source, line, "%s", message);
+}
+
 int auth_config_prepare(AuthConfig *c, const char *source, bool load_keys, ConfigError *error) {
+        _cleanup_strv_free_ char **replaced = NULL;     /* "domain:selector" of replaced keys */
         size_t n;
         int r;
 
@@ -310,26 +425,67 @@ int auth_config_prepare(AuthConfig *c, const char *source, bool load_keys, Confi
                 if (!c->keys)
                         return -ENOMEM;
         }
-        STRV_FOREACH(l, c->key_lines) {
-                AuthSigningKey *k = &c->keys[c->n_keys];
+        for (size_t j = 0; j < n; j++) {
+                const char *origin = j < strv_length(c->key_origins) ? c->key_origins[j] : NULL;
+                AuthSigningKey k = {};
+                size_t slot = c->n_keys;
 
-                r = key_line_parse(*l, k);
+                r = key_line_parse(c->key_lines[j], &k);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
-                        return config_error_set(error, r, source, 0,
-                                                "Invalid Key= (DOMAIN:SELECTOR:rsa|ed25519:PATH-OR-CREDENTIAL expected): %s",
-                                                *l);
-                c->n_keys++;
-                for (size_t i = 0; i + 1 < c->n_keys; i++)
-                        if (strcaseeq(c->keys[i].domain, k->domain) && streq(c->keys[i].selector, k->selector))
-                                return config_error_set(error, -EEXIST, source, 0,
-                                                        "Key= %s:%s is configured twice", k->domain, k->selector);
-                if (load_keys) {
-                        r = key_load(k, error, source);
-                        if (r < 0)
-                                return r;
+                        return key_line_error(error, r, origin, source,
+                                              "Invalid Key= (DOMAIN:SELECTOR:rsa|ed25519:PATH-OR-CREDENTIAL expected): %s",
+                                              c->key_lines[j]);
+                k.origin = strdup(origin ?: strna(source));
+                if (!k.origin) {
+                        key_done(&k);
+                        return -ENOMEM;
                 }
+
+                /* the replacement rule: same domain, same algorithm */
+                for (size_t i = 0; i < c->n_keys; i++)
+                        if (streq(c->keys[i].domain, k.domain) && c->keys[i].type == k.type) {
+                                slot = i;
+                                break;
+                        }
+                for (size_t i = 0; i < c->n_keys; i++)
+                        if (i != slot && streq(c->keys[i].domain, k.domain) &&
+                            streq(c->keys[i].selector, k.selector)) {
+                                _cleanup_free_ char *first = strdup(c->keys[i].origin);
+
+                                r = key_line_error(error, -EEXIST, k.origin, source,
+                                                   "Key= %s:%s is configured twice (first at %s)",
+                                                   k.domain, k.selector, strna(first));
+                                key_done(&k);
+                                return r;
+                        }
+
+                if (slot < c->n_keys) {
+                        _cleanup_free_ char *name = NULL;
+                        AuthSigningKey *old = &c->keys[slot];
+
+                        log_info("Key= at %s (%s:%s, %s) replaces the %s key of %s at %s (selector %s).",
+                                 k.origin, k.domain, k.selector, dkim_key_type_to_string(k.type),
+                                 dkim_key_type_to_string(old->type), old->domain, old->origin, old->selector);
+                        if (!streq(old->selector, k.selector)) {
+                                if (asprintf_safe(&name, "%s:%s", old->domain, old->selector) < 0 ||
+                                    strv_extend(&replaced, name) < 0) {
+                                        key_done(&k);
+                                        return -ENOMEM;
+                                }
+                        }
+                        key_done(old);
+                        *old = k;
+                } else
+                        c->keys[c->n_keys++] = k;
+        }
+
+        /* only the keys that are left are read: a replaced key need not exist any more */
+        for (size_t i = 0; load_keys && i < c->n_keys; i++) {
+                r = key_load(&c->keys[i], error, source);
+                if (r < 0)
+                        return r;
         }
 
         if (c->arc_key) {
@@ -342,6 +498,9 @@ int auth_config_prepare(AuthConfig *c, const char *source, bool load_keys, Confi
                                 return -ENOMEM;
                         found = strcaseeq(name, c->arc_key);
                 }
+                if (!found && strv_contains(replaced, c->arc_key))
+                        return config_error_set(error, -ENOENT, source, 0,
+                                                "ArcKey=%s names a key that a later Key= line replaced", c->arc_key);
                 if (!found)
                         return config_error_set(error, -ENOENT, source, 0,
                                                 "ArcKey=%s names no Key= line", c->arc_key);

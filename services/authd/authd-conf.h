@@ -20,6 +20,7 @@
 #define AUTHD_DEFAULT_CHECK_TIMEOUT (30 * USEC_PER_SEC)
 #define AUTHD_DEFAULT_IDLE_TIMEOUT (30 * USEC_PER_SEC)
 #define AUTHD_KEY_FILE_MAX (64U * 1024U)
+#define AUTHD_TRUSTED_ARC_SEALERS_MAX 64U
 
 /* One Key= line: "domain:selector:rsa|ed25519:source". */
 typedef struct AuthSigningKey {
@@ -27,7 +28,8 @@ typedef struct AuthSigningKey {
         char *selector;
         DkimKeyType type;
         char *source;                   /* absolute path, or a credential name */
-        EVP_PKEY *pkey;                 /* loaded by auth_config_load_keys() */
+        char *origin;                   /* "file:line" of the Key= line */
+        EVP_PKEY *pkey;                 /* loaded by auth_config_prepare() */
 } AuthSigningKey;
 
 typedef struct AuthConfig {
@@ -39,9 +41,11 @@ typedef struct AuthConfig {
         char *authserv_id;              /* AuthservId= (default: the host name) */
         bool dkim_allow_partial_body;   /* DkimAllowPartialBody= */
         bool dmarc_tree_walk;           /* DmarcTreeWalk= */
+        char **trusted_arc_sealers;     /* TrustedArcSealers=, lower case, no final dot */
 
         /* [Signing] */
         char **key_lines;               /* Key=, as written; parsed into keys */
+        char **key_origins;             /* "file:line" of each Key= line, for messages */
         AuthSigningKey *keys;
         size_t n_keys;
         char *arc_key;                  /* ArcKey= "domain:selector"; NULL: the first key */
@@ -66,7 +70,12 @@ int auth_config_parse_file(AuthConfig *c, const char *path, ConfigError *error);
 int auth_config_parse_text(AuthConfig *c, const char *filename, const char *text, ConfigError *error);
 
 /* Fill in defaults (AuthservId=), parse the Key= lines and check ArcKey=; with load_keys
- * also read the private keys (files, or $CREDENTIALS_DIRECTORY). Errors in *error. */
+ * also read the private keys (files, or $CREDENTIALS_DIRECTORY). Errors in *error.
+ *
+ * A later Key= line for the same domain and the same algorithm replaces the earlier one
+ * in its place (logged at info level), so that a drop-in can switch a domain's RSA or
+ * Ed25519 selector; keys of different algorithms sign side by side. One selector of a
+ * domain named by two lines of different algorithms is an error. */
 int auth_config_prepare(AuthConfig *c, const char *source, bool load_keys, ConfigError *error);
 
 /* The stub resolver servers of Servers= (or the default), in *ret (n in *ret_n). */

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* meson defines HAVE_LIBPSL when it found libpsl (services/authd/meson.build). */
 #ifndef HAVE_LIBPSL
@@ -13,6 +15,7 @@
 #  include <libpsl.h>
 #endif
 
+#include "auth-results.h"
 #include "cleanup.h"
 #include "dmarc-eval.h"
 #include "string-util.h"
@@ -742,4 +745,68 @@ int dmarc_from_domain_extract(const char *value, size_t len, char **ret) {
                 ia = rc + 1;
         }
         return addr_spec_domain(ia, ib, ret);
+}
+
+/* Equal domains, ignoring case and one final dot on either side. */
+static bool domain_equal(const char *a, const char *b) {
+        size_t la, lb;
+
+        if (isempty(a) || isempty(b))
+                return false;
+        la = strlen(a);
+        lb = strlen(b);
+        if (la > 1 && a[la - 1] == '.')
+                la--;
+        if (lb > 1 && b[lb - 1] == '.')
+                lb--;
+        return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+static bool sealer_trusted(char * const *trusted, const char *domain) {
+        STRV_FOREACH(t, (char**) trusted)
+                if (domain_equal(*t, domain))
+                        return true;
+        return false;
+}
+
+int dmarc_arc_override(const DmarcResult *r, ArcChainStatus chain, const ArcSetInfo *sets, size_t n_sets,
+                       char * const *trusted_sealers, DmarcArcOverride *ret) {
+        int k;
+
+        assert(r);
+        assert(sets || n_sets == 0);
+        assert(ret);
+
+        if (r->verdict != DMARC_VERDICT_FAIL || r->disposition == DMARC_POLICY_NONE)
+                return 0;
+        if (chain != ARC_CHAIN_PASS || isempty(r->from_domain))
+                return 0;
+
+        for (size_t i = n_sets; i > 0; i--) {
+                const ArcSetInfo *s = &sets[i - 1];
+                _cleanup_(auth_results_parsed_freep) AuthResultsParsed *p = NULL;
+
+                if (!sealer_trusted(trusted_sealers, s->domain))
+                        continue;
+                k = auth_results_parse(s->aar, s->aar_len, &p);
+                if (k == -ENOMEM)
+                        return k;
+                if (k < 0)
+                        continue;
+                for (size_t j = 0; j < p->n_infos; j++) {
+                        const AuthResultsInfo *info = &p->infos[j];
+
+                        if (!streq(info->method, "dmarc") || !streq(info->result, "pass"))
+                                continue;
+                        if (!domain_equal(auth_results_info_property(info, "header", "from"), r->from_domain))
+                                continue;
+                        *ret = (DmarcArcOverride) {
+                                .instance = s->instance,
+                                .domain = s->domain,
+                                .selector = s->selector,
+                        };
+                        return 1;
+                }
+        }
+        return 0;
 }

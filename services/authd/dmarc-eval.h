@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "arc.h"
 #include "dmarc-record.h"
 #include "dns-answer.h"
 #include "macro.h"
@@ -153,3 +154,27 @@ int dmarc_from_domain_extract(const char *value, size_t len, char **ret);
  *   "dmarc=pass (p=none dis=none) header.from=example.com"
  *   "dmarc=none header.from=example.com" */
 int dmarc_result_to_auth_results(const DmarcResult *r, char **ret);
+
+/* Local policy (RFC 7489 §6.7): a trusted ARC sealer rescues a DMARC failure (RFC 8617
+ * §7.2). The rule, all of which must hold:
+ *
+ *   - DMARC failed (verdict fail) and the domain owner asks for quarantine or reject
+ *     (disposition not none: there is nothing to override otherwise);
+ *   - the ARC chain validated as a whole (chain is pass: every seal verified, so every
+ *     ARC-Authentication-Results is what its sealer wrote);
+ *   - a set sealed by a trusted domain (the ARC-Seal's d= is in trusted_sealers, exact
+ *     domains compared case-insensitively) carries in its ARC-Authentication-Results a
+ *     "dmarc=pass" resinfo whose header.from equals the message's RFC5322.From domain.
+ *     The authserv-id of that payload does not matter: the seal's d= vouches for it.
+ *
+ * The newest such set wins. Returns 1 with *ret (strings borrowed from sets) when the
+ * message is rescued, 0 when it is not, -ENOMEM. A trusted sealer's payload that does not
+ * parse rescues nothing. */
+typedef struct DmarcArcOverride {
+        unsigned instance;              /* the trusted set's i= */
+        const char *domain;             /* its ARC-Seal's d= */
+        const char *selector;           /* its ARC-Seal's s= */
+} DmarcArcOverride;
+
+int dmarc_arc_override(const DmarcResult *r, ArcChainStatus chain, const ArcSetInfo *sets, size_t n_sets,
+                       char * const *trusted_sealers, DmarcArcOverride *ret);

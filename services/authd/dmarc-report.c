@@ -159,6 +159,32 @@ int dmarc_report_entry_add_reason(DmarcReportEntry *e, DmarcOverride type, const
         return 0;
 }
 
+int dmarc_report_arc_override_comment(unsigned instance, const char *domain, const char *selector, char **ret) {
+        assert(ret);
+
+        if (instance == 0 || isempty(domain) || isempty(selector))
+                return -EINVAL;
+        return asprintf_safe(ret, "arc=pass as[%u].d=%s as[%u].s=%s", instance, domain, instance, selector) < 0 ?
+                -ENOMEM : 0;
+}
+
+int dmarc_report_entry_set_arc_override(DmarcReportEntry *e, unsigned instance, const char *domain,
+                                        const char *selector) {
+        _cleanup_free_ char *comment = NULL;
+        int r;
+
+        assert(e);
+
+        r = dmarc_report_arc_override_comment(instance, domain, selector, &comment);
+        if (r < 0)
+                return r;
+        r = dmarc_report_entry_add_reason(e, DMARC_OVERRIDE_LOCAL_POLICY, comment);
+        if (r < 0)
+                return r;
+        e->disposition = DMARC_POLICY_NONE;
+        return 0;
+}
+
 int dmarc_report_entry_add_dkim(DmarcReportEntry *e, const char *domain, const char *selector,
                                 DmarcReportDkimResult result) {
         _cleanup_free_ char *d = NULL, *s = NULL;

@@ -159,6 +159,15 @@ int dmarc_report_entry_set_result(DmarcReportEntry *e, const DmarcResult *r);
 
 /* Append a reason (comment may be NULL). -E2BIG beyond DMARC_REPORT_REASONS_MAX. */
 int dmarc_report_entry_add_reason(DmarcReportEntry *e, DmarcOverride type, const char *comment);
+/* A trusted ARC sealer rescued the message (dmarc_arc_override()): the disposition
+ * becomes none and a local_policy reason is added whose comment names the sealer's set as
+ * RFC 8617 §7.2.1 shows, "arc=pass as[2].d=lists.example.net as[2].s=arc1". -EINVAL for
+ * instance 0 or a missing domain or selector, -E2BIG as dmarc_report_entry_add_reason(). */
+int dmarc_report_entry_set_arc_override(DmarcReportEntry *e, unsigned instance, const char *domain,
+                                        const char *selector);
+/* The comment alone. */
+int dmarc_report_arc_override_comment(unsigned instance, const char *domain, const char *selector, char **ret);
+
 /* Append a DKIM result (selector may be NULL). -E2BIG beyond DMARC_REPORT_DKIM_MAX. */
 int dmarc_report_entry_add_dkim(DmarcReportEntry *e, const char *domain, const char *selector,
                                 DmarcReportDkimResult result);
