@@ -4,11 +4,22 @@
  * lookup (unref'ing it cancels the call). The records come back as complete RRs in wire
  * format (owner name uncompressed, type, class, TTL, RDATA); they are put behind a
  * synthetic header and question and read by the same parser as the stub's replies, so
- * CNAME chains, TXT joining and every bound are shared. */
+ * TXT joining and every bound are shared.
+ *
+ * resolved follows CNAME and DNAME chains itself and returns only the records of the
+ * chain's end (owned by the last target, not by the name asked): the parser is then
+ * told to start from that owner. */
 
+#include <arpa/nameser.h>
 #include <errno.h>
+#include <resolv.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+/* <sys/param.h>, pulled in by <resolv.h>, has MIN()/MAX() of its own */
+#undef MIN
+#undef MAX
 
 #include "cleanup.h"
 #include "dns-packet.h"
@@ -33,10 +44,23 @@ typedef struct Resolve1Query {
         sd_event_source *defer;         /* a bad name: answered from the loop */
 } Resolve1Query;
 
+/* a and b name the same node: ASCII case and one final dot ignored */
+static bool name_equal(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+
+        if (la > 0 && a[la - 1] == '.')
+                la--;
+        if (lb > 0 && b[lb - 1] == '.')
+                lb--;
+        return la == lb && strncasecmp(a, b, la) == 0;
+}
+
 int dns_resolve1_parse_reply(sd_bus_message *reply, const char *qname, uint16_t type,
                              DnsServerTrust trust, DnsAnswer *ret) {
         _cleanup_free_ uint8_t *msg = NULL;
         uint8_t question[DNS_PACKET_QUERY_MAX];
+        char owner[NS_MAXDNAME], chain_end[NS_MAXDNAME] = "";
+        bool qname_owns = false;
         size_t len, n_records = 0;
         uint64_t flags;
         int k, r;
@@ -84,6 +108,17 @@ int dns_resolve1_parse_reply(sd_bus_message *reply, const char *qname, uint16_t 
                         goto bad;
                 if (size > 0)
                         memcpy(msg + len, data, size);
+
+                /* whose record is it? (the parser checks the framing again) */
+                k = dn_expand(msg, msg + len + size, msg + len, owner, sizeof owner);
+                if (k < 0 || size - (size_t) k < 10)
+                        goto bad;
+                if (name_equal(owner, qname))
+                        qname_owns = true;
+                else if (chain_end[0] == 0 && rtype == type &&
+                         ((uint16_t) (msg[len + k] << 8 | msg[len + k + 1])) == type)
+                        memcpy(chain_end, owner, sizeof chain_end);
+
                 len += size;
                 n_records++;
         }
@@ -100,7 +135,10 @@ int dns_resolve1_parse_reply(sd_bus_message *reply, const char *qname, uint16_t 
         msg[6] = (uint8_t) (n_records >> 8);
         msg[7] = (uint8_t) n_records;
         msg[10] = msg[11] = 0;
-        return dns_packet_to_answer(msg, len, qname, type, trust, ret);
+        /* nothing owned by the name asked, but records of the type asked: the end of the
+         * CNAME chain resolved followed */
+        return dns_packet_to_answer(msg, len, !qname_owns && chain_end[0] ? chain_end : qname, type, trust,
+                                    ret);
 
 bad:
         log_debug("Malformed ResolveRecord reply for %s: %s", qname, strerror(r < 0 ? -r : EBADMSG));
@@ -217,8 +255,9 @@ static int resolve1_query_start(void *backend, DnsQuery *q, const char *name, ui
                                            "ResolveRecord");
         if (r < 0)
                 goto fail;
-        r = sd_bus_message_append(m, "isqqt", 0, rq->qname, (uint16_t) 1, type,
-                                  RESOLVE1_FLAG_DNS | RESOLVE1_FLAG_NO_SEARCH);
+        /* Classic DNS only. ResolveRecord never applies search domains, and resolved refuses
+         * SD_RESOLVED_NO_SEARCH there ("Invalid flags parameter"): it is not passed. */
+        r = sd_bus_message_append(m, "isqqt", 0, rq->qname, (uint16_t) 1, type, RESOLVE1_FLAG_DNS);
         if (r < 0)
                 goto fail;
         r = sd_bus_call_async(b->bus, &rq->slot, m, on_resolve_record_reply, rq, b->timeout);

@@ -98,7 +98,13 @@ static int method_resolve_record(sd_bus_message *m, void *userdata, sd_bus_error
         else if (strcmp(name, "cname.test") == 0) {
                 append_rr(reply, "cname.test", DNS_TYPE_CNAME, "\1a\4test\0", 8);
                 append_rr(reply, "a.test", DNS_TYPE_A, "\300\0\2\5", 4);
-        } else if (strcmp(name, "garbage.test") == 0) {
+        } else if (strcmp(name, "alias.test") == 0)
+                /* what resolved really sends for a CNAME: only the chain's end */
+                append_rr(reply, "target.example.test", DNS_TYPE_A, "\300\0\2\7", 4);
+        else if (strcmp(name, "elsewhere.test") == 0)
+                /* records of another type only: nothing to take */
+                append_rr(reply, "other.test", DNS_TYPE_TXT, "\2hi", 3);
+        else if (strcmp(name, "garbage.test") == 0) {
                 ck_assert_int_ge(sd_bus_message_open_container(reply, 'r', "iqqay"), 0);
                 ck_assert_int_ge(sd_bus_message_append(reply, "iqq", 1, 1, DNS_TYPE_A), 0);
                 ck_assert_int_ge(sd_bus_message_append_array(reply, 'y', "\7garbage", 8), 0);
@@ -206,7 +212,9 @@ START_TEST(test_call_arguments)
         ck_assert_str_eq(fake.name, "Example.Test");
         ck_assert_uint_eq(fake.class, 1);
         ck_assert_uint_eq(fake.type, DNS_TYPE_TXT);
-        ck_assert_uint_eq(fake.flags, RESOLVE1_FLAG_DNS | RESOLVE1_FLAG_NO_SEARCH);
+        /* resolved refuses SD_RESOLVED_NO_SEARCH in ResolveRecord ("Invalid flags
+         * parameter"), which never searches anyway */
+        ck_assert_uint_eq(fake.flags, RESOLVE1_FLAG_DNS);
         dns_answer_done(&res.answer);
         fixture_teardown(&x);
 }
@@ -261,6 +269,19 @@ START_TEST(test_cname_followed)
         ck_assert_int_eq(res.answer.result, DNS_RESULT_OK);
         ck_assert_uint_eq(res.answer.n_records, 1);
         ck_assert_str_eq(inet_ntoa(res.answer.records[0].a), "192.0.2.5");
+        dns_answer_done(&res.answer);
+
+        /* resolved's own form: the CNAME record left out, the address owned by the target */
+        lookup(&x, "alias.test", DNS_TYPE_A, &res);
+        ck_assert_int_eq(res.answer.result, DNS_RESULT_OK);
+        ck_assert_uint_eq(res.answer.n_records, 1);
+        ck_assert_str_eq(inet_ntoa(res.answer.records[0].a), "192.0.2.7");
+        dns_answer_done(&res.answer);
+
+        /* a record of another type owned by another name is no answer: NODATA */
+        lookup(&x, "elsewhere.test", DNS_TYPE_A, &res);
+        ck_assert_int_eq(res.answer.result, DNS_RESULT_OK);
+        ck_assert_uint_eq(res.answer.n_records, 0);
         dns_answer_done(&res.answer);
         fixture_teardown(&x);
 }
