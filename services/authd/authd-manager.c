@@ -76,9 +76,7 @@ int manager_setup_event(Manager *m) {
         r = sd_event_set_watchdog(m->event, true);
         if (r < 0)
                 log_warning_errno(r, "Cannot enable the watchdog, ignoring: %m");
-        r = sd_event_set_signal_exit(m->event, true);
-        if (r < 0)
-                return r;
+        /* SIGTERM and SIGINT: bus_event_loop_with_idle() lets the checks in hand end. */
         return 0;
 }
 

@@ -136,8 +136,9 @@ static int run(int argc, char *argv[]) {
                 return 0;
         }
 
-        /* 3. event loop: watchdog, SIGTERM/SIGINT exit it (no reload: the next activation
-         * reads the configuration again) */
+        /* 3. event loop, watchdog. SIGTERM/SIGINT release the name and let the checks in
+         * hand end (bus_event_loop_with_idle()); no reload: the next activation reads the
+         * configuration again, and a restart loses no call */
         r = manager_setup_event(m);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the event loop: %m");

@@ -2,6 +2,9 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -253,37 +256,92 @@ int bus_request_name_async_or_exit(sd_bus *bus, const char *name) {
         return sd_bus_request_name_async(bus, NULL, name, 0, on_request_name_reply, (void*) name);
 }
 
+/* The loop of a bus-activated service goes through three states: it serves; it has asked
+ * the bus to release its name (after idle_usec of idleness, or on SIGTERM/SIGINT) and
+ * still serves whatever reaches it; the name is gone, and it finishes the work in hand and
+ * exits. A call sent to the name after the release queues for the next activation. */
+typedef enum IdleLoopState {
+        IDLE_LOOP_SERVING,
+        IDLE_LOOP_RELEASING,
+        IDLE_LOOP_DRAINING,
+} IdleLoopState;
+
+typedef struct IdleLoop {
+        sd_event *event;
+        sd_bus *bus;
+        const char *name;
+        IdleLoopState state;
+        unsigned n_signals;
+} IdleLoop;
+
 static int on_name_released(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        sd_event *e = userdata;
+        IdleLoop *l = userdata;
 
         /* The bus broker answers ReleaseName only after it has delivered everything it had
          * queued for us, and those messages are ahead of this reply in our input queue:
-         * so by now every call sent to the name has been dispatched. */
-        (void) sd_event_exit(e, 0);
+         * every call sent to the name has been dispatched, and the checks it started are
+         * the work that is left. */
+        if (sd_bus_message_is_method_error(m, NULL))
+                log_debug("Releasing bus name %s failed: %s", strna(l->name),
+                          strna(sd_bus_message_get_error(m)->message));
+        l->state = IDLE_LOOP_DRAINING;
         return 1;
 }
 
-static int bus_release_name_and_exit(sd_event *e, sd_bus *bus, const char *name) {
+static int idle_loop_release(IdleLoop *l) {
         int r;
 
-        if (isempty(name))
-                return sd_event_exit(e, 0);
+        if (l->state != IDLE_LOOP_SERVING)
+                return 0;
 
-        r = sd_bus_release_name_async(bus, NULL, name, on_name_released, e);
+        /* Tell the service manager first, so that it queues new start requests instead of
+         * thinking we are still there to serve them. */
+        (void) sd_notify(false, "STOPPING=1");
+
+        l->state = IDLE_LOOP_DRAINING;
+        if (!l->bus || isempty(l->name))
+                return 0;
+        r = sd_bus_release_name_async(l->bus, NULL, l->name, on_name_released, l);
         if (r < 0) {
-                log_debug("Failed to release bus name %s: %s", name, strerror(-r));
-                return sd_event_exit(e, 0);
+                log_debug("Failed to release bus name %s: %s", l->name, strerror(-r));
+                return 0;
         }
+        l->state = IDLE_LOOP_RELEASING;
         return 0;
+}
+
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        IdleLoop *l = userdata;
+
+        /* The first SIGTERM or SIGINT stops taking new work and lets the work in hand end
+         * (each piece of it has its own timeout); a second one exits at once. */
+        if (++l->n_signals > 1) {
+                log_info("Received %s again, exiting now.", si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+                return sd_event_exit(l->event, 0);
+        }
+        log_info("Received %s, finishing the work in hand.", si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        return idle_loop_release(l);
 }
 
 int bus_event_loop_with_idle(sd_event *e, sd_bus *bus, const char *name, usec_t idle_usec,
                              bool (*check_idle)(void *userdata), void *userdata) {
-        bool exiting = false;
+        _cleanup_(sd_event_source_unrefp) sd_event_source *sigterm = NULL, *sigint = NULL;
+        IdleLoop l = { .event = e, .bus = bus, .name = name, .state = IDLE_LOOP_SERVING };
+        sigset_t mask;
         int r, code;
 
         if (!e)
                 return -EINVAL;
+
+        if (sigemptyset(&mask) < 0 || sigaddset(&mask, SIGTERM) < 0 || sigaddset(&mask, SIGINT) < 0 ||
+            sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+        r = sd_event_add_signal(e, &sigterm, SIGTERM, on_stop_signal, &l);
+        if (r < 0)
+                return r;
+        r = sd_event_add_signal(e, &sigint, SIGINT, on_stop_signal, &l);
+        if (r < 0)
+                return r;
 
         for (;;) {
                 bool idle;
@@ -303,23 +361,20 @@ int bus_event_loop_with_idle(sd_event *e, sd_bus *bus, const char *name, usec_t 
                             sd_bus_get_n_queued_write(bus, &n_write) >= 0)
                                 idle = n_read == 0 && n_write == 0;
                 }
+                if (idle && l.state == IDLE_LOOP_DRAINING) {
+                        r = sd_event_exit(e, 0);        /* dispatched by the run below */
+                        if (r < 0)
+                                return r;
+                }
 
-                r = sd_event_run(e, exiting || !idle ? UINT64_MAX : idle_usec);
+                r = sd_event_run(e, l.state != IDLE_LOOP_SERVING || !idle ? UINT64_MAX : idle_usec);
                 if (r < 0)
                         return r;
 
-                if (r == 0 && !exiting && idle) {
-                        /* Tell the service manager first, so that it queues new start requests
-                         * instead of thinking we are still there to serve them. */
-                        (void) sd_notify(false, "STOPPING=1");
-
-                        if (bus)
-                                r = bus_release_name_and_exit(e, bus, name);
-                        else
-                                r = sd_event_exit(e, 0);
+                if (r == 0 && l.state == IDLE_LOOP_SERVING && idle) {
+                        r = idle_loop_release(&l);
                         if (r < 0)
                                 return r;
-                        exiting = true;
                 }
         }
 

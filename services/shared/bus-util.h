@@ -36,8 +36,11 @@ int bus_log_control_api_register(sd_bus *bus);
 int bus_request_name_async_or_exit(sd_bus *bus, const char *name);
 
 /* Exit-on-idle for bus-activated services: runs the loop; after idle_usec with
- * check_idle(userdata) true and no pending bus traffic, releases name, drains queued
- * calls, and returns. */
+ * check_idle(userdata) true and no pending bus traffic, or at the first SIGTERM or SIGINT
+ * (which it blocks and handles itself), releases name, goes on serving the calls that had
+ * reached it and the work they started until check_idle() is true again, and returns the
+ * loop's exit code. A second SIGTERM/SIGINT exits at once. Calls sent to the name after
+ * the release wait for the next activation. */
 int bus_event_loop_with_idle(sd_event *e, sd_bus *bus, const char *name, usec_t idle_usec,
                              bool (*check_idle)(void *userdata), void *userdata);
 

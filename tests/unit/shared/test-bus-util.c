@@ -3,6 +3,7 @@
 /* bus-util over direct (peer-to-peer) sd-bus connections on local sockets: no bus
  * daemon, no network. The server end runs in a thread of this process. */
 
+#include <signal.h>
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
@@ -343,6 +344,70 @@ START_TEST(test_idle_loop)
 }
 END_TEST
 
+typedef struct SignalPlan {
+        IdleState *st;
+        unsigned n_signals;     /* SIGTERMs raised, one per tick from the first tick on */
+        unsigned raised;
+} SignalPlan;
+
+static int on_tick_and_signal(sd_event_source *s, uint64_t usec, void *userdata) {
+        SignalPlan *p = userdata;
+
+        if (p->raised < p->n_signals) {
+                p->raised++;
+                ck_assert_int_eq(raise(SIGTERM), 0);
+        }
+        return on_tick(s, usec, p->st);
+}
+
+START_TEST(test_idle_loop_sigterm_drains)
+{
+        IdleState st = { .busy_ticks = 8 };
+        SignalPlan plan = { .st = &st, .n_signals = 1 };
+        sd_event_source *timer = NULL;
+        sd_event *e = NULL;
+        usec_t start, elapsed;
+
+        /* SIGTERM while busy: the loop stays until the work is done, then returns 0 at
+         * once, without waiting for the idle timeout. */
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(sd_event_add_time_relative(e, &timer, CLOCK_MONOTONIC, 10 * USEC_PER_MSEC, 0,
+                                                    on_tick_and_signal, &plan), 0);
+        ck_assert_int_ge(sd_event_source_set_enabled(timer, SD_EVENT_ON), 0);
+        start = now(CLOCK_MONOTONIC);
+        ck_assert_int_eq(bus_event_loop_with_idle(e, NULL, NULL, 30 * USEC_PER_SEC, check_idle, &st), 0);
+        elapsed = now(CLOCK_MONOTONIC) - start;
+
+        ck_assert_uint_eq(plan.raised, 1);
+        ck_assert_uint_eq(st.ticks, 8);
+        ck_assert_uint_lt(elapsed, 10 * USEC_PER_SEC);
+
+        sd_event_source_unref(timer);
+        sd_event_unref(e);
+}
+END_TEST
+
+START_TEST(test_idle_loop_second_sigterm)
+{
+        IdleState st = { .busy_ticks = 1000 };
+        SignalPlan plan = { .st = &st, .n_signals = 2 };
+        sd_event_source *timer = NULL;
+        sd_event *e = NULL;
+
+        /* A second SIGTERM does not wait for the work. */
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(sd_event_add_time_relative(e, &timer, CLOCK_MONOTONIC, 10 * USEC_PER_MSEC, 0,
+                                                    on_tick_and_signal, &plan), 0);
+        ck_assert_int_ge(sd_event_source_set_enabled(timer, SD_EVENT_ON), 0);
+        ck_assert_int_eq(bus_event_loop_with_idle(e, NULL, NULL, 30 * USEC_PER_SEC, check_idle, &st), 0);
+        ck_assert_uint_eq(plan.raised, 2);
+        ck_assert_uint_lt(st.ticks, 10);
+
+        sd_event_source_unref(timer);
+        sd_event_unref(e);
+}
+END_TEST
+
 static int on_exit_now(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_exit(sd_event_source_get_event(s), 42);
 }
@@ -373,6 +438,8 @@ static Suite* bus_util_suite(void) {
         tc = tcase_create("idle-loop");
         tcase_add_test(tc, test_idle_loop);
         tcase_add_test(tc, test_idle_loop_exit_code);
+        tcase_add_test(tc, test_idle_loop_sigterm_drains);
+        tcase_add_test(tc, test_idle_loop_second_sigterm);
         tcase_set_timeout(tc, 20);
         suite_add_tcase(s, tc);
 
