@@ -5,7 +5,8 @@
 # publishes "v=spf1 ip4:$DNS_TB_MX_IP -all", "v=DMARC1; p=reject; ..." and RFC 8463's
 # Ed25519 key as sel1._domainkey. Messages are signed with that key (RFC 8463 A.1).
 # For rotate, a new key record is added to example.test, the zone re-signed with the
-# testbed's key and nsd restarted.
+# testbed's key and nsd restarted; rotate's drop-in then switches a mailsec-authd on a
+# private bus from the RSA selector old1 to new1 (with MAILSEC_AUTHD and AUTHD_CLIENT).
 #
 # Needs root (port 53), nsd, unbound, ldnsutils, dig, openssl, python3; skips (77) otherwise.
 # Env: MAILSECCTL, CTL_HELPER, MT_LIB_DIR; MT_KEEP=1 keeps the state directory.
@@ -14,6 +15,7 @@ set -uo pipefail
 MT_LIB_DIR=${MT_LIB_DIR:-$(cd "$(dirname "$0")/../lib" && pwd)}
 . "$MT_LIB_DIR/lib.sh"
 . "$MT_LIB_DIR/dns-testbed.sh"
+. "$MT_LIB_DIR/private-bus.sh"
 
 if [ "$(id -u)" != 0 ]; then
         echo "SKIP: needs root (nsd and unbound listen on port 53)"
@@ -108,14 +110,55 @@ expect "dmarc disposition" reject dmarc-disposition
 run 0 "auth verify from stdin, text" "$CTL" auth verify - --resolver "$RES" <"$T/signed"
 if grep -qx ' *dkim\[1\] result: pass' "$T/out"; then ok "text output per signature"; else bad "text output"; cat "$T/out"; fi
 
+# switch_test: mailsec-authd reads authd.conf (RSA old1 and Ed25519 sel1 for example.test)
+# and rotate's drop-in in authd.conf.d, with $T/creds as $CREDENTIALS_DIRECTORY the way
+# LoadCredential=dkim:DIR names the files of DIR. It must sign with new1 instead of old1,
+# keep sel1, and its own verification of the result must pass.
+switch_test() {
+        local pid out i
+        if [ -z "${MAILSEC_AUTHD:-}" ] || [ -z "${AUTHD_CLIENT:-}" ]; then
+                echo "# mailsec-authd not built: the switch itself is not checked"
+                return 0
+        fi
+        "$CTL" dkim keygen --domain example.test --selector old1 --output "$T" >/dev/null || { bad "keygen old1"; return 0; }
+        mkdir -p "$T/creds"
+        cp "$T/new1.example.test.pem" "$T/creds/dkim_new1.example.test.pem"
+        printf '[Resolver]\nServers=%s\n\n[Authentication]\nAuthservId=mx.example.org\n\n[Signing]\nKey=example.test:old1:rsa:%s\nKey=example.test:sel1:ed25519:%s\n' \
+                "$RES" "$T/old1.example.test.pem" "$T/sel1.pem" >"$T/authd.conf"
+        bus_start "$T/bus" || { bad "private bus"; return 0; }
+        CREDENTIALS_DIRECTORY=$T/creds "$MAILSEC_AUTHD" --config="$T/authd.conf" --log-level=debug 2>"$T/authd.log" &
+        pid=$!
+        for ((i = 0; i < 100; i++)); do
+                busctl --system status ch.webtrend.Mailsec.Auth1 >/dev/null 2>&1 && break
+                sleep 0.05
+        done
+        if "$AUTHD_CLIENT" sign "$T/msg" example.test >"$T/sigs" 2>&1; then
+                grep -q 's=new1;' "$T/sigs" && ok "authd signs with new1 after the switch" || bad "no s=new1: $(cat "$T/sigs")"
+                grep -q 's=old1;' "$T/sigs" && bad "authd still signs with old1" || ok "old1 no longer signs"
+                grep -q 's=sel1;' "$T/sigs" && ok "the Ed25519 selector sel1 still signs" || bad "sel1 gone: $(cat "$T/sigs")"
+                grep -qi "replace" "$T/authd.log" && ok "authd logs which Key= line replaced which" ||
+                        bad "no replacement in the log: $(grep -i key "$T/authd.log" | head -5)"
+                cat "$T/sigs" "$T/msg" >"$T/rotated.eml"
+                out=$("$AUTHD_CLIENT" verify "$T/rotated.eml" 2>&1)
+                echo "$out" | grep -q '^dkim example.test new1 pass' && ok "the new1 signature verifies against DNS" ||
+                        bad "verify after the switch: $out"
+        else
+                bad "SignMessage after the switch: $(cat "$T/sigs")"; tail -5 "$T/authd.log"
+        fi
+        kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+        bus_stop "$T/bus"
+}
+
 # dkim rotate: refused while absent, refused for another key, accepted once published
 "$CTL" dkim keygen --domain example.test --selector new1 --output "$T" >/dev/null || bad "keygen"
-run 1 "rotate refused: record absent" "$CTL" --json dkim rotate --domain example.test --new-selector new1 --key "$T/new1.example.test.pem" --resolver "$RES"
+ROT=(--resolver "$RES" --config-dir "$T/authd.conf.d" --key-dir "$T" --no-restart)
+run 1 "rotate refused: record absent" "$CTL" --json dkim rotate --domain example.test --new-selector new1 --key "$T/new1.example.test.pem" "${ROT[@]}"
 expect "absent" absent status
 if grep -q 'does not publish this key' "$T/err"; then ok "clear message"; else bad "message: $(cat "$T/err")"; fi
-run 1 "rotate refused: another key at sel1" "$CTL" --json dkim rotate --domain example.test --new-selector sel1 --key "$T/new1.example.test.pem" --resolver "$RES"
+run 1 "rotate refused: another key at sel1" "$CTL" --json dkim rotate --domain example.test --new-selector sel1 --key "$T/new1.example.test.pem" "${ROT[@]}"
+if [ ! -e "$T/authd.conf.d" ]; then ok "refused rotations switch nothing"; else bad "a refused rotation wrote $(ls "$T/authd.conf.d")"; fi
 expect "different" different-key status
-run 0 "rotate accepted for sel1's own key" "$CTL" --json dkim rotate --domain example.test --new-selector sel1 --key "$T/sel1.pem" --resolver "$RES"
+run 0 "rotate accepted for sel1's own key (--no-switch)" "$CTL" --json dkim rotate --domain example.test --new-selector sel1 --key "$T/sel1.pem" "${ROT[@]}" --no-switch
 expect "visible" visible status
 expect "secure" secure dnssec
 
@@ -126,9 +169,20 @@ printf '%s\n' "$zone_line" >>"$T/zones/example.test.zone"
 kex=$(cd "$T/keys" && ls K*example.test*.private | head -1)
 if ldns-signzone -f "$T/zones/example.test.signed" "$T/zones/example.test.zone" "$T/keys/${kex%.private}" >/dev/null 2>&1 &&
    mt_kill_pidfile "$T/nsd.pid" && nsd -c "$T/nsd.conf"; then
-        run 0 "rotate accepted once published (--wait)" "$CTL" --json dkim rotate --domain example.test --new-selector new1 --key "$T/new1.example.test.pem" --resolver "$RES" --wait 40
+        run 0 "rotate accepted once published (--wait)" "$CTL" --json dkim rotate --domain example.test --new-selector new1 --key "$T/new1.example.test.pem" "${ROT[@]}" --wait 40
         expect "visible" visible status
-        if field credential | grep -q '^LoadCredential=dkim-example.test-new1:'; then ok "config line"; else bad "config line"; fi
+        expect "key line: the credential of a file in --key-dir" "Key=example.test:new1:rsa:dkim_new1.example.test.pem" key-line
+        expect "drop-in" "$T/authd.conf.d/90-dkim-example.test-rsa.conf" drop-in
+        expect "restart" not-requested restart
+        if grep -qx 'Key=example.test:new1:rsa:dkim_new1.example.test.pem' "$T/authd.conf.d/90-dkim-example.test-rsa.conf" &&
+           grep -qx '\[Signing\]' "$T/authd.conf.d/90-dkim-example.test-rsa.conf"; then
+                ok "the drop-in holds the Key= line under [Signing]"
+        else
+                bad "drop-in: $(cat "$T/authd.conf.d/90-dkim-example.test-rsa.conf" 2>&1)"
+        fi
+        switch_test
+        run 0 "rotate with a key outside --key-dir" "$CTL" --json dkim rotate --domain example.test --new-selector new1 --key "$T/new1.example.test.pem" --resolver "$RES" --config-dir "$T/authd.conf.d" --no-restart
+        expect "key line: an absolute path" "Key=example.test:new1:rsa:$T/new1.example.test.pem" key-line
 else
         bad "could not publish the new record"
 fi

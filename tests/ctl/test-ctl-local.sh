@@ -77,8 +77,9 @@ printf 'From: a@example.test\r\nTo: b@example.test\r\nSubject: x\r\n\r\nbody\r\n
 expect_rc 0 "auth verify without an answering server" timeout 60 "$CTL" --json auth verify "$T/msg" --resolver 127.0.0.1:9
 if [ "$(json_get "$T/out" dmarc)" = temperror ] && [ "$(json_get "$T/out" dkim-signatures)" = 0 ]; then ok "dmarc temperror, no signature"; else bad "verify output"; cat "$T/out"; fi
 expect_rc 1 "auth verify of a missing file" "$CTL" auth verify "$T/none" --resolver 127.0.0.1:9
-expect_rc 1 "dkim rotate without an answering server" timeout 60 "$CTL" dkim rotate --domain example.test --new-selector k-rsa --key "$T/k-rsa.example.test.pem" --resolver 127.0.0.1:9
+expect_rc 1 "dkim rotate without an answering server" timeout 60 "$CTL" dkim rotate --domain example.test --new-selector k-rsa --key "$T/k-rsa.example.test.pem" --resolver 127.0.0.1:9 --config-dir "$T/authd.conf.d"
 if grep -q 'lookup-failed' "$T/out"; then ok "rotate says the lookup failed"; else bad "rotate output"; cat "$T/out"; fi
+if [ ! -e "$T/authd.conf.d" ]; then ok "nothing switched while the key is not visible"; else bad "rotate wrote $(ls "$T/authd.conf.d")"; fi
 
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]

@@ -6,9 +6,11 @@
  *           an existing file) and prints the TXT record to publish;
  *   record  prints the record of an existing key;
  *   rotate  checks through DNS that <selector>._domainkey.<domain> publishes exactly this
- *           key's public half, optionally polling for a bounded time, and only then says
- *           which configuration switches mailsec-authd to the new selector. Switching
- *           itself is mailsec-authd's configuration; nothing here changes it.
+ *           key's public half, optionally polling for a bounded time, and only then
+ *           switches mailsec-authd to the new selector: a drop-in of authd.conf whose
+ *           Key= line replaces the domain's key of the same algorithm, then a restart of
+ *           mailsec-authd.service through systemd (mailsec-authd lets the checks in hand
+ *           end first, and calls made meanwhile wait for the new instance).
  *
  * Exit status: 0 success (rotate: the key is visible), 1 failure (rotate: not visible
  * yet, or a different key is published), 2 usage error.
@@ -20,13 +22,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <systemd/sd-bus.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "cleanup.h"
+#include "config.h"
 #include "dkim-key.h"
 #include "dmarc-eval.h"
 #include "dns-resolver.h"
@@ -38,6 +44,9 @@
 #define ROTATE_WAIT_MAX (24U * 3600U)
 #define ROTATE_POLL_INTERVAL_USEC (2U * USEC_PER_SEC)
 #define TXT_STRING_MAX 255U
+#define DKIM_KEY_DIR SYSCONFDIR "/dkim"                 /* LoadCredential=dkim: of the unit */
+#define AUTHD_DROPIN_DIR SYSCONFDIR "/authd.conf.d"
+#define AUTHD_UNIT "mailsec-authd.service"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC_FULL(BIO*, BIO_free, NULL);
 
@@ -50,6 +59,10 @@ typedef struct DkimArgs {
         const char *key;
         const char *resolver;
         unsigned wait;
+        const char *config_dir;         /* rotate: where the drop-in goes */
+        const char *key_dir;            /* rotate: the directory of LoadCredential=dkim: */
+        bool no_switch;
+        bool no_restart;
 } DkimArgs;
 
 typedef enum DkimVerb {
@@ -61,7 +74,8 @@ typedef enum DkimVerb {
 static const char* const dkim_usage[] = {
         [DKIM_KEYGEN] = "Usage: mailsecctl dkim keygen --domain D --selector S --output DIR [--algorithm rsa|ed25519] [--bits N]\n",
         [DKIM_RECORD] = "Usage: mailsecctl dkim record --key FILE --domain D --selector S\n",
-        [DKIM_ROTATE] = "Usage: mailsecctl dkim rotate --domain D --new-selector S --key FILE [--wait SECONDS] [--resolver ADDR:PORT]\n",
+        [DKIM_ROTATE] = "Usage: mailsecctl dkim rotate --domain D --new-selector S --key FILE [--wait SECONDS] [--resolver ADDR:PORT]\n"
+                        "                           [--config-dir DIR] [--key-dir DIR] [--no-switch] [--no-restart]\n",
 };
 
 /* A selector is one or more dot-separated labels (RFC 6376 §3.1). */
@@ -82,6 +96,10 @@ static int parse_dkim_argv(int argc, char *argv[], DkimVerb verb, DkimArgs *a) {
                 ARG_RESOLVER,
                 ARG_WAIT,
                 ARG_JSON,
+                ARG_CONFIG_DIR,
+                ARG_KEY_DIR,
+                ARG_NO_SWITCH,
+                ARG_NO_RESTART,
         };
         static const struct option options[] = {
                 { "domain",       required_argument, NULL, ARG_DOMAIN    },
@@ -94,6 +112,10 @@ static int parse_dkim_argv(int argc, char *argv[], DkimVerb verb, DkimArgs *a) {
                 { "resolver",     required_argument, NULL, ARG_RESOLVER  },
                 { "wait",         required_argument, NULL, ARG_WAIT      },
                 { "json",         no_argument,       NULL, ARG_JSON      },
+                { "config-dir",   required_argument, NULL, ARG_CONFIG_DIR },
+                { "key-dir",      required_argument, NULL, ARG_KEY_DIR   },
+                { "no-switch",    no_argument,       NULL, ARG_NO_SWITCH },
+                { "no-restart",   no_argument,       NULL, ARG_NO_RESTART },
                 {}
         };
         _cleanup_free_ char *norm = NULL;
@@ -137,6 +159,18 @@ static int parse_dkim_argv(int argc, char *argv[], DkimVerb verb, DkimArgs *a) {
                 case ARG_JSON:
                         arg_json = true;
                         break;
+                case ARG_CONFIG_DIR:
+                        a->config_dir = optarg;
+                        break;
+                case ARG_KEY_DIR:
+                        a->key_dir = optarg;
+                        break;
+                case ARG_NO_SWITCH:
+                        a->no_switch = true;
+                        break;
+                case ARG_NO_RESTART:
+                        a->no_restart = true;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -144,7 +178,8 @@ static int parse_dkim_argv(int argc, char *argv[], DkimVerb verb, DkimArgs *a) {
         if (optind != argc || !a->domain || !a->selector ||
             (verb == DKIM_KEYGEN && !a->output) || (verb != DKIM_KEYGEN && !a->key) ||
             (verb != DKIM_KEYGEN && (a->algorithm || a->bits || a->output)) ||
-            (verb != DKIM_ROTATE && (a->resolver || a->wait))) {
+            (verb != DKIM_ROTATE && (a->resolver || a->wait || a->config_dir || a->key_dir ||
+                                     a->no_switch || a->no_restart))) {
                 fputs(dkim_usage[verb], stderr);
                 return -EINVAL;
         }
@@ -296,11 +331,100 @@ static int load_private_key(const char *path, EVP_PKEY **ret) {
 }
 
 /* The credential name for LoadCredential= of mailsec-authd.service. */
-static int credential_line(const char *domain, const char *selector, const char *path, char **ret) {
-        _cleanup_free_ char *abs = NULL;
+static const char* key_algorithm(EVP_PKEY *key) {
+        return EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519 ? "ed25519" : "rsa";
+}
+
+/* The Key= line of authd.conf that signs with this key: a file directly in key_dir (the
+ * directory mailsec-authd.service hands over with LoadCredential=dkim:DIR) is the
+ * credential "dkim_<file name>", any other file its absolute path. */
+static int key_line(const char *domain, const char *selector, EVP_PKEY *key, const char *path,
+                    const char *key_dir, char **ret) {
+        _cleanup_free_ char *abs = NULL, *dir = NULL, *parent = NULL;
+        const char *slash;
 
         abs = realpath(path, NULL);
-        return asprintf_safe(ret, "LoadCredential=dkim-%s-%s:%s", domain, selector, abs ?: path);
+        if (!abs)
+                return -errno;
+        slash = strrchr(abs, '/');
+        parent = strndup(abs, slash == abs ? 1 : (size_t) (slash - abs));
+        if (!parent)
+                return -ENOMEM;
+        dir = realpath(key_dir ?: DKIM_KEY_DIR, NULL);
+        if (dir && streq(dir, parent))
+                return asprintf_safe(ret, "Key=%s:%s:%s:dkim_%s", domain, selector, key_algorithm(key), slash + 1);
+        return asprintf_safe(ret, "Key=%s:%s:%s:%s", domain, selector, key_algorithm(key), abs);
+}
+
+/* Writes DIR/90-dkim-DOMAIN-ALG.conf, replacing an earlier one atomically: the file sorts
+ * after the drop-ins an admin writes by hand (50-...), and a later Key= line for the same
+ * domain and algorithm replaces an earlier one (mailsec-authd.conf(5)). */
+static int write_dropin(const char *config_dir, const char *domain, EVP_PKEY *key, const char *line,
+                        char **ret_path) {
+        _cleanup_free_ char *path = NULL, *tmp = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char date[64];
+        time_t t = time(NULL);
+        struct tm tm;
+
+        if (mkdir(config_dir, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        if (asprintf_safe(&path, "%s/90-dkim-%s-%s.conf", config_dir, domain, key_algorithm(key)) < 0 ||
+            asprintf_safe(&tmp, "%s.tmp", path) < 0)
+                return -ENOMEM;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return -errno;
+        f = fdopen(fd, "w");
+        if (!f)
+                return -errno;
+        TAKE_FD(fd);
+        if (!gmtime_r(&t, &tm) || strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+                strcpy(date, "?");
+        fprintf(f, "# Written by \"mailsecctl dkim rotate\" on %s, once the new key was visible in DNS.\n"
+                   "# It replaces the %s key of %s given earlier (mailsec-authd.conf(5), [Signing]).\n"
+                   "[Signing]\n%s\n", date, key_algorithm(key), domain, line);
+        if (fflush(f) != 0 || fsync(fileno(f)) < 0 || ferror(f)) {
+                int k = -errno;
+                (void) unlink(tmp);
+                return k ?: -EIO;
+        }
+        if (rename(tmp, path) < 0) {
+                int k = -errno;
+                (void) unlink(tmp);
+                return k;
+        }
+        *ret_path = TAKE_PTR(path);
+        return 0;
+}
+
+/* Asks systemd to restart mailsec-authd.service if it runs (TryRestartUnit): it reads its
+ * configuration and its credentials only when it starts. Returns 1 when the restart was
+ * queued, 0 when systemd is not there to ask, negative errno when systemd refused. */
+static int restart_authd(const char **ret_problem) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        r = ctl_bus_connect(&bus);
+        if (r < 0) {
+                *ret_problem = "no system bus";
+                return 0;
+        }
+        r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                               "org.freedesktop.systemd1.Manager", "TryRestartUnit", &e, &reply, "ss",
+                               AUTHD_UNIT, "replace");
+        if (r >= 0)
+                return 1;
+        if (sd_bus_error_has_names(&e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
+                *ret_problem = "systemd is not on the bus";
+                return 0;
+        }
+        fprintf(stderr, "systemd did not restart %s: %s\n", AUTHD_UNIT, e.message ?: strerror(-r));
+        *ret_problem = "refused by systemd";
+        return r;
 }
 
 int verb_dkim_keygen(int argc, char *argv[]) {
@@ -353,13 +477,13 @@ int verb_dkim_keygen(int argc, char *argv[]) {
                 fprintf(stderr, "Failed to build the DNS record: %s\n", strerror(-k));
                 return EXIT_CALL_FAILED;
         }
-        if (credential_line(a.domain, a.selector, path, &cred) < 0)
+        if (key_line(a.domain, a.selector, key, path, NULL, &cred) < 0)
                 return EXIT_CALL_FAILED;
 
         o.json = arg_json;
         output_string(&o, "key", path);
         output_record(&o, &rec, a.domain, a.selector);
-        output_string(&o, "credential", cred);
+        output_string(&o, "key-line", cred);
         output_end(&o);
         return 0;
 }
@@ -453,11 +577,12 @@ int verb_dkim_rotate(int argc, char *argv[]) {
         _cleanup_(ctl_resolver_freep) CtlResolver *res = NULL;
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
         _cleanup_(dkim_record_done) DkimRecord rec = {};
-        _cleanup_free_ char *cred = NULL;
-        Output o = OUTPUT_INIT(stdout, 10);
+        _cleanup_free_ char *cred = NULL, *dropin = NULL;
+        Output o = OUTPUT_INIT(stdout, 15);
         DnssecStatus dnssec = DNSSEC_INDETERMINATE;
         RotateState state;
-        const char *problem = NULL;
+        const char *problem = NULL, *restart = NULL, *restart_problem = NULL;
+        bool failed = false;
         unsigned attempts = 0;
         DkimArgs a = {};
         usec_t deadline;
@@ -494,8 +619,26 @@ int verb_dkim_rotate(int argc, char *argv[]) {
                 (void) usleep((useconds_t) MIN(ROTATE_POLL_INTERVAL_USEC, deadline - t));
         }
 
-        if (state == ROTATE_VISIBLE && credential_line(a.domain, a.selector, a.key, &cred) < 0)
+        if (state == ROTATE_VISIBLE && key_line(a.domain, a.selector, key, a.key, a.key_dir, &cred) < 0)
                 return EXIT_CALL_FAILED;
+
+        /* Only a visible key is switched to: mail signed with it can be verified at once. */
+        if (state == ROTATE_VISIBLE && !a.no_switch) {
+                k = write_dropin(a.config_dir ?: AUTHD_DROPIN_DIR, a.domain, key, cred, &dropin);
+                if (k < 0) {
+                        fprintf(stderr, "Cannot write the drop-in into %s: %s\n",
+                                a.config_dir ?: AUTHD_DROPIN_DIR, strerror(-k));
+                        return EXIT_CALL_FAILED;
+                }
+                if (a.no_restart)
+                        restart = "not-requested";
+                else {
+                        k = restart_authd(&restart_problem);
+                        restart = k > 0 ? "requested" : k == 0 ? "unavailable" : "failed";
+                        if (k < 0)
+                                failed = true;
+                }
+        }
 
         o.json = arg_json;
         output_string(&o, "name", rec.name);
@@ -504,7 +647,10 @@ int verb_dkim_rotate(int argc, char *argv[]) {
         output_string(&o, "dnssec", dnssec_status_to_string(dnssec));
         output_unsigned(&o, "attempts", attempts);
         output_string(&o, "expected", rec.txt);
-        output_string(&o, "credential", cred);
+        output_string(&o, "key-line", cred);
+        output_string(&o, "drop-in", dropin);
+        output_string(&o, "restart", restart);
+        output_string(&o, "restart-problem", restart_problem);
         output_string(&o, "resolver", ctl_resolver_description(res));
         output_end(&o);
 
@@ -513,5 +659,8 @@ int verb_dkim_rotate(int argc, char *argv[]) {
                         rec.name, rotate_state_table[state], rec.zone);
                 return EXIT_CALL_FAILED;
         }
-        return 0;
+        if (restart && streq(restart, "unavailable"))
+                fprintf(stderr, "%s could not be restarted (%s): it signs with %s after its next start.\n",
+                        AUTHD_UNIT, restart_problem, a.selector);
+        return failed ? EXIT_CALL_FAILED : 0;
 }

@@ -87,7 +87,7 @@ static const char* format_age(char *buf, size_t size, uint64_t started_usec) {
 
 /* ---- bus helpers ------------------------------------------------------------------------- */
 
-static int bus_connect(sd_bus **ret) {
+int ctl_bus_connect(sd_bus **ret) {
         int r;
 
         switch (arg_bus) {
@@ -599,7 +599,8 @@ static void help(void) {
                "  dkim record --key FILE --domain D --selector S\n"
                "                    Print the DNS record of an existing key\n"
                "  dkim rotate --domain D --new-selector S --key FILE [--wait SEC]\n"
-               "                    Check that the new key is published before switching\n"
+               "              [--config-dir DIR] [--key-dir DIR] [--no-switch] [--no-restart]\n"
+               "                    Once the new key is published, switch mailsec-authd to it\n"
                "  (auth and dkim rotate take --resolver ADDR[:PORT]; see mailsecctl(8))\n\n"
                "Options:\n"
                "  -h --help         Show this help\n"
@@ -744,7 +745,7 @@ int main(int argc, char *argv[]) {
                     strcmp(verb, verbs[i].verb) != 0)
                         continue;
 
-                r = bus_connect(&bus);
+                r = ctl_bus_connect(&bus);
                 if (r < 0)
                         return EXIT_CALL_FAILED;
                 r = verbs[i].run(bus);

@@ -52,6 +52,10 @@ void output_object_begin(Output *o, const char *label);
 void output_object_end(Output *o);
 void output_end(Output *o);
 
+/* The bus chosen by --system, --user or --host; prints why when it fails. */
+typedef struct sd_bus sd_bus;
+int ctl_bus_connect(sd_bus **ret);
+
 /* Local verbs: argv[0] is the verb, options follow. Return an exit status. */
 int verb_auth_spf(int argc, char *argv[]);
 int verb_auth_verify(int argc, char *argv[]);
