@@ -642,6 +642,11 @@ int auth_results_parse(const char *value, size_t len, AuthResultsParsed **ret) {
         assert(value || len == 0);
         assert(ret);
 
+        /* No NUL in a header field (RFC 5322 §2.2); inside a quoted string it would cut
+         * the value short once it is a C string. */
+        if (len > 0 && memchr(value, 0, len))
+                return -EBADMSG;
+
         p = calloc(1, sizeof(AuthResultsParsed));
         if (!p)
                 return -ENOMEM;
@@ -654,6 +659,8 @@ int auth_results_parse(const char *value, size_t len, AuthResultsParsed **ret) {
         r = lexer_value(&l, &p->authserv_id);
         if (r < 0)
                 return r;
+        if (isempty(p->authserv_id))    /* "" names no one */
+                return -EBADMSG;
         r = lexer_skip_cfws(&l);
         if (r < 0)
                 return r;

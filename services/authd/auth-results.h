@@ -91,7 +91,7 @@ typedef struct AuthResultsParsed {
 } AuthResultsParsed;
 
 /* Returns 0 and a new AuthResultsParsed, -EBADMSG for a payload that does not follow the
- * grammar (an unterminated comment or quoted-string, a resinfo without "=result", junk
+ * grammar (a NUL byte, an unterminated comment or quoted-string, a resinfo without "=result", junk
  * where a propspec should be), -E2BIG beyond AUTH_RESULTS_MAX_METHODS resinfos,
  * AUTH_RESULTS_MAX_PROPERTIES propspecs in one resinfo or a value longer than
  * AUTH_RESULTS_VALUE_MAX, -ENOMEM. */

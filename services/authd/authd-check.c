@@ -160,18 +160,15 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(AuthCheck*, check_free);
 /* The DMARC aggregate-report store (dmarc-report.h): the directory "dmarc" in
  * $STATE_DIRECTORY when systemd gives the service one (StateDirectory=mailsec/authd, so
  * /var/lib/mailsec/authd/dmarc, where mailsec-dmarc-report(8) reads it); no recording
- * without. One store per process: mailsec-authd runs one Manager. */
-static DmarcStore *report_store = NULL;
-static bool report_store_tried = false;
-
-static DmarcStore* report_store_get(void) {
+ * without. */
+static DmarcStore* report_store_get(Manager *m) {
         _cleanup_free_ char *dir = NULL;
         const char *state;
         int r;
 
-        if (report_store_tried)
-                return report_store;
-        report_store_tried = true;
+        if (m->report_store_tried)
+                return m->report_store;
+        m->report_store_tried = true;
         state = secure_getenv("STATE_DIRECTORY");
         if (isempty(state))
                 return NULL;
@@ -182,20 +179,20 @@ static DmarcStore* report_store_get(void) {
                 log_warning_errno(errno, "Cannot create %s, not recording DMARC evaluations: %m", dir);
                 return NULL;
         }
-        r = dmarc_store_open(dir, &report_store);
+        r = dmarc_store_open(dir, &m->report_store);
         if (r < 0) {
                 log_warning_errno(r, "Cannot open the DMARC report store in %s, not recording: %m", dir);
                 return NULL;
         }
         log_debug("Recording DMARC evaluations for aggregate reports in %s.", dir);
-        return report_store;
+        return m->report_store;
 }
 
 void auth_check_free_all(Manager *m) {
         while (m->checks)
                 check_free(m->checks);
-        report_store = dmarc_store_free(report_store);
-        report_store_tried = false;
+        m->report_store = dmarc_store_free(m->report_store);
+        m->report_store_tried = false;
 }
 
 static int check_fail(AuthCheck *c, int r) {
@@ -699,7 +696,7 @@ static void record_dmarc(AuthCheck *c, const DmarcResult *d) {
 
         if (!d->have_record || isempty(c->client_ip))
                 return;
-        store = report_store_get();
+        store = report_store_get(c->manager);
         if (!store)
                 return;
 

@@ -47,6 +47,10 @@ typedef struct Manager {
         AuthCheck *checks;              /* pending asynchronous calls */
         unsigned n_checks;
 
+        /* DMARC aggregate-report store, opened at the first evaluation to record */
+        struct DmarcStore *report_store;
+        bool report_store_tried;
+
         AuthStats stats;
 } Manager;
 
