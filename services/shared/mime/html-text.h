@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* HTML reduced to the text a reader sees, for the spam filter. A streaming state machine
+ * (not a DOM): fed UTF-8 in pieces of any size, as long as a piece never ends inside a
+ * UTF-8 sequence.
+ *
+ *   - tags, comments, declarations and processing instructions are removed; a removed
+ *     tag does not split a word ("vi<b></b>agra", "vi<!-- x -->agra" give "viagra"),
+ *     except block-level elements (p, br, div, td, li, tr, h1-h6, ...), which give a
+ *     space, as a browser would show them;
+ *   - the contents of script and style elements are dropped;
+ *   - character references are decoded: named ones (the common ones and all of Latin-1),
+ *     decimal and hex; U+0080..U+009F references map through windows-1252 as in HTML5;
+ *   - whitespace runs (and no-break and other Unicode spaces) become one ' ';
+ *   - invisible characters that only serve to split words (soft hyphen, zero-width
+ *     space/joiners, word joiner, BOM), literal or as references, are dropped;
+ *   - the host of each href/src/action/background URL (http, https, ftp or
+ *     protocol-relative) is reported, lowercased, through a callback.
+ *
+ * insertions counts the places where markup or invisible characters were removed between
+ * two word characters: evidence of deliberate obfuscation, rare in legitimate mail. */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mime-decode.h"
+
+#define HTML_TAG_MAX 1024U              /* bytes of a tag kept for its attributes */
+#define HTML_ENTITY_MAX 32U
+#define HTML_HOST_MAX 255U
+
+/* Called with a lowercased host (not NUL-terminated); a negative return stops the
+ * reducer and is returned by html_text_feed()/html_text_finish(). */
+typedef int (*HtmlUrlFunc)(const char *host, size_t len, void *userdata);
+
+typedef struct HtmlText {
+        int state;
+        char tag[HTML_TAG_MAX];
+        size_t tag_len;
+        char quote;             /* inside a quoted attribute value */
+        char tag_prev;          /* last non-blank byte of the tag */
+        char entity[HTML_ENTITY_MAX];
+        size_t entity_len;
+        unsigned dashes;        /* '-' run inside a comment */
+        const char *raw_end;    /* "</script" or "</style" while in raw text */
+        unsigned raw_match;
+        bool last_space;        /* nothing emitted yet, or the last byte was ' ' */
+        bool last_word;         /* the last byte emitted belongs to a word */
+        bool gap;               /* markup was removed after that word character */
+
+        unsigned insertions;
+        unsigned urls;
+        unsigned unterminated;  /* tags, comments or references cut by the end of input */
+} HtmlText;
+
+void html_text_init(HtmlText *h);
+/* Append the text of in to out. Returns 0, -ENOMEM, or the callback's negative value. */
+int html_text_feed(HtmlText *h, const char *in, size_t n, MimeBuffer *out, HtmlUrlFunc url, void *userdata);
+/* End of input: flush a pending reference, count what is left open. */
+int html_text_finish(HtmlText *h, MimeBuffer *out, HtmlUrlFunc url, void *userdata);
+
+/* The host of an absolute (http, https, ftp) or protocol-relative URL, lowercased into
+ * buf (HTML_HOST_MAX + 1 bytes). Returns its length, 0 when the URL has no such host. */
+size_t html_url_host(const char *url, size_t n, char *buf);
+
+/* The code point of a named character reference (case-sensitive, without '&' and ';'),
+ * 0 when unknown. */
+uint32_t html_entity_lookup(const char *name, size_t n) _pure_;

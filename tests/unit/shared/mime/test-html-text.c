@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Table-driven Check suite of the HTML to text reducer (services/shared/mime/html-text.c). */
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check-main.h"
+#include "cleanup.h"
+#include "html-text.h"
+#include "string-util.h"
+
+typedef struct HtmlCase {
+        const char *name;
+        const char *input;
+        const char *text;
+        unsigned insertions;
+        const char *urls;       /* hosts joined by ' ' */
+} HtmlCase;
+
+static const HtmlCase html_cases[] = {
+        { "plain",                "hello world",                             "hello world", 0, "" },
+        { "comment in word",      "vi<!-- x -->agra",                        "viagra", 1, "" },
+        { "empty tags in word",   "vi<b></b>agra",                           "viagra", 1, "" },
+        { "font in word",         "V<font color=red>I</font>AGRA",           "VIAGRA", 2, "" },
+        { "tag between words",    "buy <b>now</b> please",                   "buy now please", 0, "" },
+        { "block tag splits",     "one<br>two<p>three</p>four",              "one two three four", 0, "" },
+        { "div td li",            "<div>a</div><table><tr><td>b</td><td>c</td></tr></table><ul><li>d</ul>",
+                                                                              "a b c d ", 0, "" },
+        { "headings",             "x<h1>T</h1>y<H6>U</H6>z",                 "x T y U z", 0, "" },
+        { "script dropped",       "a<script type=\"x\">var s = '<b>no</b>';</script>b", "ab", 1, "" },
+        { "style dropped",        "<style>p { color: red }</style>text",     "text", 0, "" },
+        { "script case",          "a <SCRIPT>x</ScRiPt > b",                 "a b", 0, "" },
+        { "named entities",       "&lt;b&gt; &amp; &quot;q&quot; &apos;",    "<b> & \"q\" '", 0, "" },
+        { "latin-1 entities",     "caf&eacute; &Uuml;ber &szlig; &yuml; &copy;", "caf\xc3\xa9 \xc3\x9c" "ber \xc3\x9f \xc3\xbf \xc2\xa9", 0, "" },
+        { "common entities",      "&euro;5 &hellip; &mdash; &trade;",        "\xe2\x82\xac" "5 \xe2\x80\xa6 \xe2\x80\x94 \xe2\x84\xa2", 0, "" },
+        { "decimal",              "&#86;&#105;agra",                         "Viagra", 0, "" },
+        { "hex",                  "&#x56;&#X69;agra",                        "Viagra", 0, "" },
+        { "no semicolon",         "a &amp b &#65 c",                         "a & b A c", 0, "" },
+        { "C1 reference",         "&#147;q&#148;",                           "\xe2\x80\x9cq\xe2\x80\x9d", 0, "" },
+        { "invalid reference",    "&#0; &#xD800; &#99999999;",               "\xef\xbf\xbd \xef\xbf\xbd \xef\xbf\xbd", 0, "" },
+        { "unknown entity",       "&bogus; & x &;",                          "&bogus; & x &;", 0, "" },
+        { "digits then letters",  "&#65bc;",                                 "Abc;", 0, "" },
+        { "nbsp is space",        "a&nbsp;&nbsp;b\xc2\xa0" "c",              "a b c", 0, "" },
+        { "soft hyphen",          "vi&shy;agra",                             "viagra", 1, "" },
+        { "zero-width space",     "vi&#8203;ag\xe2\x80\x8bra",               "viagra", 2, "" },
+        { "whitespace collapse",  "  a \r\n\t b  ",                          "a b ", 0, "" },
+        { "lone <",               "a < b <3",                                "a < b <3", 0, "" },
+        { "doctype and pi",       "<!DOCTYPE html><?xml x?>hi",              "hi", 0, "" },
+        { "cdata decl",           "a<![CDATA[x]]>b",                         "ab", 1, "" },
+        { "comment with >",       "a<!-- b > c -->d",                        "ad", 1, "" },
+        { "comment dashes",       "a<!---->b<!-- - -- --->c",                "abc", 2, "" },
+        { "quoted >",             "a<img alt=\"x > y\">b",                   "ab", 1, "" },
+        { "href",                 "<a href=\"HTTP://WWW.Example.COM/path?q\">x</a>", "x", 0, "www.example.com" },
+        { "src and port",         "<img src='https://img.example.net:8443/a.png'>", "", 0, "img.example.net" },
+        { "userinfo",             "<a href=http://user:pw@Evil.example/>x</a>", "x", 0, "evil.example" },
+        { "protocol relative",    "<a href=\"//cdn.example.org/x\">y</a>",   "y", 0, "cdn.example.org" },
+        { "relative ignored",     "<a href=\"/local\">y</a><a href=\"mailto:a@b.c\">z</a>", "yz", 1, "" },
+        { "entity in url",        "<a href=\"http&#58;//obf.example/\">y</a>", "y", 0, "obf.example" },
+        { "backslashes",          "<a href=\"http:\\\\back.example\\x\">y</a>", "y", 0, "back.example" },
+        { "form action",          "x<form action=\"https://phish.example/login\">", "x ", 0, "phish.example" },
+        { "several urls",         "<a href=http://a.example>1</a> <img src=http://b.example/x>", "1 ", 0,
+                                  "a.example b.example" },
+        { "unterminated tag",     "ok <b class=\"x",                          "ok ", 0, "" },
+        { "trailing entity",      "x &amp",                                   "x &", 0, "" },
+        { "trailing <",           "x <",                                      "x <", 0, "" },
+};
+
+typedef struct UrlSink {
+        char buf[1024];
+        size_t n;
+} UrlSink;
+
+static int on_url(const char *host, size_t len, void *userdata) {
+        UrlSink *s = userdata;
+
+        ck_assert_uint_lt(s->n + len + 1, sizeof(s->buf));
+        if (s->n > 0)
+                s->buf[s->n++] = ' ';
+        memcpy(s->buf + s->n, host, len);
+        s->n += len;
+        s->buf[s->n] = '\0';
+        return 0;
+}
+
+static void run_case(const HtmlCase *c, size_t chunk) {
+        _cleanup_(mime_buffer_done) MimeBuffer out = MIME_BUFFER_NULL;
+        UrlSink sink = { .buf = "" };
+        size_t n = strlen(c->input);
+        HtmlText h;
+
+        html_text_init(&h);
+        for (size_t i = 0; i < n; i += chunk) {
+                size_t k = MIN(chunk, n - i);
+
+                /* Keep UTF-8 sequences whole, as the reducer requires. */
+                while (i + k < n && ((unsigned char) c->input[i + k] & 0xC0) == 0x80)
+                        k++;
+                ck_assert_int_eq(html_text_feed(&h, c->input + i, k, &out, on_url, &sink), 0);
+                i += k - MIN(chunk, n - i);
+        }
+        ck_assert_int_eq(html_text_finish(&h, &out, on_url, &sink), 0);
+
+        ck_assert_msg(streq(out.data ?: "", c->text), "case '%s' (chunk %zu): text '%s'", c->name, chunk,
+                      out.data ?: "");
+        ck_assert_msg(h.insertions == c->insertions, "case '%s' (chunk %zu): %u insertions", c->name, chunk,
+                      h.insertions);
+        ck_assert_msg(streq(sink.buf, c->urls), "case '%s' (chunk %zu): urls '%s'", c->name, chunk, sink.buf);
+}
+
+START_TEST(test_html_table)
+{
+        for (size_t i = 0; i < ELEMENTSOF(html_cases); i++) {
+                run_case(&html_cases[i], SIZE_MAX / 2);
+                run_case(&html_cases[i], 1);
+                run_case(&html_cases[i], 3);
+        }
+}
+END_TEST
+
+START_TEST(test_html_unterminated)
+{
+        _cleanup_(mime_buffer_done) MimeBuffer out = MIME_BUFFER_NULL;
+        HtmlText h;
+
+        html_text_init(&h);
+        ck_assert_int_eq(html_text_feed(&h, "a<!-- never closed", 18, &out, NULL, NULL), 0);
+        ck_assert_int_eq(html_text_finish(&h, &out, NULL, NULL), 0);
+        ck_assert_str_eq(out.data, "a");
+        ck_assert_uint_eq(h.unterminated, 1);
+}
+END_TEST
+
+static int url_fail(const char *host, size_t len, void *userdata) {
+        return -ECANCELED;
+}
+
+START_TEST(test_html_url_callback_error)
+{
+        _cleanup_(mime_buffer_done) MimeBuffer out = MIME_BUFFER_NULL;
+        HtmlText h;
+
+        html_text_init(&h);
+        ck_assert_int_eq(html_text_feed(&h, "<a href=http://x.example>", 25, &out, url_fail, NULL), -ECANCELED);
+}
+END_TEST
+
+START_TEST(test_html_long_tag)
+{
+        /* A tag longer than HTML_TAG_MAX is still skipped whole. */
+        _cleanup_(mime_buffer_done) MimeBuffer out = MIME_BUFFER_NULL;
+        _cleanup_free_ char *in = NULL;
+        size_t n = HTML_TAG_MAX * 4;
+        HtmlText h;
+
+        in = malloc(n + 16);
+        ck_assert_ptr_nonnull(in);
+        memcpy(in, "ab<x y=\"", 8);
+        memset(in + 8, 'z', n);
+        memcpy(in + 8 + n, "\">cd", 5);
+        html_text_init(&h);
+        ck_assert_int_eq(html_text_feed(&h, in, strlen(in), &out, NULL, NULL), 0);
+        ck_assert_int_eq(html_text_finish(&h, &out, NULL, NULL), 0);
+        ck_assert_str_eq(out.data, "abcd");
+        ck_assert_uint_eq(h.insertions, 1);
+}
+END_TEST
+
+typedef struct HostCase {
+        const char *url;
+        const char *host;
+} HostCase;
+
+static const HostCase host_cases[] = {
+        { "http://Example.COM",            "example.com" },
+        { "  https://a.b.c:80/x",          "a.b.c" },
+        { "ftp://u@files.example./",       "files.example" },
+        { "http://[2001:DB8::1]:8080/",    "[2001:db8::1]" },
+        { "HTTPS:example.org/x",           "example.org" },
+        { "//x.example?q",                 "x.example" },
+        { "http://x.example#frag",         "x.example" },
+        { "javascript:alert(1)",           "" },
+        { "mailto:someone@example.com",    "" },
+        { "relative/path",                 "" },
+        { "http://",                       "" },
+        { "http://@/",                     "" },
+        { "",                              "" },
+};
+
+START_TEST(test_url_host_table)
+{
+        for (size_t i = 0; i < ELEMENTSOF(host_cases); i++) {
+                char buf[HTML_HOST_MAX + 1];
+                size_t k = html_url_host(host_cases[i].url, strlen(host_cases[i].url), buf);
+
+                ck_assert_msg(k == strlen(host_cases[i].host) && (k == 0 || streq(buf, host_cases[i].host)),
+                              "url '%s': host '%.*s'", host_cases[i].url, (int) k, buf);
+        }
+}
+END_TEST
+
+START_TEST(test_entity_lookup)
+{
+        ck_assert_uint_eq(html_entity_lookup("amp", 3), '&');
+        ck_assert_uint_eq(html_entity_lookup("nbsp", 4), 0xA0);
+        ck_assert_uint_eq(html_entity_lookup("yuml", 4), 0xFF);
+        ck_assert_uint_eq(html_entity_lookup("Yuml", 4), 0x178);
+        ck_assert_uint_eq(html_entity_lookup("AElig", 5), 0xC6);
+        ck_assert_uint_eq(html_entity_lookup("euro", 4), 0x20AC);
+        ck_assert_uint_eq(html_entity_lookup("amp;", 3), '&');          /* length-bounded */
+        ck_assert_uint_eq(html_entity_lookup("AMP", 3), 0);             /* case-sensitive */
+        ck_assert_uint_eq(html_entity_lookup("am", 2), 0);
+        ck_assert_uint_eq(html_entity_lookup("ampx", 4), 0);
+        ck_assert_uint_eq(html_entity_lookup("", 0), 0);
+}
+END_TEST
+
+static Suite* html_text_suite(void) {
+        Suite *s = suite_create("html-text");
+        TCase *tc;
+
+        tc = tcase_create("reduce");
+        tcase_add_test(tc, test_html_table);
+        tcase_add_test(tc, test_html_unterminated);
+        tcase_add_test(tc, test_html_url_callback_error);
+        tcase_add_test(tc, test_html_long_tag);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("urls and entities");
+        tcase_add_test(tc, test_url_host_table);
+        tcase_add_test(tc, test_entity_lookup);
+        suite_add_tcase(s, tc);
+
+        return s;
+}
+
+CHECK_MAIN(html_text_suite);
