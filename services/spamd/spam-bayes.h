@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The Bayesian stage of mailsec-spamd: Gary Robinson's per-token probability
+ *
+ *         f(w) = (s·x + n·p(w)) / (s + n),   p(w) = b(w) / (b(w) + g(w)),
+ *         b(w) = spam(w)/spam_msgs, g(w) = ham(w)/ham_msgs, n = spam(w) + ham(w)
+ *
+ * and Fisher's chi-square combining of the tokens whose f(w) is at least min_dev from
+ * 0.5 (as bogofilter and SpamBayes do):
+ *
+ *         H = C⁻¹(−2 Σ ln f(w), 2N),  S = C⁻¹(−2 Σ ln (1 − f(w)), 2N),
+ *         score = (1 + H − S) / 2            (0 ham … 1 spam)
+ *
+ * Per-domain statistics back off to the global ones: for a domain, the prior x of a
+ * token is its global f(w) instead of the constant x, so a domain with few messages is
+ * judged by the global counts and its own counts take over as they grow. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spam-token.h"
+
+typedef struct SpamCounts {
+        uint32_t spam;                  /* messages of the class that had the token */
+        uint32_t ham;
+} SpamCounts;
+
+typedef struct SpamTotals {
+        uint64_t spam;                  /* messages learned of each class */
+        uint64_t ham;
+} SpamTotals;
+
+typedef struct SpamBayesParams {
+        double robinson_s;              /* strength of the prior */
+        double robinson_x;              /* prior for an unknown token */
+        double min_dev;                 /* tokens with |f(w) − 0.5| below are ignored */
+        double ham_cutoff;              /* score below: ham */
+        double spam_cutoff;             /* score at or above: spam; between: unsure */
+        size_t max_tokens;              /* the most extreme tokens used; 0: all */
+} SpamBayesParams;
+
+/* Documented defaults (mailsec-spamd.conf(5)); tuned on the SpamAssassin corpus group 1
+ * only. */
+extern const SpamBayesParams spam_bayes_params_default;
+
+typedef enum SpamVerdict {
+        SPAM_VERDICT_HAM,
+        SPAM_VERDICT_UNSURE,
+        SPAM_VERDICT_SPAM,
+        _SPAM_VERDICT_MAX,
+        _SPAM_VERDICT_INVALID = -22,
+} SpamVerdict;
+
+const char* spam_verdict_to_string(SpamVerdict v) _const_;
+SpamVerdict spam_verdict_from_string(const char *s) _pure_;
+
+/* f(w) of one token. prior: the x to use (robinson_x globally, the global f(w) for a
+ * domain). */
+double spam_bayes_token_prob(const SpamBayesParams *p, SpamCounts c, SpamTotals t, double prior);
+
+/* Looks up a token's counts: global (domain false) or of the message's domain. Returns 0
+ * with *ret (zero counts for an unknown token), or negative errno. */
+typedef int (*SpamCountsLookup)(uint64_t hash, bool domain, SpamCounts *ret, void *userdata);
+
+typedef struct SpamTokenScore {
+        size_t index;                   /* into SpamTokens */
+        double prob;                    /* f(w) used */
+} SpamTokenScore;
+
+typedef struct SpamBayesResult {
+        double score;
+        SpamVerdict verdict;
+        size_t n_used;                  /* tokens that entered the combination */
+        SpamTokenScore *top;            /* the n_top most extreme, sorted by |f − 0.5| */
+        size_t n_top;
+} SpamBayesResult;
+
+void spam_bayes_result_done(SpamBayesResult *r);
+
+/* global: the global totals; domain: the domain's totals, or NULL when the message has no
+ * domain statistics. want_top: how many of the strongest tokens to return in top[]. */
+int spam_bayes_classify(const SpamBayesParams *p, const SpamTokens *tokens, SpamTotals global,
+                        const SpamTotals *domain, SpamCountsLookup lookup, void *userdata,
+                        size_t want_top, SpamBayesResult *ret);
+
+/* The inverse chi-square function Q(x², 2v) for even degrees of freedom, in [0, 1]. */
+double spam_chi2q(double x2, unsigned v);
