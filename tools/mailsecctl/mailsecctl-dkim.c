@@ -74,8 +74,8 @@ typedef enum DkimVerb {
 static const char* const dkim_usage[] = {
         [DKIM_KEYGEN] = "Usage: mailsecctl dkim keygen --domain D --selector S --output DIR [--algorithm rsa|ed25519] [--bits N]\n",
         [DKIM_RECORD] = "Usage: mailsecctl dkim record --key FILE --domain D --selector S\n",
-        [DKIM_ROTATE] = "Usage: mailsecctl dkim rotate --domain D --new-selector S --key FILE [--wait SECONDS] [--resolver ADDR:PORT]\n"
-                        "                           [--config-dir DIR] [--key-dir DIR] [--no-switch] [--no-restart]\n",
+        [DKIM_ROTATE] = ("Usage: mailsecctl dkim rotate --domain D --new-selector S --key FILE [--wait SECONDS] [--resolver ADDR:PORT]\n"
+                         "                           [--config-dir DIR] [--key-dir DIR] [--no-switch] [--no-restart]\n"),
 };
 
 /* A selector is one or more dot-separated labels (RFC 6376 §3.1). */
