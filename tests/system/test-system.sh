@@ -20,6 +20,8 @@ MT_LIB_DIR=$HERE/../lib
 . "$MT_LIB_DIR/lib.sh"
 # shellcheck source=tests/lib/postfix-backend.sh
 . "$MT_LIB_DIR/postfix-backend.sh"
+# shellcheck source=tests/lib/systemd-user.sh
+. "$MT_LIB_DIR/systemd-user.sh"
 
 CHECKER=$1 CTL=$2 UNITDIR=$3 XML=$4
 NAME=ch.webtrend.Mailsec.Proxy1
@@ -37,45 +39,15 @@ mt_need unshare systemctl busctl dbus-broker-launch postfix openssl setpriv scri
 PROXYD=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$UNITDIR/mailsec-proxyd.service")
 [ -x "$PROXYD" ] || skip "$PROXYD is not built yet"
 
-if [ -d /sys/fs/cgroup/unified ]; then
-        CGV2=/sys/fs/cgroup/unified CGROOTS=(/sys/fs/cgroup/unified /sys/fs/cgroup/systemd)
-else
-        CGV2=/sys/fs/cgroup CGROOTS=(/sys/fs/cgroup)
-fi
-CG=mailsec-system-$$
 W=$(mktemp -d /tmp/mailsec-system.XXXXXX)     # units, logs, Postfix
 # what the sandboxed service must see (it has PrivateTmp= and ProtectHome=)
 R=$(mktemp -d /run/mailsec-system.XXXXXX)
 chmod 755 "$W" "$R"
-SPID=
 
-cgroup_procs() { find "$CGV2/$CG" -name cgroup.procs -exec cat {} + 2>/dev/null; }
-stop_manager() {
-        local i
-        [ -n "$SPID" ] || return 0
-        systemctl --user exit >/dev/null 2>&1 || kill -TERM "$SPID" 2>/dev/null
-        for ((i = 0; i < 500; i++)); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.02; done
-        kill -0 "$SPID" 2>/dev/null && { echo "manager did not exit, SIGKILL"; kill -KILL "$SPID"; }
-        wait "$SPID" 2>/dev/null
-        SPID=
-}
 cleanup() {
-        local rc=$? i h
+        local rc=$?
         trap '' INT TERM
-        stop_manager
-        # backstop: everything in our cgroup was started by this test
-        if [ -d "$CGV2/$CG" ]; then
-                for ((i = 0; i < 100; i++)); do
-                        [ -z "$(cgroup_procs)" ] && break
-                        if [ -e "$CGV2/$CG/cgroup.kill" ]; then
-                                echo 1 >"$CGV2/$CG/cgroup.kill"
-                        else
-                                kill -KILL $(cgroup_procs) 2>/dev/null
-                        fi
-                        sleep 0.02
-                done
-                for h in "${CGROOTS[@]}"; do find "$h/$CG" -depth -type d -exec rmdir {} \; 2>/dev/null; done
-        fi
+        su_cleanup
         pf_backend_stop "$W/pf"
         if [ $rc != 0 ] && [ $rc != 77 ]; then
                 for f in "$W"/manager.log "$W"/logs/*.log "$W/pf/maillog"; do
@@ -117,8 +89,7 @@ chmod 644 "$R/proxyd.conf"
 
 # ---- units: the real ones, plus test-only drop-ins -------------------------------------------
 U=$W/units
-mkdir -p "$U/sockets.target.wants" "$U/service.d" "$U/dbus-broker.service.d" \
-        "$U/mailsec-proxyd.socket.d" "$U/mailsec-proxyd.service.d" "$W/logs" "$W/home"
+mkdir -p "$U/sockets.target.wants" "$U/mailsec-proxyd.socket.d" "$U/mailsec-proxyd.service.d"
 cp "$UNITDIR/mailsec-proxyd.socket" "$UNITDIR/mailsec-proxyd.service" "$U/"
 ln -s ../mailsec-proxyd.socket "$U/sockets.target.wants/mailsec-proxyd.socket"
 # Test-only: port 25 is the host's; listen on a free loopback port instead.
@@ -140,64 +111,12 @@ ExecStart=
 ExecStart=$R/mailsec-proxyd --config=$R/proxyd.conf
 Environment=DBUS_SYSTEM_BUS_ADDRESS=unix:path=%t/bus
 UNIT
-# Test-only: there is no journald; every service logs to a file.
-printf '[Service]\nStandardOutput=append:%s/logs/%%n.log\nStandardError=inherit\n' "$W" \
-        >"$U/service.d/50-test-logs.conf"
-# The user bus: dbus-broker, which refuses to start without a journal socket.
-ln -s /usr/lib/systemd/user/dbus-broker.service "$U/dbus.service"
-printf '[Unit]\nDefaultDependencies=no\n[Socket]\nListenDatagram=/run/systemd/journal/socket\n' \
-        >"$U/journal-sink.socket"
-printf '[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/cat\nStandardInput=socket\n' \
-        >"$U/journal-sink.service"
-cat >"$W/session.conf" <<'CONF'
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <include>/usr/share/dbus-1/session.conf</include>
-  <policy context="default"><allow user="*"/></policy>
-</busconfig>
-CONF
-printf '[Unit]\nRequires=journal-sink.socket\nAfter=journal-sink.socket\n[Service]\nExecStart=\nExecStart=/usr/bin/dbus-broker-launch --scope user --config-file=%s\n' \
-        "$W/session.conf" >"$U/dbus-broker.service.d/50-test.conf"
+su_prepare "$U" "$W" "$R" || { bad "cannot write the bus units"; exit 1; }
 
 # ---- the manager -------------------------------------------------------------------------------
-mkdir -p "$R/xdg"
-chmod 755 "$R/xdg"
-: >"$W/manager.log"
-for h in "${CGROOTS[@]}"; do mkdir -p "$h/$CG"; done
-env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$W/home" USER=root LOGNAME=root \
-        XDG_RUNTIME_DIR="$R/xdg" XDG_CONFIG_HOME="$W/home/config" XDG_DATA_HOME="$W/home/data" \
-        XDG_STATE_HOME="$W/home/state" XDG_CACHE_HOME="$W/home/cache" \
-        SYSTEMD_UNIT_PATH="$U:/usr/lib/systemd/user" \
-        SYSTEMD_LOG_TARGET=kmsg SYSTEMD_LOG_LEVEL=info SYSTEMD_LOG_COLOR=0 \
-        MANAGER_LOG="$W/manager.log" CGDIRS="${CGROOTS[*]/%//$CG}" \
-        unshare --mount --propagation private sh -c '
-                set -e
-                for c in $CGDIRS; do echo $$ >$c/cgroup.procs; done
-                mount --bind /run /run
-                mount -t tmpfs -o mode=0755 tmpfs /run/systemd
-                mkdir /run/systemd/system
-                I=/run/systemd/inaccessible
-                mkdir -m 0755 $I; mkdir -m 0 $I/dir; install -m 0 /dev/null $I/reg; mkfifo -m 0 $I/fifo
-                mknod -m 0 $I/chr c 0 0; mknod -m 0 $I/blk b 0 0
-                mount --bind "$MANAGER_LOG" /dev/kmsg
-                # systemd mounts the credentials of a unit in the forked child and relies on
-                # propagation back to the manager: make this private namespace shared
-                # within itself (the host is not a peer of these copies).
-                mount --make-rshared /
-                exec /lib/systemd/systemd --user' </dev/null >>"$W/manager.log" 2>&1 &
-SPID=$!
-export XDG_RUNTIME_DIR=$R/xdg DBUS_SESSION_BUS_ADDRESS=unix:path=$R/xdg/bus
+su_start "$W/home" || { bad "the private systemd --user did not start"; exit 1; }
 unset DBUS_SYSTEM_BUS_ADDRESS
-st=
-for ((i = 0; i < 500; i++)); do
-        st=$(systemctl --user show -p SystemState --value 2>/dev/null)
-        case $st in running | degraded) break ;; esac
-        kill -0 $SPID 2>/dev/null || break
-        sleep 0.02
-done
-[ "$st" = running ] || { bad "manager state '$st'"; exit 1; }
-ok "private systemd --user running (pid $SPID)"
+ok "private systemd --user running (pid $SU_PID)"
 
 # ---- socket activation -----------------------------------------------------------------------
 [ "$(systemctl --user is-active mailsec-proxyd.socket)" = active ] &&
@@ -320,8 +239,8 @@ rc=$?
 [ $rc = 3 ] && ok "mailsecctl exits 3 when the proxy is not running" || bad "mailsecctl exit $rc for a stopped proxy"
 
 # ---- teardown ----------------------------------------------------------------------------------
-stop_manager
-left=$(cgroup_procs)
+su_stop
+left=$(su_cgroup_procs)
 [ -z "$left" ] && ok "no process left in the manager's cgroup" || bad "left behind: $left"
 [ -n "$MAINPID" ] && [ -e "/proc/$MAINPID" ] && bad "daemon $MAINPID still exists"
 pf_backend_stop "$W/pf"
