@@ -114,7 +114,7 @@ static bool bus_error_is_not_running(const sd_bus_error *e) {
 }
 
 /* Maps a failed call to an exit status and says why. */
-static int call_failed(const char *what, const sd_bus_error *e, int r) {
+int ctl_call_failed(const char *what, const sd_bus_error *e, int r) {
         if (bus_error_is_not_running(e)) {
                 fprintf(stderr, "%s: the service is not running.\n", what);
                 return EXIT_NOT_RUNNING;
@@ -459,7 +459,7 @@ static int verb_proxy_stats(sd_bus *bus) {
         r = sd_bus_call_method(bus, PROXY_NAME, PROXY_PATH, "org.freedesktop.DBus.Properties",
                                "GetAll", &error, &reply, "s", PROXY_IFACE);
         if (r < 0)
-                return call_failed("Reading the proxy statistics", &error, r);
+                return ctl_call_failed("Reading the proxy statistics", &error, r);
 
         r = sd_bus_message_enter_container(reply, 'a', "{sv}");
         if (r < 0)
@@ -512,7 +512,7 @@ static int verb_proxy_sessions(sd_bus *bus) {
         r = sd_bus_call_method(bus, PROXY_NAME, PROXY_PATH, PROXY_IFACE, "ListSessions",
                                &error, &reply, NULL);
         if (r < 0)
-                return call_failed("Listing the proxy sessions", &error, r);
+                return ctl_call_failed("Listing the proxy sessions", &error, r);
 
         r = sd_bus_message_enter_container(reply, 'a', "(tssssut)");
         if (r < 0)
@@ -573,7 +573,7 @@ static int verb_proxy_reload(sd_bus *bus) {
 
         r = sd_bus_call_method(bus, PROXY_NAME, PROXY_PATH, PROXY_IFACE, "Reload", &error, NULL, NULL);
         if (r < 0)
-                return call_failed("Reloading the proxy", &error, r);
+                return ctl_call_failed("Reloading the proxy", &error, r);
         if (arg_json)
                 fputs("{\"reloaded\":true}\n", stdout);
         return 0;
@@ -601,7 +601,19 @@ static void help(void) {
                "  dkim rotate --domain D --new-selector S --key FILE [--wait SEC]\n"
                "              [--config-dir DIR] [--key-dir DIR] [--no-switch] [--no-restart]\n"
                "                    Once the new key is published, switch mailsec-authd to it\n"
-               "  (auth and dkim rotate take --resolver ADDR[:PORT]; see mailsecctl(8))\n\n"
+               "  (auth and dkim rotate take --resolver ADDR[:PORT]; see mailsecctl(8))\n"
+               "  spam classify FILE|- [--client-ip IP] [--domain D] [--top N]\n"
+               "                    Score a message with mailsec-spamd\n"
+               "  spam explain FILE|-\n"
+               "                    Show which tokens moved the score\n"
+               "  spam report spam|ham FILE|- [--domain D] [--reporter R]\n"
+               "                    Report a message (as the calling user)\n"
+               "  spam learn spam|ham FILE|- [--domain D]\n"
+               "                    Train the filter (group mailsec)\n"
+               "  spam forget DIGEST\n"
+               "                    Take a learned message out of the statistics\n"
+               "  spam stats        Show the spam filter's statistics\n"
+               "  spam rebuild      Recompute the counts from the training journal\n\n"
                "Options:\n"
                "  -h --help         Show this help\n"
                "     --version      Show the version\n"
@@ -707,6 +719,18 @@ int main(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
         verb = argv[optind];
+        if (streq(verb, "spam")) {
+                if (left < 2) {
+                        fprintf(stderr, "Usage: mailsecctl spam classify|explain|report|learn|forget|stats|rebuild ...\n");
+                        return EXIT_USAGE;
+                }
+                r = verb_spam(left - 1, argv + optind + 1);
+                if (fflush(stdout) != 0 || ferror(stdout)) {
+                        fprintf(stderr, "Failed to write the output.\n");
+                        return EXIT_CALL_FAILED;
+                }
+                return r;
+        }
         if (streq(verb, "auth") || streq(verb, "dkim")) {
                 /* Local verbs parse their own options; they need no bus. */
                 if (left < 2) {

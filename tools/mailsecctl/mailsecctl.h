@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <systemd/sd-bus.h>
+
 #include "macro.h"
 
 #define EXIT_CALL_FAILED 1
@@ -53,8 +55,9 @@ void output_object_end(Output *o);
 void output_end(Output *o);
 
 /* The bus chosen by --system, --user or --host; prints why when it fails. */
-typedef struct sd_bus sd_bus;
 int ctl_bus_connect(sd_bus **ret);
+/* Says why a call failed; returns EXIT_NOT_RUNNING when the service is not there. */
+int ctl_call_failed(const char *what, const sd_bus_error *e, int r);
 
 /* Local verbs: argv[0] is the verb, options follow. Return an exit status. */
 int verb_auth_spf(int argc, char *argv[]);
@@ -63,6 +66,8 @@ int verb_auth_dmarc(int argc, char *argv[]);
 int verb_dkim_keygen(int argc, char *argv[]);
 int verb_dkim_record(int argc, char *argv[]);
 int verb_dkim_rotate(int argc, char *argv[]);
+/* mailsecctl-spam.c: talk to mailsec-spamd */
+int verb_spam(int argc, char *argv[]);
 
 /* DNS for the local verbs (mailsecctl-auth.c): a stub resolver on a private event loop,
  * used synchronously. spec is "ADDR:PORT", "ADDR" (port 53) or NULL: the nameservers of

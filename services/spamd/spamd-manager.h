@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* mailsec-spamd's Manager: the event loop, the bus, the configuration, the store and the
+ * de-obfuscator built from the store's lexicon, and the operations the bus methods call
+ * (spamd-bus.c does the arguments and the replies). */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "macro.h"
+#include "spam-bayes.h"
+#include "spam-hmm.h"
+#include "spam-store.h"
+#include "spamd-conf.h"
+
+#define SPAM_BUS_NAME BUS_PREFIX ".Spam1"
+#define SPAM_BUS_PATH BUS_PATH_PREFIX "/Spam1"
+#define SPAM_BUS_INTERFACE SPAM_BUS_NAME ".Manager"
+#define SPAM_ERROR_BAD_MESSAGE SPAM_BUS_NAME ".Error.BadMessage"
+#define SPAM_ERROR_RATE_LIMITED SPAM_BUS_NAME ".Error.RateLimited"
+#define SPAM_ERROR_NOT_ALLOWED SPAM_BUS_NAME ".Error.NotAllowed"
+#define SPAM_ERROR_BUSY SPAM_BUS_NAME ".Error.Busy"
+
+#define SPAMD_PROXY_USER "mailsec-proxy"
+#define SPAMD_ADMIN_GROUP "mailsec"
+#define SPAMD_TRUSTED_UIDS_MAX 16U
+#define SPAMD_REPORTERS_MAX 4096U       /* rate-limit entries kept */
+#define SPAMD_HMM_REBUILD_LEARNS 100U   /* learns before the lexicon is read again */
+
+typedef struct SpamdStats {
+        uint64_t classified;
+        uint64_t reports_accepted;
+        uint64_t reports_refused;
+        uint64_t autolearned;
+} SpamdStats;
+
+typedef struct ReporterWindow {
+        char *reporter;
+        usec_t window_start;
+        unsigned count;
+} ReporterWindow;
+
+typedef struct Manager {
+        char *config_path;
+        char *state_dir;
+        SpamConfig *config;
+
+        sd_event *event;
+        sd_bus *bus;
+
+        SpamStore *store;
+        SpamHmm *hmm;                   /* NULL: Deobfuscate=no, or no lexicon yet */
+        unsigned learns_since_hmm;
+
+        /* root is always allowed; these uids may also name a reporter and ask for
+         * auto-learning (mailsec-proxy) or name a reporter (TrustedReporters=) */
+        uid_t proxy_uid;
+        bool have_proxy_uid;
+        uid_t trusted_uids[SPAMD_TRUSTED_UIDS_MAX];
+        size_t n_trusted_uids;
+
+        ReporterWindow *reporters;
+        size_t n_reporters;
+
+        SpamdStats stats;
+} Manager;
+
+int manager_new(const char *config_path, const char *state_dir, Manager **ret);
+Manager* manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager*, manager_free);
+
+int manager_load_config(Manager *m, ConfigError *error);
+int manager_open_store(Manager *m);
+int manager_setup_event(Manager *m);
+int manager_connect_bus(Manager *m);
+int manager_request_name(Manager *m);
+bool manager_check_idle(void *userdata);
+
+/* The operations. msg is the whole message. */
+typedef struct ClassifyRequest {
+        const char *client_ip;
+        const char *domain;
+        unsigned top;
+        bool autolearn;
+} ClassifyRequest;
+
+typedef struct ClassifyResult {
+        SpamBayesResult bayes;
+        SpamTokens tokens;              /* with text when top > 0 */
+        bool learned;                   /* auto-learned */
+} ClassifyResult;
+
+void classify_result_done(ClassifyResult *r);
+
+int manager_classify(Manager *m, const void *msg, size_t size, const ClassifyRequest *req, ClassifyResult *ret);
+
+/* Returns 1 changed, 0 already learned so; ret_digest gets 64 hex digits + NUL. */
+int manager_learn(Manager *m, const void *msg, size_t size, SpamClass class, SpamSource source,
+                  const char *reporter, const char *domain, char ret_digest[static 65]);
+int manager_forget(Manager *m, const char *digest_hex, const char *reporter);
+
+/* Reports in the current hour of this reporter: 0 accepted (and counted), -EDQUOT over
+ * ReportsPerHour=. */
+int manager_rate_check(Manager *m, const char *reporter);
+
+int digest_from_hex(const char *s, uint8_t ret[static SPAM_DIGEST_SIZE]);

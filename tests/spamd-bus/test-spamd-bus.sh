@@ -1,0 +1,209 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# mailsec-spamd on a private bus, driven with mailsecctl and busctl:
+#
+#   training       mailsecctl spam learn of generated spam and ham; the totals
+#   classify       new messages of each kind get confident verdicts; explain names tokens
+#   reports        the same message twice counts once; the other class moves it; forget
+#                  takes it out exactly; per-reporter rate limit; reports by mail only
+#                  from ReportDomains=; only trusted callers name a reporter; Learn is
+#                  for root and the group mailsec
+#   durability     learns acknowledged before a kill -9 are all there after a restart
+#                  (the journal record is synced before the reply); rebuild gives the
+#                  same totals
+#   interface      the live introspection equals interfaces/ch.webtrend.Mailsec.Spam1.Manager.xml
+#
+# Environment: MAILSEC_SPAMD, MAILSECCTL, CHECK_INTERFACES, SPAMD_XML, MT_LIB_DIR.
+# Exit status: 0 pass, 1 fail, 77 skipped.
+set -u -o pipefail
+
+MT_LIB_DIR=${MT_LIB_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../lib" && pwd)}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/lib.sh
+. "$MT_LIB_DIR/lib.sh"
+# shellcheck source=tests/lib/private-bus.sh
+. "$MT_LIB_DIR/private-bus.sh"
+
+NAME=ch.webtrend.Mailsec.Spam1
+OBJ=/ch/webtrend/Mailsec/Spam1
+IFACE=ch.webtrend.Mailsec.Spam1.Manager
+
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (calls as another user)"; exit 77; }
+mt_need dbus-daemon busctl setpriv "$MT_PYTHON" timeout
+for v in MAILSEC_SPAMD MAILSECCTL; do
+        [ -x "${!v:-}" ] || { echo "SKIP: $v is not built"; exit 77; }
+done
+
+PASS=0
+FAILS=0
+ok() { echo "ok: $*"; PASS=$((PASS + 1)); }
+bad() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+
+W=$(mktemp -d /tmp/mailsec-spamd-bus.XXXXXX)
+chmod 755 "$W"
+SPAMD_PID=
+cleanup() {
+        local rc=$?
+        [ -n "$SPAMD_PID" ] && { kill "$SPAMD_PID" 2>/dev/null; wait "$SPAMD_PID" 2>/dev/null; }
+        bus_stop "$W/bus"
+        if [ "${MT_KEEP:-0}" = 1 ]; then echo "state kept in $W"; else rm -rf "$W"; fi
+        exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+bus_start "$W/bus" || { echo "FAIL: the private bus did not start"; exit 1; }
+
+cat >"$W/spamd.conf" <<CONF
+[Learning]
+ReportsPerHour=5
+ReportDomains=example.org
+AutoLearnMinMessages=5
+[Service]
+IdleTimeoutSec=0
+CONF
+# IdleTimeoutSec=0 would exit at once: keep it running for the test
+sed -i 's/^IdleTimeoutSec=0$/IdleTimeoutSec=10min/' "$W/spamd.conf"
+
+start_spamd() { # start_spamd LOG
+        "$MAILSEC_SPAMD" --config="$W/spamd.conf" --state-dir="$W/state" --log-level=debug 2>>"$1" &
+        SPAMD_PID=$!
+        for ((i = 0; i < 200; i++)); do
+                busctl --system --timeout=1 status "$NAME" >/dev/null 2>&1 && return 0
+                kill -0 "$SPAMD_PID" 2>/dev/null || break
+                sleep 0.05
+        done
+        tail -n 20 "$1"
+        echo "FAIL: $NAME did not appear"
+        exit 1
+}
+stat_of() { busctl --system --timeout=10 get-property "$NAME" "$OBJ" "$IFACE" "$1" 2>/dev/null | awk '{print $2}'; }
+json() { "$MT_PYTHON" -c 'import json,sys; v=json.load(sys.stdin); print(v[sys.argv[1]] if not isinstance(v[sys.argv[1]], bool) else str(v[sys.argv[1]]).lower())' "$1"; }
+
+mkdir -p "$W/state"
+start_spamd "$W/spamd.log"
+ok "mailsec-spamd is on the private bus"
+
+# --- training
+"$MT_PYTHON" "$HERE/gen-messages.py" "$W/train" 40 1 t
+"$MT_PYTHON" "$HERE/gen-messages.py" "$W/new" 10 2 n
+fails=0
+for f in "$W"/train/*.eml; do
+        class=spam; case $f in *-ham-*) class=ham;; esac
+        "$MAILSECCTL" spam learn "$class" "$f" >/dev/null 2>>"$W/ctl.err" || fails=$((fails + 1))
+done
+[ $fails = 0 ] && ok "80 messages learned with mailsecctl spam learn" || bad "$fails learns failed: $(tail -3 "$W/ctl.err")"
+[ "$(stat_of SpamLearned)" = 40 ] && [ "$(stat_of HamLearned)" = 40 ] &&
+        ok "SpamLearned=40 HamLearned=40" || bad "totals: spam $(stat_of SpamLearned) ham $(stat_of HamLearned)"
+[ "$(stat_of Tokens)" -gt 100 ] 2>/dev/null && ok "Tokens=$(stat_of Tokens)" || bad "Tokens=$(stat_of Tokens)"
+
+# --- classify
+right=0 unsure=0 wrong=0
+for f in "$W"/new/*.eml; do
+        want=spam; case $f in *-ham-*) want=ham;; esac
+        v=$("$MAILSECCTL" --json spam classify "$f" | json verdict)
+        if [ "$v" = "$want" ]; then right=$((right + 1)); elif [ "$v" = unsure ]; then unsure=$((unsure + 1)); else wrong=$((wrong + 1)); fi
+done
+[ $wrong = 0 ] && [ $right -ge 18 ] && ok "20 new messages: $right right, $unsure unsure, $wrong wrong" ||
+        bad "20 new messages: $right right, $unsure unsure, $wrong wrong"
+score=$("$MAILSECCTL" --json spam classify "$W/new/n-spam-0.eml" | json score)
+"$MT_PYTHON" -c "import sys; sys.exit(0 if float('$score') >= 0.9 else 1)" && ok "a new spam scores $score" || bad "new spam scores $score"
+"$MAILSECCTL" spam explain "$W/new/n-spam-0.eml" >"$W/explain.txt" 2>&1
+grep -Eq '^[0-9.]+ +spam +(w|h:subject):' "$W/explain.txt" && ok "explain names the tokens that pushed towards spam" ||
+        { bad "explain output"; cat "$W/explain.txt"; }
+[ "$(stat_of MessagesClassified)" -ge 21 ] && ok "MessagesClassified=$(stat_of MessagesClassified)" || bad "MessagesClassified=$(stat_of MessagesClassified)"
+
+# --- reports: once, move, forget
+out=$("$MAILSECCTL" --json spam report spam "$W/train/t-spam-0.eml")
+[ "$(echo "$out" | json changed)" = false ] && ok "reporting a learned spam as spam changes nothing" || bad "report again: $out"
+out=$("$MAILSECCTL" --json spam report spam "$W/train/t-ham-1.eml")
+digest=$(echo "$out" | json digest)
+[ "$(echo "$out" | json changed)" = true ] && [ "$(stat_of SpamLearned)" = 41 ] && [ "$(stat_of HamLearned)" = 39 ] &&
+        ok "reporting a learned ham as spam moves it (41/39)" || bad "move: $out, $(stat_of SpamLearned)/$(stat_of HamLearned)"
+[ "$digest" = "$(sha256sum <"$W/train/t-ham-1.eml" | cut -d' ' -f1)" ] && ok "the digest is the message's SHA-256" || bad "digest $digest"
+out=$("$MAILSECCTL" --json spam forget "$digest")
+[ "$(echo "$out" | json forgotten)" = true ] && [ "$(stat_of SpamLearned)" = 40 ] && [ "$(stat_of HamLearned)" = 39 ] &&
+        ok "forget takes it out (40/39)" || bad "forget: $out, $(stat_of SpamLearned)/$(stat_of HamLearned)"
+"$MAILSECCTL" spam forget "$digest" >/dev/null 2>&1; [ $? = 1 ] && ok "forgetting it again: exit 1" || bad "second forget"
+"$MAILSECCTL" spam forget nothex >/dev/null 2>"$W/err"; grep -q "64 hex digits" "$W/err" && ok "a bad digest is refused" || bad "bad digest: $(cat "$W/err")"
+
+# --- reports by a local user: attributed, rate-limited, no reporter of its own, no Learn
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+chmod -R a+rX "$W/new"
+n_ok=0 last=
+for k in 0 1 2 3 4 5; do
+        if as_nobody "$MAILSECCTL" spam report spam "$W/new/n-spam-$k.eml" >/dev/null 2>"$W/err"; then
+                n_ok=$((n_ok + 1))
+        else
+                last=$(cat "$W/err")
+        fi
+done
+[ $n_ok = 5 ] && echo "$last" | grep -q "reports in the last hour" && ok "ReportsPerHour=5: the sixth report of uid nobody is refused" ||
+        bad "rate limit: $n_ok accepted, last error: $last"
+grep -q "uid:$(id -u nobody)" "$W/spamd.log" && ok "reports are attributed to uid:$(id -u nobody)" || bad "no uid attribution in the log"
+as_nobody "$MAILSECCTL" spam report spam "$W/new/n-spam-6.eml" --reporter imap:alice >/dev/null 2>"$W/err"
+grep -qi "may only report for itself" "$W/err" && ok "a plain user may not name a reporter" || bad "reporter by nobody: $(cat "$W/err")"
+as_nobody "$MAILSECCTL" spam learn spam "$W/new/n-spam-6.eml" >/dev/null 2>"$W/err"
+grep -qi "access denied\|denied" "$W/err" && ok "Learn is refused to a plain user" || bad "Learn by nobody: $(cat "$W/err")"
+"$MAILSECCTL" spam report spam "$W/new/n-spam-7.eml" --reporter mail:eve@evil.test >/dev/null 2>"$W/err"
+grep -q "not an address of the organisation" "$W/err" && ok "a report by mail from outside ReportDomains= is refused" || bad "outside reporter: $(cat "$W/err")"
+out=$("$MAILSECCTL" --json spam report spam "$W/new/n-spam-7.eml" --reporter mail:bob@sub.example.org)
+[ "$(echo "$out" | json changed)" = true ] && ok "a report by mail from a subdomain of ReportDomains= is taken" || bad "inside reporter: $out"
+[ "$(stat_of ReportsRefused)" -ge 3 ] && ok "ReportsRefused=$(stat_of ReportsRefused)" || bad "ReportsRefused=$(stat_of ReportsRefused)"
+
+# --- interface
+if [ -n "${CHECK_INTERFACES:-}" ] && [ -n "${SPAMD_XML:-}" ]; then
+        busctl --system --timeout=5 introspect --xml-interface "$NAME" "$OBJ" >"$W/live.xml" &&
+                "$MT_PYTHON" "$CHECK_INTERFACES" compare "$SPAMD_XML" "$W/live.xml" &&
+                ok "live introspection equals $(basename "$SPAMD_XML")" || bad "introspection differs"
+fi
+
+# --- durability: kill -9 while learning; everything acknowledged is there afterwards
+"$MT_PYTHON" "$HERE/gen-messages.py" "$W/burst" 60 3 b
+: >"$W/acked"
+(
+        for f in "$W"/burst/*.eml; do
+                class=spam; case $f in *-ham-*) class=ham;; esac
+                if "$MAILSECCTL" spam learn "$class" "$f" >/dev/null 2>&1; then
+                        echo "$class $f" >>"$W/acked"
+                fi
+        done
+) &
+loop=$!
+for ((i = 0; i < 200; i++)); do
+        [ "$(wc -l <"$W/acked")" -ge 25 ] && break
+        sleep 0.05
+done
+kill -KILL "$SPAMD_PID"
+wait "$SPAMD_PID" 2>/dev/null
+SPAMD_PID=
+wait "$loop" 2>/dev/null
+n_acked=$(wc -l <"$W/acked")
+[ "$n_acked" -ge 25 ] && [ "$n_acked" -lt 120 ] && ok "$n_acked learns acknowledged before kill -9" ||
+        bad "$n_acked learns acknowledged (the kill came too late or too early)"
+start_spamd "$W/spamd2.log"
+lost=0
+while read -r class f; do
+        out=$("$MAILSECCTL" --json spam learn "$class" "$f" 2>&1)
+        [ "$(echo "$out" | json changed 2>/dev/null)" = false ] || { lost=$((lost + 1)); echo "    lost: $f ($out)"; }
+done <"$W/acked"
+[ $lost = 0 ] && ok "all $n_acked acknowledged learns survived kill -9" || bad "$lost of $n_acked acknowledged learns lost"
+spam=$(stat_of SpamLearned) ham=$(stat_of HamLearned)
+records=$(busctl --system --timeout=120 call "$NAME" "$OBJ" "$IFACE" Rebuild | awk '{print $2}')
+[ -n "$records" ] && [ "$records" -gt "$n_acked" ] && ok "Rebuild replayed $records journal records" || bad "Rebuild: $records"
+[ "$(stat_of SpamLearned)" = "$spam" ] && [ "$(stat_of HamLearned)" = "$ham" ] &&
+        ok "rebuild gives the same totals ($spam/$ham)" || bad "after rebuild: $(stat_of SpamLearned)/$(stat_of HamLearned), before $spam/$ham"
+
+# --- SIGTERM: pending counts written, clean exit
+kill -TERM "$SPAMD_PID"
+wait "$SPAMD_PID"; rc=$?; SPAMD_PID=
+[ $rc = 0 ] && ok "SIGTERM: exit 0" || bad "SIGTERM: exit $rc"
+[ ! -e "$W/state/tokens.dirty" ] && ok "no unsynced counts left behind after SIGTERM" || bad "tokens.dirty left after SIGTERM"
+
+echo "$PASS passed, $FAILS failed"
+if [ $FAILS != 0 ]; then
+        echo "--- mailsec-spamd log (tail)"
+        tail -n 30 "$W/spamd.log"
+        exit 1
+fi
+exit 0

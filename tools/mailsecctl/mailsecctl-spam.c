@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * mailsecctl spam classify|explain|report|learn|forget|stats|rebuild: talk to
+ * mailsec-spamd (ch.webtrend.Mailsec.Spam1). A message is read from a file or stdin into
+ * a sealed memfd, which is what the service takes.
+ *
+ *   classify FILE|-        score, verdict and the strongest tokens
+ *   explain FILE|-         the same with up to 40 tokens, the direction each pushed
+ *   report spam|ham FILE   a user's report (attributed to the caller's uid, or with
+ *                          --reporter to someone else: root, mailsec-proxy and
+ *                          TrustedReporters= only, e.g. Dovecot's IMAPSieve script)
+ *   learn spam|ham FILE    an administrator's training (group mailsec)
+ *   forget DIGEST          take a learned message out again (group mailsec)
+ *   stats                  the service's properties
+ *   rebuild                recompute the counts from the training journal (group mailsec)
+ *
+ * Exit status: 0 success, 1 the call failed, 2 usage error, 3 the service is not running.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+
+#include "cleanup.h"
+#include "mailsecctl.h"
+#include "string-util.h"
+
+#define SPAM_NAME "ch.webtrend.Mailsec.Spam1"
+#define SPAM_PATH "/ch/webtrend/Mailsec/Spam1"
+#define SPAM_IFACE SPAM_NAME ".Manager"
+#define MESSAGE_MAX ((size_t) 64U * 1024U * 1024U)
+#define EXPLAIN_TOP 40U
+
+static bool str_in_list(const char *s, const char * const *list) {
+        for (; *list; list++)
+                if (streq(s, *list))
+                        return true;
+        return false;
+}
+#define STR_IN_SET(s, ...) str_in_list((s), (const char * const[]) { __VA_ARGS__, NULL })
+
+typedef struct SpamArgs {
+        const char *client_ip;
+        const char *domain;
+        const char *reporter;
+        unsigned top;
+        bool have_top;
+} SpamArgs;
+
+/* The file (or stdin) in a memfd sealed the way mailsec's services take messages. */
+static int message_memfd(const char *path) {
+        _cleanup_close_ int in = -EBADF, fd = -EBADF;
+        char buf[65536];
+        size_t total = 0;
+
+        if (streq(path, "-"))
+                in = dup(STDIN_FILENO);
+        else
+                in = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (in < 0) {
+                fprintf(stderr, "Cannot open %s: %s\n", path, strerror(errno));
+                return -errno;
+        }
+        fd = memfd_create("mailsecctl-message", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        for (;;) {
+                ssize_t n = read(in, buf, sizeof buf);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        fprintf(stderr, "Cannot read %s: %s\n", path, strerror(errno));
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                total += (size_t) n;
+                if (total > MESSAGE_MAX) {
+                        fprintf(stderr, "%s is larger than %zu bytes.\n", path, MESSAGE_MAX);
+                        return -EFBIG;
+                }
+                for (ssize_t off = 0; off < n;) {
+                        ssize_t w = write(fd, buf + off, (size_t) (n - off));
+
+                        if (w < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                return -errno;
+                        }
+                        off += w;
+                }
+        }
+        if (total == 0) {
+                fprintf(stderr, "%s is empty.\n", path);
+                return -ENODATA;
+        }
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+static int parse_spam_args(int argc, char *argv[], const char *usage, SpamArgs *a) {
+        enum {
+                ARG_CLIENT_IP = 0x100,
+                ARG_DOMAIN,
+                ARG_TOP,
+                ARG_JSON,
+                ARG_REPORTER,
+        };
+        static const struct option options[] = {
+                { "client-ip", required_argument, NULL, ARG_CLIENT_IP },
+                { "domain",    required_argument, NULL, ARG_DOMAIN    },
+                { "top",       required_argument, NULL, ARG_TOP       },
+                { "json",      no_argument,       NULL, ARG_JSON      },
+                { "reporter",  required_argument, NULL, ARG_REPORTER  },
+                {}
+        };
+        int c;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case ARG_CLIENT_IP:
+                        a->client_ip = optarg;
+                        break;
+                case ARG_DOMAIN:
+                        a->domain = optarg;
+                        break;
+                case ARG_TOP:
+                        if (parse_unsigned(optarg, &a->top) < 0 || a->top > 100) {
+                                fprintf(stderr, "--top takes a number up to 100.\n");
+                                return -EINVAL;
+                        }
+                        a->have_top = true;
+                        break;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+                case ARG_REPORTER:
+                        a->reporter = optarg;
+                        break;
+                default:
+                        fputs(usage, stderr);
+                        return -EINVAL;
+                }
+        return optind;
+}
+
+static int append_options(sd_bus_message *m, const SpamArgs *a, bool classify) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        if (classify && a->client_ip) {
+                r = sd_bus_message_append(m, "{sv}", "client_ip", "s", a->client_ip);
+                if (r < 0)
+                        return r;
+        }
+        if (a->domain) {
+                r = sd_bus_message_append(m, "{sv}", "domain", "s", a->domain);
+                if (r < 0)
+                        return r;
+        }
+        if (a->reporter) {
+                r = sd_bus_message_append(m, "{sv}", "reporter", "s", a->reporter);
+                if (r < 0)
+                        return r;
+        }
+        if (classify && a->have_top) {
+                r = sd_bus_message_append(m, "{sv}", "top", "u", (uint32_t) a->top);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(m);
+}
+
+static int spam_classify(sd_bus *bus, int argc, char *argv[], bool explain) {
+        const char *usage = explain ? "Usage: mailsecctl spam explain FILE|- [--client-ip IP] [--domain D] [--top N]\n"
+                                    : "Usage: mailsecctl spam classify FILE|- [--client-ip IP] [--domain D] [--top N]\n";
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_close_ int fd = -EBADF;
+        Output o = OUTPUT_INIT(stdout, 10);
+        SpamArgs a = {};
+        const char *verdict, *token;
+        double score, prob;
+        int k, r;
+
+        k = parse_spam_args(argc, argv, usage, &a);
+        if (k < 0)
+                return EXIT_USAGE;
+        if (argc - k != 1) {
+                fputs(usage, stderr);
+                return EXIT_USAGE;
+        }
+        if (explain && !a.have_top) {
+                a.top = EXPLAIN_TOP;
+                a.have_top = true;
+        }
+        fd = message_memfd(argv[k]);
+        if (fd < 0)
+                return EXIT_CALL_FAILED;
+
+        r = sd_bus_message_new_method_call(bus, &m, SPAM_NAME, SPAM_PATH, SPAM_IFACE, "Classify");
+        if (r < 0)
+                return EXIT_CALL_FAILED;
+        r = sd_bus_message_append(m, "h", fd);
+        if (r >= 0)
+                r = append_options(m, &a, true);
+        if (r < 0)
+                return EXIT_CALL_FAILED;
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0)
+                return ctl_call_failed("Classifying the message", &error, r);
+        r = sd_bus_message_read(reply, "ds", &score, &verdict);
+        if (r < 0)
+                goto bad_reply;
+
+        o.json = arg_json;
+        if (arg_json) {
+                printf("{\"score\":%.6f,\"verdict\":", score);
+                json_string(stdout, verdict);
+                fputs(",\"tokens\":[", stdout);
+        } else
+                printf("%10s: %.4f\n%10s: %s\n", "score", score, "verdict", verdict);
+
+        r = sd_bus_message_enter_container(reply, 'a', "(sd)");
+        if (r < 0)
+                goto bad_reply;
+        for (unsigned i = 0; (r = sd_bus_message_read(reply, "(sd)", &token, &prob)) > 0; i++) {
+                if (arg_json) {
+                        printf("%s{\"token\":", i ? "," : "");
+                        json_string(stdout, token);
+                        printf(",\"probability\":%.6f}", prob);
+                } else {
+                        if (i == 0)
+                                printf("\n%-8s %-6s %s\n", "PROB", explain ? "PUSHES" : "", "TOKEN");
+                        printf("%-8.4f %-6s ", prob, explain ? (prob >= 0.5 ? "spam" : "ham") : "");
+                        text_string(stdout, token, 0);
+                        fputc('\n', stdout);
+                }
+        }
+        if (r < 0)
+                goto bad_reply;
+        if (arg_json)
+                fputs("]}\n", stdout);
+        (void) o;
+        return 0;
+
+bad_reply:
+        fprintf(stderr, "Unexpected reply from %s: %s\n", SPAM_NAME, strerror(-r));
+        return EXIT_CALL_FAILED;
+}
+
+static int spam_learn(sd_bus *bus, int argc, char *argv[], const char *method) {
+        const char *usage = streq(method, "Report") ? "Usage: mailsecctl spam report spam|ham FILE|- [--domain D] [--reporter mail:ADDRESS|imap:USER]\n"
+                                                    : "Usage: mailsecctl spam learn spam|ham FILE|- [--domain D]\n";
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_close_ int fd = -EBADF;
+        Output o = OUTPUT_INIT(stdout, 8);
+        SpamArgs a = {};
+        const char *digest;
+        int changed, k, r;
+
+        k = parse_spam_args(argc, argv, usage, &a);
+        if (k < 0)
+                return EXIT_USAGE;
+        if (argc - k != 2 || a.client_ip || a.have_top || !STR_IN_SET(argv[k], "spam", "ham") ||
+            (a.reporter && !streq(method, "Report"))) {
+                fputs(usage, stderr);
+                return EXIT_USAGE;
+        }
+        fd = message_memfd(argv[k + 1]);
+        if (fd < 0)
+                return EXIT_CALL_FAILED;
+
+        r = sd_bus_message_new_method_call(bus, &m, SPAM_NAME, SPAM_PATH, SPAM_IFACE, method);
+        if (r < 0)
+                return EXIT_CALL_FAILED;
+        r = sd_bus_message_append(m, "hs", fd, argv[k]);
+        if (r >= 0)
+                r = append_options(m, &a, false);
+        if (r < 0)
+                return EXIT_CALL_FAILED;
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0)
+                return ctl_call_failed(streq(method, "Report") ? "Reporting the message" : "Learning the message",
+                                       &error, r);
+        r = sd_bus_message_read(reply, "sb", &digest, &changed);
+        if (r < 0) {
+                fprintf(stderr, "Unexpected reply from %s: %s\n", SPAM_NAME, strerror(-r));
+                return EXIT_CALL_FAILED;
+        }
+        o.json = arg_json;
+        output_string(&o, "digest", digest);
+        output_string(&o, "class", argv[k]);
+        output_bool(&o, "changed", changed);
+        output_end(&o);
+        return 0;
+}
+
+static int spam_forget(sd_bus *bus, int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        Output o = OUTPUT_INIT(stdout, 9);
+        int forgotten, r;
+
+        if (argc != 2) {
+                fputs("Usage: mailsecctl spam forget DIGEST\n", stderr);
+                return EXIT_USAGE;
+        }
+        r = sd_bus_call_method(bus, SPAM_NAME, SPAM_PATH, SPAM_IFACE, "Forget", &error, &reply, "s", argv[1]);
+        if (r < 0)
+                return ctl_call_failed("Forgetting the message", &error, r);
+        r = sd_bus_message_read(reply, "b", &forgotten);
+        if (r < 0)
+                return EXIT_CALL_FAILED;
+        o.json = arg_json;
+        output_string(&o, "digest", argv[1]);
+        output_bool(&o, "forgotten", forgotten);
+        output_end(&o);
+        return forgotten ? 0 : EXIT_CALL_FAILED;
+}
+
+static int spam_rebuild(sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        Output o = OUTPUT_INIT(stdout, 8);
+        uint64_t records;
+        int r;
+
+        /* Replaying a long journal takes time: no call timeout. */
+        r = sd_bus_call_method(bus, SPAM_NAME, SPAM_PATH, SPAM_IFACE, "Rebuild", &error, &reply, "");
+        if (r < 0)
+                return ctl_call_failed("Rebuilding the statistics", &error, r);
+        r = sd_bus_message_read(reply, "t", &records);
+        if (r < 0)
+                return EXIT_CALL_FAILED;
+        o.json = arg_json;
+        output_unsigned(&o, "records", records);
+        output_end(&o);
+        return 0;
+}
+
+static int spam_stats(sd_bus *bus) {
+        static const char* const props[] = {
+                "Version", "MessagesClassified", "SpamLearned", "HamLearned", "Tokens", "LexiconWords",
+                "ReportsAccepted", "ReportsRefused", "AutoLearned",
+        };
+        Output o = OUTPUT_INIT(stdout, 18);
+
+        o.json = arg_json;
+        for (size_t i = 0; i < ELEMENTSOF(props); i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                int r;
+
+                if (i == 0) {
+                        _cleanup_free_ char *v = NULL;
+
+                        r = sd_bus_get_property_string(bus, SPAM_NAME, SPAM_PATH, SPAM_IFACE, props[i], &error, &v);
+                        if (r < 0)
+                                return ctl_call_failed("Reading the spam filter's statistics", &error, r);
+                        output_string(&o, props[i], v);
+                } else {
+                        uint64_t v;
+
+                        r = sd_bus_get_property_trivial(bus, SPAM_NAME, SPAM_PATH, SPAM_IFACE, props[i], &error, 't', &v);
+                        if (r < 0)
+                                return ctl_call_failed("Reading the spam filter's statistics", &error, r);
+                        output_unsigned(&o, props[i], v);
+                }
+        }
+        output_end(&o);
+        return 0;
+}
+
+int verb_spam(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        const char *verb = argv[0];
+        int r;
+
+        if (!STR_IN_SET(verb, "classify", "explain", "report", "learn", "forget", "stats", "rebuild")) {
+                fprintf(stderr, "Unknown command 'spam %s'; see mailsecctl --help.\n", verb);
+                return EXIT_USAGE;
+        }
+        /* the counts of arguments, before anything talks to the bus */
+        if ((STR_IN_SET(verb, "stats", "rebuild") && argc != 1) ||
+            (STR_IN_SET(verb, "classify", "explain") && argc < 2) ||
+            (STR_IN_SET(verb, "report", "learn") && argc < 3) ||
+            (streq(verb, "forget") && argc != 2)) {
+                fprintf(stderr, "Usage: mailsecctl spam %s%s\n", verb,
+                        STR_IN_SET(verb, "classify", "explain") ? " FILE|- [--client-ip IP] [--domain D] [--top N]" :
+                        streq(verb, "report") ? " spam|ham FILE|- [--domain D] [--reporter R]" :
+                        streq(verb, "learn") ? " spam|ham FILE|- [--domain D]" :
+                        streq(verb, "forget") ? " DIGEST" : "");
+                return EXIT_USAGE;
+        }
+        r = ctl_bus_connect(&bus);
+        if (r < 0)
+                return EXIT_CALL_FAILED;
+
+        if (streq(verb, "classify"))
+                return spam_classify(bus, argc, argv, false);
+        if (streq(verb, "explain"))
+                return spam_classify(bus, argc, argv, true);
+        if (streq(verb, "report"))
+                return spam_learn(bus, argc, argv, "Report");
+        if (streq(verb, "learn"))
+                return spam_learn(bus, argc, argv, "Learn");
+        if (streq(verb, "forget"))
+                return spam_forget(bus, argc, argv);
+        if (streq(verb, "rebuild"))
+                return spam_rebuild(bus);
+        return spam_stats(bus);
+}
