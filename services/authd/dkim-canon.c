@@ -9,6 +9,10 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 9)
+#include <immintrin.h>
+#define HAVE_AVX2_DISPATCH 1
+#endif
 
 #include "cleanup.h"
 #include "dkim-canon.h"
@@ -414,7 +418,58 @@ static uint32_t stop_mask32(DkimCanon c, const char *s) {
 /* The end of the text from s[i] on, within one line, that canonicalization leaves as it
  * is: it stops at a line end and (relaxed) at white space other than a single SP between
  * two bytes that are not white space. */
+#ifdef HAVE_AVX2_DISPATCH
+/* stop_mask32() for 64 bytes at a time where the processor has AVX2 (chosen at run time;
+ * the build targets plain x86-64). */
+__attribute__((target("avx2")))
+static size_t plain_run_avx2(DkimCanon c, const char *s, size_t i, size_t n) {
+        const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n'),
+                tab = _mm256_set1_epi8('\t'), sp = _mm256_set1_epi8(' ');
+
+        while (i + 65 <= n) {
+                __m256i lo = _mm256_loadu_si256((const __m256i*) (s + i)),
+                        hi = _mm256_loadu_si256((const __m256i*) (s + i + 32));
+                uint64_t line, other, space, next, stop;
+
+                line = (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(lo, cr), _mm256_cmpeq_epi8(lo, lf))) |
+                        (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(hi, cr), _mm256_cmpeq_epi8(hi, lf))) << 32;
+                if (c == DKIM_CANON_SIMPLE)
+                        stop = line;
+                else {
+                        other = line |
+                                (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, tab)) |
+                                (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, tab)) << 32;
+                        space = (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, sp)) |
+                                (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, sp)) << 32;
+                        next = (space | other) >> 1 | (uint64_t) (relaxed_class[(uint8_t) s[i + 64]] != 0) << 63;
+                        stop = other | (space & next);
+                }
+                if (stop != 0)
+                        return i + (size_t) __builtin_ctzll(stop);
+                i += 64;
+        }
+        return i;
+}
+
+static bool have_avx2(void) {
+        static int cached = -1;
+
+        if (cached < 0)
+                cached = __builtin_cpu_supports("avx2") ? 1 : 0;
+        return cached;
+}
+#endif
+
 static size_t plain_run_end(DkimCanon c, const char *s, size_t i, size_t n) {
+#ifdef HAVE_AVX2_DISPATCH
+        if (n - i >= 65 && have_avx2()) {
+                size_t j = plain_run_avx2(c, s, i, n);
+
+                if (j + 65 <= n)
+                        return j;               /* stopped at a byte that matters */
+                i = j;                          /* the rest is shorter than 65 bytes */
+        }
+#endif
 #ifdef __SSE2__
         while (i + 33 <= n) {
                 uint32_t stop = stop_mask32(c, s + i);
