@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "spam-token.h"
 
@@ -45,3 +46,7 @@ typedef struct SpamTokenizerOptions {
  * does not parse still gives its tokens and feature tokens for what was wrong); returns
  * -ENOMEM, or 0. */
 int spam_tokenize(const char *msg, size_t len, const SpamTokenizerOptions *opts, SpamTokens *ret);
+
+/* The simple case folding the tokenizer applies to a code point (Latin, Greek, Cyrillic,
+ * Armenian, fullwidth Latin; other code points are returned as they are). */
+uint32_t spam_unichar_fold(uint32_t c) _const_;

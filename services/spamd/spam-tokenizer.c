@@ -1,0 +1,851 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The tokenizer of mailsec-spamd (see spam-tokenizer.h): the events of the streaming MIME
+ * parser turned into token hashes, without a per-token allocation (words are folded into
+ * a fixed buffer on the stack, hashed with their prefix and added to the set).
+ *
+ * Token families, by prefix (the printable forms kept with keep_text):
+ *
+ *   w:WORD          body word, case-folded; pure digit runs of 5 or more become "#N" (N the
+ *                   number of digits), so that order numbers and phone numbers share one
+ *                   token per length instead of filling the store with singletons
+ *   b:W1 D W2       orthogonal sparse bigram: W2 is D (1..4) words after W1 in one part
+ *   h:NAME:WORD     word of header field NAME (lowercased); Received, Message-ID,
+ *                   In-Reply-To and References keep only their dotted words (hosts and
+ *                   addresses), and fields that are noise or that earlier filters add
+ *                   (Date, X-Spam-*, X-Bogosity, ...) are not read: such fields are set by
+ *                   whoever handled the message before us and may be forged either way
+ *   hf:NAME         the field is present (top-level header)
+ *   u:HOST          host of a link (HTML links and URLs in plain text), and its domain
+ *                   (last two labels, three under a short second-level label: co.uk)
+ *   ip:ADDR         the client address and its network (/24, /48)
+ *   d:WORD          a lexicon word the HMM read out of obfuscated text; the same word also
+ *                   counts as the plain body word w:WORD (the filter's knowledge of the
+ *                   plain word applies to its disguises at once, while d:WORD learns how
+ *                   telling the disguise itself is)
+ *   f:...           features: f:type:TYPE/SUB and f:ext:EXT of each part, f:charset:CS,
+ *                   f:defect:NAME for each MIME defect, f:insertions:N and f:obfuscated:N
+ *                   (count buckets 1, 2, 3-4, 5-8, 9+), f:skip:C N for a word over the
+ *                   length bound (its first character and length in tens), f:text:N
+ *                   (bucket of the text bytes), f:url-ip for a link to an address
+ *
+ * Words: runs of letters and digits (any non-ASCII code point outside the punctuation,
+ * symbol, space and private-use blocks counts as a letter), with '.', '-', '_' and the
+ * apostrophe (also U+2019) kept inside a word when a word character follows, and a
+ * leading '$' before a digit. Words shorter than SPAM_WORD_MIN code points are skipped,
+ * longer than SPAM_WORD_MAX bytes become an f:skip feature. Case folding is a table for
+ * Latin (Basic, Latin-1, Extended-A, Extended Additional), Greek, Cyrillic, Armenian and
+ * the fullwidth forms; it agrees with towlower() of glibc's C.UTF-8 there and also folds
+ * the final sigma, long s, capital sharp s and the dotted capital I as Unicode case
+ * folding does.
+ *
+ * on_word is called once for each distinct body word of the message (when its w: token
+ * is new), which is what the HMM lexicon and the training journal record. */
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cleanup.h"
+#include "html-text.h"
+#include "mime.h"
+#include "spam-hmm.h"
+#include "spam-tokenizer.h"
+#include "string-util.h"
+
+/* A weak reference: the de-obfuscator is only linked in by a program that builds one
+ * (spam_hmm_new()), so the tokenizer does not drag it into programs that never use it,
+ * and links while libspamd is built without it. opts->hmm can only be set when it is. */
+#pragma weak spam_hmm_scan
+
+#define SPAM_WORD_MIN 2U                /* code points */
+#define SPAM_WORD_MAX 40U               /* bytes, folded */
+#define SPAM_NAME_MAX 40U               /* header field names are cut to this */
+#define SPAM_BIGRAM_WINDOW 5U           /* a word and the next 4 */
+#define SPAM_FEATURE_RESERVE 128U       /* room kept for the feature tokens at the end */
+#define WORD_BUF (SPAM_WORD_MAX + 8U)   /* room for one more folded character */
+
+typedef struct Tokenizer {
+        const SpamTokenizerOptions *opts;
+        SpamTokens *tokens;
+        size_t max_tokens;
+        bool full;
+
+        /* bigram window: the last words of the current part */
+        char ring[SPAM_BIGRAM_WINDOW - 1][SPAM_WORD_MAX + 1];
+        uint8_t ring_len[SPAM_BIGRAM_WINDOW - 1];
+        unsigned ring_n, ring_pos;
+
+        uint64_t text_bytes;
+        unsigned insertions;
+        unsigned obfuscated;
+        bool have_html, have_plain;
+} Tokenizer;
+
+/* ---- character classes and folding ------------------------------------------------ */
+
+static inline bool ascii_alnum(uint8_t c) {
+        return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+}
+
+static inline bool ascii_inner(uint8_t c) {
+        return c == '.' || c == '-' || c == '_' || c == '\'';
+}
+
+/* Decode one UTF-8 sequence at s (n > 0 bytes). Invalid input gives U+FFFD for one byte:
+ * the parser's TEXT and HEADER data are valid UTF-8, this only keeps us safe anyway. */
+static inline uint32_t utf8_next(const char *s, size_t n, size_t *ret_len) {
+        const uint8_t *p = (const uint8_t*) s;
+        uint32_t c;
+        size_t l;
+
+        if (p[0] < 0x80) {
+                *ret_len = 1;
+                return p[0];
+        }
+        if (p[0] >= 0xC2 && p[0] <= 0xDF) {
+                c = p[0] & 0x1F;
+                l = 2;
+        } else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
+                c = p[0] & 0x0F;
+                l = 3;
+        } else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
+                c = p[0] & 0x07;
+                l = 4;
+        } else
+                goto invalid;
+        if (l > n)
+                goto invalid;
+        for (size_t i = 1; i < l; i++) {
+                if ((p[i] & 0xC0) != 0x80)
+                        goto invalid;
+                c = (c << 6) | (p[i] & 0x3F);
+        }
+        if ((l == 3 && c < 0x800) || (l == 4 && (c < 0x10000 || c > 0x10FFFF)) || (c >= 0xD800 && c <= 0xDFFF))
+                goto invalid;
+        *ret_len = l;
+        return c;
+
+invalid:
+        *ret_len = 1;
+        return 0xFFFD;
+}
+
+static inline size_t utf8_put(uint32_t c, char *out) {
+        if (c < 0x80) {
+                out[0] = (char) c;
+                return 1;
+        }
+        if (c < 0x800) {
+                out[0] = (char) (0xC0 | (c >> 6));
+                out[1] = (char) (0x80 | (c & 0x3F));
+                return 2;
+        }
+        if (c < 0x10000) {
+                out[0] = (char) (0xE0 | (c >> 12));
+                out[1] = (char) (0x80 | ((c >> 6) & 0x3F));
+                out[2] = (char) (0x80 | (c & 0x3F));
+                return 3;
+        }
+        out[0] = (char) (0xF0 | (c >> 18));
+        out[1] = (char) (0x80 | ((c >> 12) & 0x3F));
+        out[2] = (char) (0x80 | ((c >> 6) & 0x3F));
+        out[3] = (char) (0x80 | (c & 0x3F));
+        return 4;
+}
+
+/* Is a non-ASCII code point part of words? Letters of every script are, punctuation,
+ * symbols, spaces, controls, private use and emoji are not. */
+static inline bool unichar_is_word(uint32_t c) {
+        if (c < 0xC0)
+                return c == 0xAA || c == 0xB5 || c == 0xBA;
+        if (c == 0xD7 || c == 0xF7)
+                return false;
+        if (c >= 0x2000 && c <= 0x2BFF)         /* punctuation, symbols, arrows, shapes */
+                return false;
+        if (c >= 0x3000 && c <= 0x303F)         /* CJK punctuation */
+                return false;
+        if (c >= 0xD800 && c <= 0xF8FF)         /* surrogates, private use */
+                return false;
+        if (c >= 0xFE00 && c <= 0xFE0F)         /* variation selectors */
+                return false;
+        if ((c >= 0xFF00 && c <= 0xFF0F) || (c >= 0xFF1A && c <= 0xFF20) || (c >= 0xFF3B && c <= 0xFF40) ||
+            (c >= 0xFF5B && c <= 0xFF65))
+                return false;
+        if (c >= 0xFFF0 && c <= 0xFFFF)         /* specials, U+FFFD */
+                return false;
+        if (c >= 0x1F000 && c <= 0x1FBFF)       /* emoji and pictographs */
+                return false;
+        if (c >= 0xE0000)
+                return false;
+        return true;
+}
+
+/* Simple case folding of the scripts spam is written in (see the top of this file). */
+uint32_t spam_unichar_fold(uint32_t c) {
+        if (c < 0x80)
+                return c >= 'A' && c <= 'Z' ? c + 32 : c;
+        if (c < 0x100)
+                return c >= 0xC0 && c <= 0xDE && c != 0xD7 ? c + 32 : c;
+        if (c < 0x180) {
+                if (c == 0x130)                 /* İ */
+                        return 'i';
+                if (c == 0x178)                 /* Ÿ */
+                        return 0xFF;
+                if (c == 0x17F)                 /* ſ */
+                        return 's';
+                if (c == 0x138 || c == 0x149)
+                        return c;
+                if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E))
+                        return (c & 1) ? c + 1 : c;
+                return (c & 1) ? c : c + 1;
+        }
+        if (c < 0x370)
+                return c;
+        if (c < 0x400) {
+                if (c >= 0x391 && c <= 0x3AB && c != 0x3A2)
+                        return c + 32;
+                if (c == 0x386)
+                        return 0x3AC;
+                if (c >= 0x388 && c <= 0x38A)
+                        return c + 37;
+                if (c == 0x38C)
+                        return 0x3CC;
+                if (c == 0x38E || c == 0x38F)
+                        return c + 63;
+                if (c == 0x3C2)                 /* final sigma */
+                        return 0x3C3;
+                if ((c >= 0x3D8 && c <= 0x3EF) || IN_SET(c, 0x370, 0x372, 0x376, 0x3FA))
+                        return (c & 1) ? c : c + 1;
+                switch (c) {
+                case 0x37F: return 0x3F3;
+                case 0x3F7: return 0x3F8;
+                case 0x3CF: return 0x3D7;
+                case 0x3F4: return 0x3B8;
+                case 0x3F9: return 0x3F2;
+                case 0x3FD: return 0x37B;
+                case 0x3FE: return 0x37C;
+                case 0x3FF: return 0x37D;
+                }
+                return c;
+        }
+        if (c < 0x530) {
+                if (c < 0x410)
+                        return c + 80;
+                if (c < 0x430)
+                        return c + 32;
+                if (c < 0x460)
+                        return c;
+                if (c <= 0x481 || (c >= 0x48A && c <= 0x4BF) || c >= 0x4D0)
+                        return (c & 1) ? c : c + 1;
+                if (c == 0x4C0)
+                        return 0x4CF;
+                if (c >= 0x4C1 && c <= 0x4CE)
+                        return (c & 1) ? c + 1 : c;
+                return c;
+        }
+        if (c >= 0x531 && c <= 0x556)           /* Armenian */
+                return c + 48;
+        if (c >= 0x1E00 && c <= 0x1EFF) {
+                if (c == 0x1E9E)                /* capital sharp s */
+                        return 0xDF;
+                if (c >= 0x1E96 && c <= 0x1E9F)
+                        return c;
+                return (c & 1) ? c : c + 1;
+        }
+        if (c >= 0xFF21 && c <= 0xFF3A)         /* fullwidth A-Z */
+                return c + 32;
+        return c;
+}
+
+/* ---- adding tokens ---------------------------------------------------------------- */
+
+static int tok_add(Tokenizer *t, SpamTokenKind kind, const char *prefix, const char *text, size_t len) {
+        char buf[512];
+        size_t limit, plen, k;
+        uint64_t h;
+
+        limit = kind == SPAM_TOKEN_FEATURE ? t->max_tokens : t->max_tokens - MIN(t->max_tokens / 2, SPAM_FEATURE_RESERVE);
+        if (t->tokens->n >= limit) {
+                t->full = true;
+                return 0;
+        }
+
+        h = spam_token_hash(t->opts->key, prefix, text, len);
+        if (!t->tokens->keep_text)
+                return spam_tokens_add(t->tokens, h, kind, NULL, 0);
+
+        /* the printable form, for explanations only: cut to the buffer */
+        plen = MIN(strlen(prefix), sizeof(buf) - 1);
+        memcpy(buf, prefix, plen);
+        k = MIN(len, sizeof(buf) - 1 - plen);
+        memcpy(buf + plen, text, k);
+        return spam_tokens_add(t->tokens, h, kind, buf, plen + k);
+}
+
+static int tok_addf(Tokenizer *t, SpamTokenKind kind, const char *prefix, const char *format, ...) _printf_(4, 5);
+static int tok_addf(Tokenizer *t, SpamTokenKind kind, const char *prefix, const char *format, ...) {
+        char buf[256];
+        va_list ap;
+        int k;
+
+        va_start(ap, format);
+        k = vsnprintf(buf, sizeof(buf), format, ap);
+        va_end(ap);
+        if (k < 0)
+                return 0;
+        return tok_add(t, kind, prefix, buf, MIN((size_t) k, sizeof(buf) - 1));
+}
+
+static const char* count_bucket(unsigned n) {
+        return n <= 1 ? "1" : n == 2 ? "2" : n <= 4 ? "3-4" : n <= 8 ? "5-8" : "9+";
+}
+
+/* ---- words ------------------------------------------------------------------------ */
+
+typedef enum WordContext {
+        WORD_BODY,
+        WORD_HEADER,
+        WORD_HEADER_DOTTED,             /* header field of which only dotted words count */
+} WordContext;
+
+/* One folded word. */
+static int on_body_word(Tokenizer *t, char *w, size_t len) {
+        char shape[8], bigram[2 * SPAM_WORD_MAX + 8];
+        int r;
+
+        /* long digit runs by their length */
+        if (len >= 5 && strspn(w, "0123456789") == len) {
+                int k = snprintf(shape, sizeof(shape), "#%zu", len);
+
+                w = shape;
+                len = (size_t) k;
+        }
+
+        r = tok_add(t, SPAM_TOKEN_WORD, "w:", w, len);
+        if (r < 0)
+                return r;
+        if (r > 0 && t->opts->on_word && w != shape)
+                t->opts->on_word(w, len, t->opts->userdata);
+
+        if (t->opts->bigrams) {
+                for (unsigned d = 1; d <= t->ring_n; d++) {
+                        unsigned slot = (t->ring_pos + SPAM_BIGRAM_WINDOW - 1 - d) % (SPAM_BIGRAM_WINDOW - 1);
+                        size_t pl = t->ring_len[slot], k;
+
+                        memcpy(bigram, t->ring[slot], pl);
+                        bigram[pl] = ' ';
+                        bigram[pl + 1] = (char) ('0' + d);
+                        bigram[pl + 2] = ' ';
+                        k = pl + 3;
+                        memcpy(bigram + k, w, len);
+                        r = tok_add(t, SPAM_TOKEN_BIGRAM, "b:", bigram, k + len);
+                        if (r < 0)
+                                return r;
+                }
+                memcpy(t->ring[t->ring_pos], w, len);
+                t->ring_len[t->ring_pos] = (uint8_t) len;
+                t->ring_pos = (t->ring_pos + 1) % (SPAM_BIGRAM_WINDOW - 1);
+                if (t->ring_n < SPAM_BIGRAM_WINDOW - 1)
+                        t->ring_n++;
+        }
+        return 0;
+}
+
+/* Split UTF-8 text into words and hand each to its context. prefix: the header token
+ * prefix ("h:subject:") for the header contexts. */
+static int tokenize_words(Tokenizer *t, const char *s, size_t n, WordContext ctx, const char *prefix) {
+        char w[WORD_BUF];
+        size_t i = 0;
+        int r;
+
+        while (i < n) {
+                size_t wl = 0, chars = 0, l, start;
+                bool too_long = false, dotted = false;
+                uint32_t c, first = 0;
+                uint8_t b = (uint8_t) s[i];
+
+                /* find the start of a word */
+                if (b < 0x80) {
+                        if (!ascii_alnum(b) && !(b == '$' && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9')) {
+                                i++;
+                                continue;
+                        }
+                } else {
+                        c = utf8_next(s + i, n - i, &l);
+                        if (!unichar_is_word(c)) {
+                                i += l;
+                                continue;
+                        }
+                }
+
+                start = i;
+                while (i < n) {
+                        b = (uint8_t) s[i];
+                        if (b < 0x80) {
+                                if (ascii_alnum(b) || (b == '$' && i == start)) {
+                                        c = b >= 'A' && b <= 'Z' ? b + 32U : b;
+                                        l = 1;
+                                } else if (ascii_inner(b) && i + 1 < n) {
+                                        uint8_t nb = (uint8_t) s[i + 1];
+                                        size_t nl;
+
+                                        if (!(nb < 0x80 ? ascii_alnum(nb) : unichar_is_word(utf8_next(s + i + 1, n - i - 1, &nl))))
+                                                break;
+                                        if (b == '.')
+                                                dotted = true;
+                                        c = b;
+                                        l = 1;
+                                } else
+                                        break;
+                        } else {
+                                c = utf8_next(s + i, n - i, &l);
+                                if (c == 0x2019 && i + l < n) {
+                                        /* typographic apostrophe inside a word */
+                                        uint8_t nb = (uint8_t) s[i + l];
+                                        size_t nl;
+
+                                        if (!(nb < 0x80 ? ascii_alnum(nb) : unichar_is_word(utf8_next(s + i + l, n - i - l, &nl))))
+                                                break;
+                                        c = '\'';
+                                } else if (unichar_is_word(c))
+                                        c = spam_unichar_fold(c);
+                                else
+                                        break;
+                        }
+                        i += l;
+                        if (chars == 0)
+                                first = c;
+                        chars++;
+                        if (too_long)
+                                continue;
+                        if (wl + 4 > SPAM_WORD_MAX) {
+                                size_t k;
+                                char tmp[4];
+
+                                k = utf8_put(c, tmp);
+                                if (wl + k > SPAM_WORD_MAX) {
+                                        too_long = true;
+                                        continue;
+                                }
+                                memcpy(w + wl, tmp, k);
+                                wl += k;
+                        } else
+                                wl += utf8_put(c, w + wl);
+                }
+                if (i == start) {
+                        /* a lone inner character that did not start a word */
+                        i++;
+                        continue;
+                }
+
+                if (chars < SPAM_WORD_MIN)
+                        continue;
+
+                if (too_long) {
+                        char f[8];
+                        size_t k;
+
+                        if (ctx != WORD_BODY)
+                                continue;
+                        k = utf8_put(first, f);
+                        f[k] = '\0';
+                        r = tok_addf(t, SPAM_TOKEN_FEATURE, "f:skip:", "%s %zu", f, MIN(i - start, (size_t) 1000) / 10 * 10);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                w[wl] = '\0';
+
+                if (ctx == WORD_BODY)
+                        r = on_body_word(t, w, wl);
+                else if (ctx == WORD_HEADER || dotted)
+                        r = tok_add(t, SPAM_TOKEN_HEADER, prefix, w, wl);
+                else
+                        continue;
+                if (r < 0)
+                        return r;
+                if (t->full)
+                        return 0;
+        }
+        return 0;
+}
+
+/* ---- links ------------------------------------------------------------------------ */
+
+static bool host_char(char c) {
+        return ascii_alnum((uint8_t) c) || c == '.' || c == '-' || c == '_';
+}
+
+static int add_host(Tokenizer *t, const char *host, size_t len) {
+        size_t n = 0, dots = 0, start2 = 0, start3 = 0, last = 0, prev = 0;
+        bool digits_only = true;
+        char h[HTML_HOST_MAX + 1];
+        int r;
+
+        if (len > 0 && host[0] == '[') {
+                /* an IPv6 literal */
+                for (n = 1; n < len && n < HTML_HOST_MAX && host[n] != ']'; n++)
+                        if (!(ascii_alnum((uint8_t) host[n]) || host[n] == ':' || host[n] == '.'))
+                                return 0;
+                if (n >= len || n < 3)
+                        return 0;
+                r = tok_add(t, SPAM_TOKEN_URL, "u:", host, n + 1);
+                if (r < 0)
+                        return r;
+                return tok_add(t, SPAM_TOKEN_FEATURE, "f:", "url-ip", 6);
+        }
+
+        /* keep the leading host characters, lowercased, without trailing dots */
+        for (n = 0; n < len && n < HTML_HOST_MAX && host_char(host[n]); n++) {
+                char c = host[n];
+
+                h[n] = c >= 'A' && c <= 'Z' ? c + 32 : c;
+                if (c == '.')
+                        dots++;
+                else if (!(c >= '0' && c <= '9'))
+                        digits_only = false;
+        }
+        while (n > 0 && h[n - 1] == '.') {
+                n--;
+                dots--;
+        }
+        if (n == 0 || dots == 0 || h[0] == '.')
+                return 0;
+
+        r = tok_add(t, SPAM_TOKEN_URL, "u:", h, n);
+        if (r < 0)
+                return r;
+        if (digits_only)
+                return tok_add(t, SPAM_TOKEN_FEATURE, "f:", "url-ip", 6);
+
+        if (dots < 2)
+                return 0;
+        /* the domain: last two labels, three when the second-level label is short (co.uk) */
+        for (size_t i = 0; i < n; i++)
+                if (h[i] == '.') {
+                        start3 = start2;
+                        start2 = prev;
+                        prev = i + 1;
+                }
+        last = prev;
+        if (n - last == 2 && last - start2 - 1 <= 3 && start3 < start2)
+                start2 = start3;
+        return tok_add(t, SPAM_TOKEN_URL, "u:", h + start2, n - start2);
+}
+
+/* URLs written as text: "scheme://host" for http, https and ftp, and "www.host". */
+static int find_text_urls(Tokenizer *t, const char *s, size_t n) {
+        char host[HTML_HOST_MAX + 1];
+        const char *p, *end = s + n;
+        int r;
+
+        for (p = s; p < end && (p = memmem(p, (size_t) (end - p), "://", 3)); p += 3) {
+                const char *a = p;
+                size_t k;
+
+                while (a > s && a > p - 5 && ascii_alnum((uint8_t) a[-1]))
+                        a--;
+                if (a == p)
+                        continue;
+                k = html_url_host(a, (size_t) (end - a), host);
+                if (k == 0)
+                        continue;
+                r = add_host(t, host, k);
+                if (r < 0)
+                        return r;
+        }
+
+        for (p = s; p + 4 < end; p++) {
+                size_t k;
+
+                p = memchr(p, 'w', (size_t) (end - p));
+                if (!p || end - p < 5)
+                        break;
+                if (strncmp(p, "www.", 4) != 0 || (p > s && (host_char(p[-1]) || p[-1] == '/')))
+                        continue;
+                for (k = 0; p + k < end && host_char(p[k]); k++)
+                        ;
+                r = add_host(t, p, k);
+                if (r < 0)
+                        return r;
+                p += k > 0 ? k - 1 : 0;
+        }
+        return 0;
+}
+
+/* ---- header fields ---------------------------------------------------------------- */
+
+static bool header_ignored(const char *name) {
+        static const char* const ignored[] = {
+                "date", "content-length", "lines", "status", "x-status", "x-uid", "x-keywords",
+                "x-bogosity", "delivery-date", "x-original-date", "x-mozilla-status", "x-mozilla-status2",
+        };
+
+        if (strncmp(name, "x-spam", 6) == 0 || strncmp(name, "x-virus", 7) == 0)
+                return true;
+        for (size_t i = 0; i < ELEMENTSOF(ignored); i++)
+                if (streq(name, ignored[i]))
+                        return true;
+        return false;
+}
+
+static int on_header(Tokenizer *t, const MimeEvent *e) {
+        char name[SPAM_NAME_MAX + 1], prefix[SPAM_NAME_MAX + 4];
+        WordContext ctx = WORD_HEADER;
+        size_t n;
+        int r;
+
+        for (n = 0; e->name[n] && n < SPAM_NAME_MAX; n++) {
+                char c = e->name[n];
+
+                name[n] = c >= 'A' && c <= 'Z' ? c + 32 : c;
+        }
+        name[n] = '\0';
+        if (n == 0 || header_ignored(name))
+                return 0;
+
+        /* below the top level only the fields that describe the part itself */
+        if (e->part->depth > 0 && !startswith(name, "content-"))
+                return 0;
+
+        if (e->part->depth == 0) {
+                r = tok_add(t, SPAM_TOKEN_HEADER, "hf:", name, n);
+                if (r < 0)
+                        return r;
+        }
+
+        if (IN_SET(name[0], 'r', 'm', 'i') &&
+            (streq(name, "received") || streq(name, "message-id") || streq(name, "in-reply-to") ||
+             streq(name, "references")))
+                ctx = WORD_HEADER_DOTTED;
+
+        snprintf(prefix, sizeof(prefix), "h:%s:", name);
+        return tokenize_words(t, e->data, e->size, ctx, prefix);
+}
+
+/* ---- the MIME events -------------------------------------------------------------- */
+
+static int on_hmm_word(const char *word, size_t word_len, size_t start, size_t end, double confidence,
+                       void *userdata) {
+        Tokenizer *t = userdata;
+        int r;
+
+        (void) start;
+        (void) end;
+        (void) confidence;
+
+        if (word_len == 0 || word_len > SPAM_WORD_MAX)
+                return 0;
+        t->obfuscated++;
+        r = tok_add(t, SPAM_TOKEN_DEOBFUSCATED, "d:", word, word_len);
+        if (r < 0)
+                return r;
+        r = tok_add(t, SPAM_TOKEN_WORD, "w:", word, word_len);
+        return r < 0 ? r : 0;
+}
+
+static int on_part_begin(Tokenizer *t, const MimePart *p) {
+        int r;
+
+        t->ring_n = t->ring_pos = 0;
+
+        if (!p->is_multipart && !p->is_message) {
+                r = tok_add(t, SPAM_TOKEN_FEATURE, "f:type:", p->content_type, strlen(p->content_type));
+                if (r < 0)
+                        return r;
+        }
+        if (p->is_html)
+                t->have_html = true;
+        else if (p->is_text)
+                t->have_plain = true;
+        if (p->charset) {
+                r = tok_add(t, SPAM_TOKEN_FEATURE, "f:charset:", p->charset, strnlen(p->charset, 40));
+                if (r < 0)
+                        return r;
+        }
+        if (p->filename) {
+                const char *dot = strrchr(p->filename, '.');
+                size_t k;
+
+                if (dot && dot[1] && (k = strlen(dot + 1)) <= 10) {
+                        char ext[11];
+
+                        for (size_t i = 0; i <= k; i++)
+                                ext[i] = dot[1 + i] >= 'A' && dot[1 + i] <= 'Z' ? dot[1 + i] + 32 : dot[1 + i];
+                        r = tok_add(t, SPAM_TOKEN_FEATURE, "f:ext:", ext, k);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+static int on_mime_event(const MimeEvent *e, void *userdata) {
+        Tokenizer *t = userdata;
+        int r = 0;
+
+        switch (e->type) {
+        case MIME_EVENT_PART_BEGIN:
+                r = on_part_begin(t, e->part);
+                break;
+        case MIME_EVENT_HEADER:
+                r = on_header(t, e);
+                break;
+        case MIME_EVENT_TEXT:
+                t->text_bytes += e->size;
+                r = tokenize_words(t, e->data, e->size, WORD_BODY, NULL);
+                if (r >= 0)
+                        r = find_text_urls(t, e->data, e->size);
+                if (r >= 0 && t->opts->hmm && spam_hmm_scan) {
+                        r = spam_hmm_scan(t->opts->hmm, e->data, e->size, on_hmm_word, t);
+                        if (r > 0)
+                                r = 0;
+                }
+                break;
+        case MIME_EVENT_URL:
+                r = add_host(t, e->data, e->size);
+                break;
+        case MIME_EVENT_PART_END:
+                t->insertions += e->part->insertions;
+                t->ring_n = t->ring_pos = 0;
+                break;
+        default:
+                break;
+        }
+        if (r < 0)
+                return r;
+        /* a full set stops the parser; the features are still added */
+        return t->full ? -ECANCELED : 0;
+}
+
+static int add_client_ip(Tokenizer *t, const char *ip) {
+        char buf[INET6_ADDRSTRLEN + 8], a[INET6_ADDRSTRLEN];
+        unsigned char addr[16];
+        size_t n;
+        int r;
+
+        /* "[192.0.2.1]", "[IPv6:2001:db8::1]" as in Received fields, or plain */
+        n = strlen(ip);
+        if (n >= 2 && ip[0] == '[' && ip[n - 1] == ']') {
+                ip++;
+                n -= 2;
+        }
+        if (n >= 5 && strncasecmp(ip, "ipv6:", 5) == 0) {
+                ip += 5;
+                n -= 5;
+        }
+        if (n == 0 || n >= sizeof(buf))
+                return 0;
+        memcpy(buf, ip, n);
+        buf[n] = '\0';
+
+        if (inet_pton(AF_INET, buf, addr) == 1) {
+                if (!inet_ntop(AF_INET, addr, a, sizeof(a)))
+                        return 0;
+                r = tok_add(t, SPAM_TOKEN_IP, "ip:", a, strlen(a));
+                if (r < 0)
+                        return r;
+                return tok_addf(t, SPAM_TOKEN_IP, "ip:", "%u.%u.%u.0/24", addr[0], addr[1], addr[2]);
+        }
+        if (inet_pton(AF_INET6, buf, addr) == 1) {
+                if (!inet_ntop(AF_INET6, addr, a, sizeof(a)))
+                        return 0;
+                r = tok_add(t, SPAM_TOKEN_IP, "ip:", a, strlen(a));
+                if (r < 0)
+                        return r;
+                memset(addr + 6, 0, 10);
+                if (!inet_ntop(AF_INET6, addr, a, sizeof(a)))
+                        return 0;
+                return tok_addf(t, SPAM_TOKEN_IP, "ip:", "%s/48", a);
+        }
+        return 0;
+}
+
+static const char* const defect_names[] = {
+        "header-syntax", "header-limit", "line-limit", "content-type", "no-boundary", "missing-close",
+        "no-parts", "encoding", "base64", "qp", "charset", "encoded-word", "8bit-header", "param",
+        "html", "depth-limit", "part-limit", "text-limit",
+};
+
+static int add_features(Tokenizer *t, unsigned defects) {
+        static const uint64_t text_buckets[] = { 0, 100, 1000, 10000, 100000 };
+        unsigned tb = 0;
+        int r;
+
+        for (unsigned i = 0; i < ELEMENTSOF(defect_names); i++)
+                if (defects & (1U << i)) {
+                        r = tok_add(t, SPAM_TOKEN_FEATURE, "f:defect:", defect_names[i], strlen(defect_names[i]));
+                        if (r < 0)
+                                return r;
+                }
+        if (t->insertions > 0) {
+                r = tok_addf(t, SPAM_TOKEN_FEATURE, "f:insertions:", "%s", count_bucket(t->insertions));
+                if (r < 0)
+                        return r;
+        }
+        if (t->obfuscated > 0) {
+                r = tok_addf(t, SPAM_TOKEN_FEATURE, "f:obfuscated:", "%s", count_bucket(t->obfuscated));
+                if (r < 0)
+                        return r;
+        }
+        while (tb + 1 < ELEMENTSOF(text_buckets) && t->text_bytes > text_buckets[tb + 1])
+                tb++;
+        r = tok_addf(t, SPAM_TOKEN_FEATURE, "f:text:", "%" PRIu64, text_buckets[tb]);
+        if (r < 0)
+                return r;
+        if (t->have_html && !t->have_plain) {
+                r = tok_add(t, SPAM_TOKEN_FEATURE, "f:", "html-only", 9);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int spam_tokenize(const char *msg, size_t len, const SpamTokenizerOptions *opts, SpamTokens *ret) {
+        _cleanup_(mime_parser_freep) MimeParser *p = NULL;
+        SpamTokens tokens = SPAM_TOKENS_NULL;
+        Tokenizer t = {
+                .opts = opts,
+                .tokens = &tokens,
+        };
+        int r;
+
+        assert(msg || len == 0);
+        assert(opts);
+        assert(opts->key);
+        assert(ret);
+
+        t.max_tokens = opts->max_tokens > 0 ? opts->max_tokens : SPAM_TOKENIZER_MAX_TOKENS_DEFAULT;
+        tokens.keep_text = opts->keep_text;
+
+        r = mime_parser_new(NULL, on_mime_event, &t, &p);
+        if (r < 0)
+                return r;
+
+        r = mime_parser_feed(p, msg, len);
+        if (r >= 0)
+                r = mime_parser_finish(p);
+        if (r < 0 && r != -ECANCELED)
+                goto fail;
+
+        if (opts->client_ip) {
+                r = add_client_ip(&t, opts->client_ip);
+                if (r < 0)
+                        goto fail;
+        }
+        r = add_features(&t, mime_parser_defects(p));
+        if (r < 0)
+                goto fail;
+
+        *ret = tokens;
+        return 0;
+
+fail:
+        spam_tokens_done(&tokens);
+        return r;
+}

@@ -1,0 +1,1233 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spam-bench: accuracy and speed of libspamd (tokenizer + Bayesian combining) on the
+ * SpamAssassin public corpus, for tests/bench/spam.
+ *
+ *   spam-bench --corpus DIR --protocol a [--scores FILE] [options]
+ *   spam-bench --corpus DIR --protocol b [--scores FILE] [options]
+ *   spam-bench --corpus DIR --protocol cv [--folds K] [--sweep] [options]
+ *   spam-bench --corpus DIR --export OUTDIR
+ *   spam-bench --tokens FILE
+ *
+ * DIR is the corpus' data directory (tools/fetch-spam-corpus --path): one JSON file per
+ * message under easy-ham-1, easy-ham-2, hard-ham-1, spam-1, spam-2. The raw message is
+ * the "text" member, whose mbox "From " first line is dropped.
+ *
+ *   a    train on group 1 (easy-ham-1, hard-ham-1, spam-1), classify group 2 (easy-ham-2,
+ *        spam-2), which is never learned
+ *   b    all 6,046 messages in one fixed pseudo-random order (SplitMix64 from a fixed
+ *        seed over the messages sorted by group and id); each is classified, then
+ *        learned with its true class (TREC's immediate feedback)
+ *   cv   K-fold cross-validation within group 1 only (fold = position in the sorted
+ *        list mod K), for tuning; --sweep runs a grid of the Bayesian parameters over
+ *        the same folds (the tokens of each message are computed once)
+ *   export  writes every message (without its "From " line) to OUTDIR/GROUP/ID.eml, and
+ *        the lists OUTDIR/train-a (class path), OUTDIR/test-a and OUTDIR/order-b, so
+ *        that another filter is run on exactly the same messages in the same order
+ *
+ * Counts are kept in memory (an open-addressing table of token hash -> spam/ham
+ * counts); the token key is fixed, so runs repeat exactly.
+ *
+ * Options: --no-bigrams, --s X, --x X, --min-dev X, --max-tokens N, --ham-cutoff X,
+ * --spam-cutoff X (Bayesian parameters; defaults: spam_bayes_params_default), --hmm
+ * (build the HMM de-obfuscator from the learned lexicon and classify with it: after
+ * training in protocol a, every --hmm-every messages in protocol b).
+ *
+ * Output: "key=value" words on one line per result. fp% is ham called spam over ham,
+ * fn% spam called ham over spam, unsure counts are per class, auc1m% is (1 − ROC AUC)
+ * in percent from the scores (ties count half), classify/s and learn/s are messages per
+ * second of tokenize+classify and tokenize+count update (messages already in memory),
+ * rss_kb the peak resident set, corpus_kb what the messages themselves take of it.
+ * --scores writes "class score" lines for the classified messages.
+ */
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "macro.h"
+#include "spam-bayes.h"
+#include "spam-token.h"
+#include "spam-tokenizer.h"
+#if HAVE_SPAM_HMM
+#include "spam-hmm.h"
+#endif
+
+typedef struct Message {
+        char *group;
+        char *id;
+        char *text;             /* without the "From " line */
+        size_t len;
+        bool spam;
+        unsigned order;         /* position in the sorted list */
+        /* cached tokens (cv) */
+        uint64_t *tokens;
+        size_t n_tokens;
+} Message;
+
+static const char *arg_corpus = NULL;
+static const char *arg_protocol = NULL;
+static const char *arg_scores = NULL;
+static const char *arg_export = NULL;
+static unsigned arg_folds = 5;
+static bool arg_sweep = false;
+static bool arg_bigrams = true;
+static bool arg_hmm = false;
+static unsigned arg_hmm_every = 500;
+static unsigned arg_explain = 0;
+static SpamBayesParams arg_params;
+
+/* ---- a minimal reader for the corpus' flat JSON objects --------------------------- */
+
+static const char* json_ws(const char *p, const char *end) {
+        while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+                p++;
+        return p;
+}
+
+static size_t put_utf8(uint32_t c, char *o) {
+        if (c < 0x80) {
+                o[0] = (char) c;
+                return 1;
+        }
+        if (c < 0x800) {
+                o[0] = (char) (0xC0 | (c >> 6));
+                o[1] = (char) (0x80 | (c & 0x3F));
+                return 2;
+        }
+        if (c < 0x10000) {
+                o[0] = (char) (0xE0 | (c >> 12));
+                o[1] = (char) (0x80 | ((c >> 6) & 0x3F));
+                o[2] = (char) (0x80 | (c & 0x3F));
+                return 3;
+        }
+        o[0] = (char) (0xF0 | (c >> 18));
+        o[1] = (char) (0x80 | ((c >> 12) & 0x3F));
+        o[2] = (char) (0x80 | ((c >> 6) & 0x3F));
+        o[3] = (char) (0x80 | (c & 0x3F));
+        return 4;
+}
+
+static int hex4(const char *p, const char *end, uint32_t *ret) {
+        uint32_t v = 0;
+
+        if (end - p < 4)
+                return -EBADMSG;
+        for (int i = 0; i < 4; i++) {
+                char c = p[i];
+
+                v <<= 4;
+                if (c >= '0' && c <= '9')
+                        v |= (uint32_t) (c - '0');
+                else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+                        v |= (uint32_t) ((c | 0x20) - 'a' + 10);
+                else
+                        return -EBADMSG;
+        }
+        *ret = v;
+        return 0;
+}
+
+/* p at the opening quote; a decoded copy in *ret (may be NULL to skip), returns the
+ * position after the closing quote or NULL. */
+static const char* json_string(const char *p, const char *end, char **ret, size_t *ret_len) {
+        char *o = NULL;
+        size_t n = 0;
+
+        assert(*p == '"');
+        p++;
+        if (ret) {
+                const char *q = memchr(p, '"', (size_t) (end - p));
+                size_t guess = q ? (size_t) (end - p) : 0;
+
+                o = malloc(guess + 1);
+                if (!o)
+                        return NULL;
+        }
+        while (p < end && *p != '"') {
+                if (*p != '\\') {
+                        if (o)
+                                o[n] = *p;
+                        n++;
+                        p++;
+                        continue;
+                }
+                if (++p >= end)
+                        goto fail;
+                switch (*p) {
+                case 'n': if (o) o[n] = '\n'; n++; p++; break;
+                case 't': if (o) o[n] = '\t'; n++; p++; break;
+                case 'r': if (o) o[n] = '\r'; n++; p++; break;
+                case 'b': if (o) o[n] = '\b'; n++; p++; break;
+                case 'f': if (o) o[n] = '\f'; n++; p++; break;
+                case 'u': {
+                        uint32_t c, c2;
+
+                        if (hex4(p + 1, end, &c) < 0)
+                                goto fail;
+                        p += 5;
+                        if (c >= 0xD800 && c <= 0xDBFF && end - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+                            hex4(p + 2, end, &c2) >= 0 && c2 >= 0xDC00 && c2 <= 0xDFFF) {
+                                c = 0x10000 + ((c - 0xD800) << 10) + (c2 - 0xDC00);
+                                p += 6;
+                        } else if (c >= 0xD800 && c <= 0xDFFF)
+                                c = 0xFFFD;
+                        if (o)
+                                n += put_utf8(c, o + n);
+                        else
+                                n += 4;
+                        break;
+                }
+                default:
+                        if (o)
+                                o[n] = *p;
+                        n++;
+                        p++;
+                }
+        }
+        if (p >= end)
+                goto fail;
+        if (o) {
+                o[n] = '\0';
+                *ret = o;
+                *ret_len = n;
+        }
+        return p + 1;
+
+fail:
+        free(o);
+        return NULL;
+}
+
+static const char* json_skip(const char *p, const char *end) {
+        unsigned depth = 0;
+
+        p = json_ws(p, end);
+        do {
+                if (p >= end)
+                        return NULL;
+                if (*p == '"') {
+                        p = json_string(p, end, NULL, NULL);
+                        if (!p)
+                                return NULL;
+                        continue;
+                }
+                if (*p == '{' || *p == '[')
+                        depth++;
+                else if (*p == '}' || *p == ']') {
+                        if (depth == 0)
+                                return p;
+                        depth--;
+                } else if (depth == 0 && *p == ',')
+                        return p;
+                p++;
+        } while (depth > 0 || (*p != ',' && *p != '}'));
+        return p;
+}
+
+static int read_message(const char *path, Message *m) {
+        _cleanup_free_ char *buf = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        const char *p, *end;
+        struct stat st;
+
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        if (fstat(fileno(f), &st) < 0)
+                return -errno;
+        buf = malloc((size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        if (fread(buf, 1, (size_t) st.st_size, f) != (size_t) st.st_size)
+                return -EIO;
+        p = buf;
+        end = buf + st.st_size;
+
+        p = json_ws(p, end);
+        if (p >= end || *p != '{')
+                return -EBADMSG;
+        p++;
+        for (;;) {
+                _cleanup_free_ char *key = NULL;
+                size_t kl;
+
+                p = json_ws(p, end);
+                if (p < end && *p == '}')
+                        break;
+                if (p >= end || *p != '"')
+                        return -EBADMSG;
+                p = json_string(p, end, &key, &kl);
+                if (!p)
+                        return -EBADMSG;
+                p = json_ws(p, end);
+                if (p >= end || *p != ':')
+                        return -EBADMSG;
+                p = json_ws(p + 1, end);
+                if (p < end && *p == '"' && (strcmp(key, "text") == 0 || strcmp(key, "group") == 0 ||
+                                             strcmp(key, "id") == 0)) {
+                        char *v;
+                        size_t vl;
+
+                        p = json_string(p, end, &v, &vl);
+                        if (!p)
+                                return -EBADMSG;
+                        if (strcmp(key, "text") == 0) {
+                                free(m->text);
+                                m->text = v;
+                                m->len = vl;
+                        } else if (strcmp(key, "group") == 0) {
+                                free(m->group);
+                                m->group = v;
+                        } else {
+                                free(m->id);
+                                m->id = v;
+                        }
+                } else {
+                        p = json_skip(p, end);
+                        if (!p)
+                                return -EBADMSG;
+                }
+                p = json_ws(p, end);
+                if (p < end && *p == ',')
+                        p++;
+        }
+        if (!m->text || !m->group || !m->id)
+                return -EBADMSG;
+
+        /* the mbox "From " line is not part of the message */
+        if (strncmp(m->text, "From ", 5) == 0) {
+                char *nl = memchr(m->text, '\n', m->len);
+                size_t k = nl ? (size_t) (nl + 1 - m->text) : m->len;
+
+                memmove(m->text, m->text + k, m->len - k + 1);
+                m->len -= k;
+        }
+        m->spam = strncmp(m->group, "spam", 4) == 0;
+        return 0;
+}
+
+static const char* const groups[] = { "easy-ham-1", "hard-ham-1", "spam-1", "easy-ham-2", "spam-2" };
+
+static bool group_one(const Message *m) {
+        return strcmp(m->group, "easy-ham-1") == 0 || strcmp(m->group, "hard-ham-1") == 0 ||
+               strcmp(m->group, "spam-1") == 0;
+}
+
+static int message_cmp(const void *a, const void *b) {
+        const Message *x = a, *y = b;
+        int c = strcmp(x->group, y->group);
+
+        return c != 0 ? c : strcmp(x->id, y->id);
+}
+
+static int load_corpus(const char *dir, Message **ret, size_t *ret_n, size_t *ret_bytes) {
+        Message *v = NULL;
+        size_t n = 0, alloc = 0, bytes = 0;
+
+        for (size_t g = 0; g < ELEMENTSOF(groups); g++) {
+                char path[4096];
+                DIR *d;
+                struct dirent *de;
+
+                snprintf(path, sizeof(path), "%s/%s", dir, groups[g]);
+                d = opendir(path);
+                if (!d) {
+                        fprintf(stderr, "spam-bench: %s: %m\n", path);
+                        return -errno;
+                }
+                while ((de = readdir(d))) {
+                        int r;
+
+                        if (!strstr(de->d_name, ".json"))
+                                continue;
+                        if (n >= alloc) {
+                                alloc = alloc ? alloc * 2 : 8192;
+                                v = realloc(v, alloc * sizeof(Message));
+                                if (!v)
+                                        return -ENOMEM;
+                        }
+                        v[n] = (Message) {};
+                        snprintf(path, sizeof(path), "%s/%s/%s", dir, groups[g], de->d_name);
+                        r = read_message(path, &v[n]);
+                        if (r < 0) {
+                                fprintf(stderr, "spam-bench: %s: %s\n", path, strerror(-r));
+                                closedir(d);
+                                return r;
+                        }
+                        bytes += v[n].len;
+                        n++;
+                }
+                closedir(d);
+        }
+        qsort(v, n, sizeof(Message), message_cmp);
+        for (size_t i = 0; i < n; i++)
+                v[i].order = (unsigned) i;
+        *ret = v;
+        *ret_n = n;
+        *ret_bytes = bytes;
+        return 0;
+}
+
+/* ---- in-memory counts ----------------------------------------------------------- */
+
+typedef struct CountEntry {
+        uint64_t hash;
+        SpamCounts c;
+} CountEntry;
+
+typedef struct Counts {
+        CountEntry *v;
+        size_t size, n;         /* size a power of two; hash 0 marks an empty slot */
+        SpamTotals totals;
+} Counts;
+
+static void counts_done(Counts *c) {
+        free(c->v);
+        *c = (Counts) {};
+}
+
+static CountEntry* counts_find(const Counts *c, uint64_t h) {
+        size_t mask, i;
+
+        if (c->size == 0)
+                return NULL;
+        h = h ?: 1;
+        mask = c->size - 1;
+        for (i = (size_t) h & mask; c->v[i].hash != 0; i = (i + 1) & mask)
+                if (c->v[i].hash == h)
+                        return &c->v[i];
+        return NULL;
+}
+
+static int counts_grow(Counts *c) {
+        size_t size = c->size ? c->size * 2 : 1U << 16, mask = size - 1;
+        CountEntry *v = calloc(size, sizeof(CountEntry));
+
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->size; i++)
+                if (c->v[i].hash != 0) {
+                        size_t j = (size_t) c->v[i].hash & mask;
+
+                        while (v[j].hash != 0)
+                                j = (j + 1) & mask;
+                        v[j] = c->v[i];
+                }
+        free(c->v);
+        c->v = v;
+        c->size = size;
+        return 0;
+}
+
+static int counts_learn(Counts *c, const uint64_t *hashes, size_t n, bool spam) {
+        for (size_t k = 0; k < n; k++) {
+                uint64_t h = hashes[k] ?: 1;
+                size_t mask, i;
+
+                if ((c->n + 1) * 10 > c->size * 7 && counts_grow(c) < 0)
+                        return -ENOMEM;
+                mask = c->size - 1;
+                for (i = (size_t) h & mask; c->v[i].hash != 0 && c->v[i].hash != h; i = (i + 1) & mask)
+                        ;
+                if (c->v[i].hash == 0) {
+                        c->v[i].hash = h;
+                        c->n++;
+                }
+                if (spam)
+                        c->v[i].c.spam++;
+                else
+                        c->v[i].c.ham++;
+        }
+        if (spam)
+                c->totals.spam++;
+        else
+                c->totals.ham++;
+        return 0;
+}
+
+static int counts_lookup(uint64_t hash, bool domain, SpamCounts *ret, void *userdata) {
+        const Counts *c = userdata;
+        const CountEntry *e;
+
+        if (domain) {
+                *ret = (SpamCounts) {};
+                return 0;
+        }
+        e = counts_find(c, hash);
+        *ret = e ? e->c : (SpamCounts) {};
+        return 0;
+}
+
+/* ---- the lexicon (for the HMM) --------------------------------------------------- */
+
+typedef struct LexEntry {
+        char *word;
+        uint32_t spam, ham;
+} LexEntry;
+
+typedef struct Lexicon {
+        LexEntry *v;
+        size_t size, n;
+        bool current_spam;
+        int error;
+} Lexicon;
+
+static uint64_t str_hash(const char *s, size_t n) {
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ (uint8_t) s[i]) * UINT64_C(0x100000001b3);
+        return h;
+}
+
+static void lexicon_add(const char *word, size_t len, void *userdata) {
+        Lexicon *l = userdata;
+        size_t mask, i;
+
+        if (l->error < 0)
+                return;
+        if ((l->n + 1) * 2 > l->size) {
+                size_t size = l->size ? l->size * 2 : 1U << 14;
+                LexEntry *v = calloc(size, sizeof(LexEntry));
+
+                if (!v) {
+                        l->error = -ENOMEM;
+                        return;
+                }
+                for (size_t k = 0; k < l->size; k++)
+                        if (l->v[k].word) {
+                                size_t j = (size_t) str_hash(l->v[k].word, strlen(l->v[k].word)) & (size - 1);
+
+                                while (v[j].word)
+                                        j = (j + 1) & (size - 1);
+                                v[j] = l->v[k];
+                        }
+                free(l->v);
+                l->v = v;
+                l->size = size;
+        }
+        mask = l->size - 1;
+        for (i = (size_t) str_hash(word, len) & mask; l->v[i].word; i = (i + 1) & mask)
+                if (strlen(l->v[i].word) == len && memcmp(l->v[i].word, word, len) == 0)
+                        break;
+        if (!l->v[i].word) {
+                l->v[i].word = strndup(word, len);
+                if (!l->v[i].word) {
+                        l->error = -ENOMEM;
+                        return;
+                }
+                l->n++;
+        }
+        if (l->current_spam)
+                l->v[i].spam++;
+        else
+                l->v[i].ham++;
+}
+
+static void lexicon_done(Lexicon *l) {
+        for (size_t i = 0; i < l->size; i++)
+                free(l->v[i].word);
+        free(l->v);
+        *l = (Lexicon) {};
+}
+
+#if HAVE_SPAM_HMM
+/* Lexicon words seen in at least 3 learned messages, letters only, within the model's
+ * length bounds. */
+static int build_hmm(const Lexicon *l, SpamHmm **ret) {
+        _cleanup_(spam_hmm_freep) SpamHmm *h = NULL;
+        int r;
+
+        r = spam_hmm_new(&h);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l->size; i++) {
+                const LexEntry *e = &l->v[i];
+                size_t n;
+                bool letters = true;
+
+                if (!e->word || e->spam + e->ham < 3)
+                        continue;
+                n = strlen(e->word);
+                if (n < SPAM_HMM_WORD_MIN || n > SPAM_HMM_WORD_MAX)
+                        continue;
+                for (size_t k = 0; k < n; k++)
+                        if ((uint8_t) e->word[k] < 0x80 && !(e->word[k] >= 'a' && e->word[k] <= 'z'))
+                                letters = false;
+                if (!letters)
+                        continue;
+                r = spam_hmm_add_word(h, e->word, e->spam + e->ham);
+                if (r < 0 && r != -EINVAL)
+                        return r;
+        }
+        r = spam_hmm_build(h);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(h);
+        return 0;
+}
+#endif
+
+/* ---- measuring ------------------------------------------------------------------- */
+
+static const SpamTokenKey bench_key = { .bytes = "mailsec-spambnch" };
+
+static double now(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+typedef struct Scored {
+        double score;
+        bool spam;
+        SpamVerdict verdict;
+} Scored;
+
+static int scored_cmp(const void *a, const void *b) {
+        const Scored *x = a, *y = b;
+
+        return x->score < y->score ? -1 : x->score > y->score;
+}
+
+/* 1 − AUC: the probability that a random spam scores below a random ham, ties half. */
+static double one_minus_auc(Scored *s, size_t n) {
+        double n_spam = 0, n_ham = 0, ham_above, bad = 0;
+        size_t i = 0;
+
+        for (size_t k = 0; k < n; k++) {
+                if (s[k].spam)
+                        n_spam++;
+                else
+                        n_ham++;
+        }
+        if (n_spam == 0 || n_ham == 0)
+                return NAN;
+
+        qsort(s, n, sizeof(Scored), scored_cmp);
+        ham_above = n_ham;
+        while (i < n) {
+                size_t j = i;
+                double hs = 0, ss = 0;
+
+                while (j < n && s[j].score == s[i].score) {
+                        if (s[j].spam)
+                                ss++;
+                        else
+                                hs++;
+                        j++;
+                }
+                ham_above -= hs;
+                bad += ss * (ham_above + hs / 2);
+                i = j;
+        }
+        return bad / (n_spam * n_ham);
+}
+
+typedef struct Result {
+        size_t ham, spam, fp, fn, unsure_ham, unsure_spam;
+        double auc1m;
+} Result;
+
+static Result evaluate(Scored *s, size_t n) {
+        Result r = {};
+
+        for (size_t i = 0; i < n; i++) {
+                if (s[i].spam) {
+                        r.spam++;
+                        if (s[i].verdict == SPAM_VERDICT_HAM)
+                                r.fn++;
+                        else if (s[i].verdict == SPAM_VERDICT_UNSURE)
+                                r.unsure_spam++;
+                } else {
+                        r.ham++;
+                        if (s[i].verdict == SPAM_VERDICT_SPAM)
+                                r.fp++;
+                        else if (s[i].verdict == SPAM_VERDICT_UNSURE)
+                                r.unsure_ham++;
+                }
+        }
+        r.auc1m = one_minus_auc(s, n) * 100.0;
+        return r;
+}
+
+static void print_result(const char *what, const Result *r) {
+        printf("%s ham=%zu spam=%zu fp=%zu fn=%zu fp%%=%.3f fn%%=%.3f unsure_ham=%zu unsure_spam=%zu "
+               "spam_caught%%=%.2f auc1m%%=%.4f",
+               what, r->ham, r->spam, r->fp, r->fn,
+               r->ham ? 100.0 * r->fp / r->ham : 0, r->spam ? 100.0 * r->fn / r->spam : 0,
+               r->unsure_ham, r->unsure_spam,
+               r->spam ? 100.0 * (r->spam - r->fn - r->unsure_spam) / r->spam : 0, r->auc1m);
+}
+
+static long peak_rss_kb(void) {
+        struct rusage ru;
+
+        if (getrusage(RUSAGE_SELF, &ru) < 0)
+                return -1;
+        return ru.ru_maxrss;
+}
+
+static void write_scores(const char *path, const Scored *s, size_t n) {
+        _cleanup_fclose_ FILE *f = NULL;
+
+        if (!path)
+                return;
+        f = fopen(path, "we");
+        if (!f) {
+                fprintf(stderr, "spam-bench: %s: %m\n", path);
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "%s %.17g\n", s[i].spam ? "spam" : "ham", s[i].score);
+}
+
+typedef struct Bench {
+        Counts counts;
+        Lexicon lexicon;
+        SpamTokenizerOptions opts;
+#if HAVE_SPAM_HMM
+        SpamHmm *hmm;
+#endif
+} Bench;
+
+static int tokenize(Bench *b, const Message *m, SpamTokens *ret) {
+        *ret = (SpamTokens) SPAM_TOKENS_NULL;
+        b->lexicon.current_spam = m->spam;
+        return spam_tokenize(m->text, m->len, &b->opts, ret);
+}
+
+static int learn(Bench *b, const Message *m) {
+        SpamTokens t;
+        int r;
+
+        r = tokenize(b, m, &t);
+        if (r < 0)
+                return r;
+        r = counts_learn(&b->counts, t.hashes, t.n, m->spam);
+        spam_tokens_done(&t);
+        return r < 0 ? r : b->lexicon.error;
+}
+
+static int classify(Bench *b, const Message *m, Scored *ret) {
+        SpamBayesResult res;
+        SpamTokens t;
+        int r;
+
+        r = tokenize(b, m, &t);
+        if (r < 0)
+                return r;
+        r = spam_bayes_classify(&arg_params, &t, b->counts.totals, NULL, counts_lookup, &b->counts, 0, &res);
+        spam_tokens_done(&t);
+        if (r < 0)
+                return r;
+        *ret = (Scored) { .score = res.score, .spam = m->spam, .verdict = res.verdict };
+        spam_bayes_result_done(&res);
+        return 0;
+}
+
+static void bench_init(Bench *b) {
+        *b = (Bench) {
+                .opts = {
+                        .key = &bench_key,
+                        .bigrams = arg_bigrams,
+                },
+        };
+        if (arg_hmm) {
+                b->opts.on_word = lexicon_add;
+                b->opts.userdata = &b->lexicon;
+        }
+}
+
+static void bench_done(Bench *b) {
+        counts_done(&b->counts);
+        lexicon_done(&b->lexicon);
+#if HAVE_SPAM_HMM
+        b->hmm = spam_hmm_free(b->hmm);
+#endif
+}
+
+static int bench_rebuild_hmm(Bench *b) {
+#if HAVE_SPAM_HMM
+        int r;
+
+        b->hmm = spam_hmm_free(b->hmm);
+        b->opts.hmm = NULL;
+        r = build_hmm(&b->lexicon, &b->hmm);
+        if (r < 0)
+                return r;
+        b->opts.hmm = b->hmm;
+        return 0;
+#else
+        (void) b;
+        return -EOPNOTSUPP;
+#endif
+}
+
+/* --explain N: the strongest tokens of the first N misjudged test messages. */
+static void explain(Bench *b, const Message *msgs, size_t n) {
+        unsigned shown = 0;
+
+        for (size_t i = 0; i < n && shown < arg_explain; i++) {
+                SpamTokenizerOptions o = b->opts;
+                SpamTokens t = SPAM_TOKENS_NULL;
+                SpamBayesResult res;
+
+                if (group_one(&msgs[i]))
+                        continue;
+                o.keep_text = true;
+                if (spam_tokenize(msgs[i].text, msgs[i].len, &o, &t) < 0)
+                        continue;
+                if (spam_bayes_classify(&arg_params, &t, b->counts.totals, NULL, counts_lookup, &b->counts, 20,
+                                        &res) >= 0) {
+                        if ((msgs[i].spam && res.verdict != SPAM_VERDICT_SPAM) ||
+                            (!msgs[i].spam && res.verdict != SPAM_VERDICT_HAM)) {
+                                shown++;
+                                printf("# %s/%s score=%.4f used=%zu:", msgs[i].group, msgs[i].id, res.score, res.n_used);
+                                for (size_t k = 0; k < res.n_top; k++)
+                                        printf(" %s=%.3f", t.text[res.top[k].index], res.top[k].prob);
+                                printf("\n");
+                        }
+                        spam_bayes_result_done(&res);
+                }
+                spam_tokens_done(&t);
+        }
+}
+
+static int protocol_a(Message *msgs, size_t n, size_t corpus_bytes) {
+        _cleanup_free_ Scored *s = NULL;
+        size_t n_train = 0, n_test = 0;
+        double t0, t_learn, t_classify;
+        Bench b;
+        Result res;
+        int r;
+
+        bench_init(&b);
+        s = calloc(n, sizeof(Scored));
+        if (!s)
+                return -ENOMEM;
+
+        t0 = now();
+        for (size_t i = 0; i < n; i++)
+                if (group_one(&msgs[i])) {
+                        r = learn(&b, &msgs[i]);
+                        if (r < 0)
+                                return r;
+                        n_train++;
+                }
+        t_learn = now() - t0;
+
+        if (arg_hmm) {
+                r = bench_rebuild_hmm(&b);
+                if (r < 0) {
+                        fprintf(stderr, "spam-bench: building the HMM failed: %s\n", strerror(-r));
+                        return r;
+                }
+        }
+        b.opts.on_word = NULL;
+
+        t0 = now();
+        for (size_t i = 0; i < n; i++)
+                if (!group_one(&msgs[i])) {
+                        r = classify(&b, &msgs[i], &s[n_test++]);
+                        if (r < 0)
+                                return r;
+                }
+        t_classify = now() - t0;
+
+        explain(&b, msgs, n);
+        write_scores(arg_scores, s, n_test);
+        res = evaluate(s, n_test);
+        print_result("protocol=a", &res);
+        printf(" trained=%zu classified=%zu tokens=%zu learn/s=%.1f classify/s=%.1f rss_kb=%ld corpus_kb=%zu hmm=%s\n",
+               n_train, n_test, b.counts.n, n_train / t_learn, n_test / t_classify, peak_rss_kb(),
+               corpus_bytes / 1024, arg_hmm ? "on" : "off");
+        bench_done(&b);
+        return 0;
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+        uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
+
+        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+        return z ^ (z >> 31);
+}
+
+/* The protocol b order: indexes into the sorted messages. */
+static size_t* order_b(size_t n) {
+        size_t *o = malloc(n * sizeof(size_t));
+        uint64_t seed = UINT64_C(20021001);
+
+        if (!o)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                o[i] = i;
+        for (size_t i = n; i > 1; i--) {
+                size_t j = (size_t) (splitmix64(&seed) % i), t = o[i - 1];
+
+                o[i - 1] = o[j];
+                o[j] = t;
+        }
+        return o;
+}
+
+static int protocol_b(Message *msgs, size_t n, size_t corpus_bytes) {
+        _cleanup_free_ Scored *s = NULL;
+        _cleanup_free_ size_t *o = NULL;
+        double t_classify = 0, t_learn = 0, t0;
+        Bench b;
+        Result res;
+        int r;
+
+        bench_init(&b);
+        s = calloc(n, sizeof(Scored));
+        o = order_b(n);
+        if (!s || !o)
+                return -ENOMEM;
+
+        for (size_t k = 0; k < n; k++) {
+                const Message *m = &msgs[o[k]];
+
+                if (arg_hmm && k > 0 && k % arg_hmm_every == 0) {
+                        r = bench_rebuild_hmm(&b);
+                        if (r < 0)
+                                return r;
+                }
+
+                t0 = now();
+                r = classify(&b, m, &s[k]);
+                if (r < 0)
+                        return r;
+                t_classify += now() - t0;
+
+                t0 = now();
+                r = learn(&b, m);
+                if (r < 0)
+                        return r;
+                t_learn += now() - t0;
+        }
+
+        write_scores(arg_scores, s, n);
+        res = evaluate(s, n);
+        print_result("protocol=b", &res);
+        printf(" trained=%zu classified=%zu tokens=%zu learn/s=%.1f classify/s=%.1f rss_kb=%ld corpus_kb=%zu hmm=%s\n",
+               n, n, b.counts.n, n / t_learn, n / t_classify, peak_rss_kb(), corpus_bytes / 1024,
+               arg_hmm ? "on" : "off");
+        bench_done(&b);
+        return 0;
+}
+
+/* Cross-validation within group 1. */
+static int cv_run(Message **g1, size_t n, const SpamBayesParams *params, Result *ret) {
+        _cleanup_free_ Scored *s = NULL;
+        size_t k = 0;
+        int r;
+
+        s = calloc(n, sizeof(Scored));
+        if (!s)
+                return -ENOMEM;
+
+        for (unsigned fold = 0; fold < arg_folds; fold++) {
+                Counts c = {};
+
+                for (size_t i = 0; i < n; i++)
+                        if (i % arg_folds != fold) {
+                                r = counts_learn(&c, g1[i]->tokens, g1[i]->n_tokens, g1[i]->spam);
+                                if (r < 0)
+                                        return r;
+                        }
+                for (size_t i = 0; i < n; i++) {
+                        SpamTokens t = SPAM_TOKENS_NULL;
+                        SpamBayesResult res;
+
+                        if (i % arg_folds != fold)
+                                continue;
+                        t.hashes = g1[i]->tokens;
+                        t.n = g1[i]->n_tokens;
+                        r = spam_bayes_classify(params, &t, c.totals, NULL, counts_lookup, &c, 0, &res);
+                        if (r < 0)
+                                return r;
+                        s[k++] = (Scored) { .score = res.score, .spam = g1[i]->spam, .verdict = res.verdict };
+                        spam_bayes_result_done(&res);
+                }
+                counts_done(&c);
+        }
+        *ret = evaluate(s, k);
+        return 0;
+}
+
+static void print_params(const SpamBayesParams *p) {
+        printf(" s=%g x=%g min_dev=%g max_tokens=%zu ham_cutoff=%g spam_cutoff=%g bigrams=%s\n",
+               p->robinson_s, p->robinson_x, p->min_dev, p->max_tokens, p->ham_cutoff, p->spam_cutoff,
+               arg_bigrams ? "on" : "off");
+}
+
+static int protocol_cv(Message *msgs, size_t n) {
+        _cleanup_free_ Message **g1 = NULL;
+        size_t n1 = 0;
+        Bench b;
+        Result res;
+        int r;
+
+        bench_init(&b);
+        g1 = calloc(n, sizeof(Message*));
+        if (!g1)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (group_one(&msgs[i])) {
+                        SpamTokens t;
+
+                        r = tokenize(&b, &msgs[i], &t);
+                        if (r < 0)
+                                return r;
+                        msgs[i].tokens = TAKE_PTR(t.hashes);
+                        msgs[i].n_tokens = t.n;
+                        spam_tokens_done(&t);
+                        g1[n1++] = &msgs[i];
+                }
+
+        if (!arg_sweep) {
+                r = cv_run(g1, n1, &arg_params, &res);
+                if (r < 0)
+                        return r;
+                print_result("protocol=cv", &res);
+                print_params(&arg_params);
+                return 0;
+        }
+
+        {
+                static const double ss[] = { 0.45, 1.0, 3.0, 10.0 };
+                static const double xs[] = { 0.5 };
+                static const double ds[] = { 0.1, 0.2, 0.3, 0.4 };
+                static const size_t ms[] = { 50, 150, 400, 0 };
+
+                for (size_t a = 0; a < ELEMENTSOF(ss); a++)
+                        for (size_t x = 0; x < ELEMENTSOF(xs); x++)
+                                for (size_t d = 0; d < ELEMENTSOF(ds); d++)
+                                        for (size_t m = 0; m < ELEMENTSOF(ms); m++) {
+                                                SpamBayesParams p = arg_params;
+
+                                                p.robinson_s = ss[a];
+                                                p.robinson_x = xs[x];
+                                                p.min_dev = ds[d];
+                                                p.max_tokens = ms[m];
+                                                r = cv_run(g1, n1, &p, &res);
+                                                if (r < 0)
+                                                        return r;
+                                                print_result("protocol=cv", &res);
+                                                print_params(&p);
+                                                fflush(stdout);
+                                        }
+        }
+        bench_done(&b);
+        return 0;
+}
+
+static int export(const Message *msgs, size_t n, const char *dir) {
+        _cleanup_free_ size_t *o = NULL;
+        _cleanup_fclose_ FILE *train = NULL, *test = NULL, *ob = NULL;
+        char path[4096];
+
+        (void) mkdir(dir, 0755);
+        for (size_t g = 0; g < ELEMENTSOF(groups); g++) {
+                snprintf(path, sizeof(path), "%s/%s", dir, groups[g]);
+                if (mkdir(path, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+        }
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_fclose_ FILE *f = NULL;
+
+                snprintf(path, sizeof(path), "%s/%s/%s.eml", dir, msgs[i].group, msgs[i].id);
+                f = fopen(path, "we");
+                if (!f || fwrite(msgs[i].text, 1, msgs[i].len, f) != msgs[i].len)
+                        return -EIO;
+        }
+
+#define OPEN_LIST(f, name)                                                      \
+        do {                                                                    \
+                snprintf(path, sizeof(path), "%s/%s", dir, name);               \
+                f = fopen(path, "we");                                          \
+                if (!f)                                                         \
+                        return -errno;                                          \
+        } while (false)
+        OPEN_LIST(train, "train-a");
+        OPEN_LIST(test, "test-a");
+        OPEN_LIST(ob, "order-b");
+        for (size_t i = 0; i < n; i++)
+                fprintf(group_one(&msgs[i]) ? train : test, "%s %s/%s/%s.eml\n", msgs[i].spam ? "spam" : "ham",
+                        dir, msgs[i].group, msgs[i].id);
+        o = order_b(n);
+        if (!o)
+                return -ENOMEM;
+        for (size_t k = 0; k < n; k++)
+                fprintf(ob, "%s %s/%s/%s.eml\n", msgs[o[k]].spam ? "spam" : "ham", dir, msgs[o[k]].group,
+                        msgs[o[k]].id);
+        return 0;
+}
+
+static void help(void) {
+        printf("usage: spam-bench --corpus DIR (--protocol a|b|cv | --export OUTDIR) [options]\n"
+               "  --scores FILE  --explain N  --folds K  --sweep  --no-bigrams  --hmm  --hmm-every N\n"
+               "  --s X  --x X  --min-dev X  --max-tokens N  --ham-cutoff X  --spam-cutoff X\n");
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum { ARG_S = 0x100, ARG_X, ARG_MIN_DEV, ARG_MAX_TOKENS, ARG_HAM_CUTOFF, ARG_SPAM_CUTOFF,
+               ARG_NO_BIGRAMS, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "corpus", required_argument, NULL, 'c' },
+                { "protocol", required_argument, NULL, 'p' },
+                { "scores", required_argument, NULL, ARG_SCORES },
+                { "export", required_argument, NULL, ARG_EXPORT },
+                { "folds", required_argument, NULL, ARG_FOLDS },
+                { "sweep", no_argument, NULL, ARG_SWEEP },
+                { "explain", required_argument, NULL, ARG_EXPLAIN },
+                { "no-bigrams", no_argument, NULL, ARG_NO_BIGRAMS },
+                { "hmm", no_argument, NULL, ARG_HMM },
+                { "hmm-every", required_argument, NULL, ARG_HMM_EVERY },
+                { "s", required_argument, NULL, ARG_S },
+                { "x", required_argument, NULL, ARG_X },
+                { "min-dev", required_argument, NULL, ARG_MIN_DEV },
+                { "max-tokens", required_argument, NULL, ARG_MAX_TOKENS },
+                { "ham-cutoff", required_argument, NULL, ARG_HAM_CUTOFF },
+                { "spam-cutoff", required_argument, NULL, ARG_SPAM_CUTOFF },
+                {}
+        };
+        int c;
+
+        arg_params = spam_bayes_params_default;
+        while ((c = getopt_long(argc, argv, "hc:p:", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        exit(0);
+                case 'c': arg_corpus = optarg; break;
+                case 'p': arg_protocol = optarg; break;
+                case ARG_SCORES: arg_scores = optarg; break;
+                case ARG_EXPORT: arg_export = optarg; break;
+                case ARG_FOLDS: arg_folds = (unsigned) strtoul(optarg, NULL, 10); break;
+                case ARG_SWEEP: arg_sweep = true; break;
+                case ARG_EXPLAIN: arg_explain = (unsigned) strtoul(optarg, NULL, 10); break;
+                case ARG_NO_BIGRAMS: arg_bigrams = false; break;
+                case ARG_HMM: arg_hmm = true; break;
+                case ARG_HMM_EVERY: arg_hmm_every = (unsigned) strtoul(optarg, NULL, 10); break;
+                case ARG_S: arg_params.robinson_s = strtod(optarg, NULL); break;
+                case ARG_X: arg_params.robinson_x = strtod(optarg, NULL); break;
+                case ARG_MIN_DEV: arg_params.min_dev = strtod(optarg, NULL); break;
+                case ARG_MAX_TOKENS: arg_params.max_tokens = strtoul(optarg, NULL, 10); break;
+                case ARG_HAM_CUTOFF: arg_params.ham_cutoff = strtod(optarg, NULL); break;
+                case ARG_SPAM_CUTOFF: arg_params.spam_cutoff = strtod(optarg, NULL); break;
+                default:
+                        return -EINVAL;
+                }
+        if (!arg_corpus || (!arg_protocol && !arg_export) || arg_folds < 2 || arg_hmm_every == 0) {
+                help();
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* --tokens FILE: the tokens of one message file, for looking into a result. */
+static int dump_tokens(const char *path) {
+        _cleanup_free_ char *buf = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        SpamTokenizerOptions opts = { .key = &bench_key, .bigrams = arg_bigrams, .keep_text = true };
+        SpamTokens t = SPAM_TOKENS_NULL;
+        size_t n = 0, a = 0, k;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        for (;;) {
+                if (n + 65536 > a) {
+                        char *b = realloc(buf, a = n + 65536 * 2);
+
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                }
+                k = fread(buf + n, 1, a - n, f);
+                if (k == 0)
+                        break;
+                n += k;
+        }
+        r = spam_tokenize(buf, n, &opts, &t);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < t.n; i++)
+                printf("%016" PRIx64 " %s\n", t.hashes[i], t.text[i]);
+        spam_tokens_done(&t);
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        Message *msgs = NULL;
+        size_t n = 0, bytes = 0;
+        int r;
+
+        if (argc == 3 && strcmp(argv[1], "--tokens") == 0) {
+                r = dump_tokens(argv[2]);
+                if (r < 0)
+                        fprintf(stderr, "spam-bench: %s: %s\n", argv[2], strerror(-r));
+                return r < 0 ? 1 : 0;
+        }
+
+        r = parse_argv(argc, argv);
+        if (r < 0)
+                return 2;
+
+#if !HAVE_SPAM_HMM
+        if (arg_hmm) {
+                fprintf(stderr, "spam-bench: --hmm: libspamd was built without the HMM (spam-hmm.c)\n");
+                return 77;
+        }
+#endif
+
+        r = load_corpus(arg_corpus, &msgs, &n, &bytes);
+        if (r < 0) {
+                fprintf(stderr, "spam-bench: cannot read the corpus in %s\n", arg_corpus);
+                return 77;
+        }
+
+        if (arg_export)
+                r = export(msgs, n, arg_export);
+        else if (strcmp(arg_protocol, "a") == 0)
+                r = protocol_a(msgs, n, bytes);
+        else if (strcmp(arg_protocol, "b") == 0)
+                r = protocol_b(msgs, n, bytes);
+        else if (strcmp(arg_protocol, "cv") == 0)
+                r = protocol_cv(msgs, n);
+        else {
+                help();
+                return 2;
+        }
+        if (r < 0) {
+                fprintf(stderr, "spam-bench: %s\n", strerror(-r));
+                return 1;
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                free(msgs[i].group);
+                free(msgs[i].id);
+                free(msgs[i].text);
+                free(msgs[i].tokens);
+        }
+        free(msgs);
+        return 0;
+}

@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check-main.h"
+#include "spam-bayes.h"
+
+/* Q(x², 2v), the upper tail of the chi-square distribution, against values computed with
+ * 40-digit arithmetic (the regularised upper incomplete gamma function Γ(v, x²/2) / Γ(v))
+ * and the textbook 5 % critical values. */
+static const struct {
+        double x2;
+        unsigned v;
+        double q;
+} chi2q_cases[] = {
+        { 2, 1, 0.36787944117144232 },                  /* e^-1 */
+        { 4, 2, 0.40600584970983808 },                  /* 3 e^-2 */
+        { 18.307, 5, 0.05000058909139812 },             /* chi-square 10 dof, 5 % */
+        { 31.41, 10, 0.050005239202315168 },            /* 20 dof */
+        { 124.342, 50, 0.050000715769971768 },          /* 100 dof */
+        { 0.5, 3, 0.99783850331023749 },
+        { 10, 20, 0.99999965478641791 },
+        { 60, 2, 2.9008631203404541e-12 },
+        { 200, 150, 0.99999811578953396 },
+        { 1500, 300, 1.3615260357378553e-78 },          /* e^-750 alone underflows */
+        { 1600, 700, 0.00014405015382104583 },
+};
+
+START_TEST(test_chi2q_table)
+{
+        for (size_t i = 0; i < ELEMENTSOF(chi2q_cases); i++) {
+                double q = spam_chi2q(chi2q_cases[i].x2, chi2q_cases[i].v);
+
+                ck_assert_msg(fabs(q - chi2q_cases[i].q) <= 1e-10 * chi2q_cases[i].q,
+                              "Q(%g, %u) = %.17g, expected %.17g", chi2q_cases[i].x2, 2 * chi2q_cases[i].v,
+                              q, chi2q_cases[i].q);
+        }
+}
+END_TEST
+
+START_TEST(test_chi2q_limits)
+{
+        double prev = 1.0;
+
+        ck_assert(spam_chi2q(0, 5) == 1.0);
+        ck_assert(spam_chi2q(-3, 5) == 1.0);
+        ck_assert(spam_chi2q(NAN, 5) == 1.0);
+        ck_assert(spam_chi2q(INFINITY, 5) == 0.0);
+        /* 1.8e-439: below the smallest double, never negative or NaN */
+        ck_assert(spam_chi2q(3000, 150) >= 0.0 && spam_chi2q(3000, 150) < 1e-300);
+        /* many strong tokens: neither 0/0 nor above 1 */
+        ck_assert(spam_chi2q(5000, 3000) > 0.99 && spam_chi2q(5000, 3000) <= 1.0);
+        /* decreasing in x² */
+        for (double x = 1; x < 3000; x *= 1.3) {
+                double q = spam_chi2q(x, 150);
+
+                ck_assert(q <= prev);
+                ck_assert(q >= 0 && q <= 1);
+                prev = q;
+        }
+}
+END_TEST
+
+static const SpamBayesParams params = {
+        .robinson_s = 1.0,
+        .robinson_x = 0.5,
+        .min_dev = 0.1,
+        .ham_cutoff = 0.2,
+        .spam_cutoff = 0.9,
+        .max_tokens = 0,
+};
+
+START_TEST(test_token_prob)
+{
+        static const struct {
+                SpamCounts c;
+                SpamTotals t;
+                double prior, f;
+        } cases[] = {
+                /* b = 0.3, g = 0.1, p = 0.75, n = 4: (0.5 + 3) / 5 */
+                { { 3, 1 }, { 10, 10 }, 0.5, 0.7 },
+                /* unknown token: the prior */
+                { { 0, 0 }, { 10, 10 }, 0.5, 0.5 },
+                { { 0, 0 }, { 10, 10 }, 0.42, 0.42 },
+                /* seen only in ham: p = 0, n = 2: 0.5 / 3 */
+                { { 0, 2 }, { 5, 5 }, 0.5, 0.5 / 3 },
+                /* no ham learned yet: p = 1, n = 2: 2.5 / 3 */
+                { { 2, 0 }, { 4, 0 }, 0.5, 2.5 / 3 },
+                /* the class sizes are normalised: 1 of 1 spam vs 10 of 100 ham, p = 1/1.1 */
+                { { 1, 10 }, { 1, 100 }, 0.5, (0.5 + 11 / 1.1) / 12 },
+                /* a domain prior pulls a rare token towards it: p = 0, n = 2, (0.7 + 0) / 3 */
+                { { 0, 2 }, { 5, 5 }, 0.7, 0.7 / 3 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                double f = spam_bayes_token_prob(&params, cases[i].c, cases[i].t, cases[i].prior);
+
+                ck_assert_msg(fabs(f - cases[i].f) < 1e-12, "case %zu: %.15g, expected %.15g", i, f, cases[i].f);
+        }
+}
+END_TEST
+
+/* A fake store: token i has the global and domain counts of table[i]. */
+typedef struct FakeToken {
+        uint64_t hash;
+        SpamCounts global, domain;
+} FakeToken;
+
+typedef struct Fake {
+        const FakeToken *v;
+        size_t n;
+        unsigned domain_lookups;
+} Fake;
+
+static int fake_lookup(uint64_t hash, bool domain, SpamCounts *ret, void *userdata) {
+        Fake *f = userdata;
+
+        if (domain)
+                f->domain_lookups++;
+        for (size_t i = 0; i < f->n; i++)
+                if (f->v[i].hash == hash) {
+                        *ret = domain ? f->v[i].domain : f->v[i].global;
+                        return 0;
+                }
+        *ret = (SpamCounts) {};
+        return 0;
+}
+
+static int failing_lookup(uint64_t hash, bool domain, SpamCounts *ret, void *userdata) {
+        return -EIO;
+}
+
+static void tokens_of(SpamTokens *t, const FakeToken *v, size_t n) {
+        *t = (SpamTokens) SPAM_TOKENS_NULL;
+        for (size_t i = 0; i < n; i++)
+                ck_assert_int_eq(spam_tokens_add(t, v[i].hash, SPAM_TOKEN_WORD, NULL, 0), 1);
+}
+
+START_TEST(test_classify_hand_computed)
+{
+        /* with totals 10/10 and s = 1:
+         *   1: 9 spam 0 ham -> (0.5 + 9) / 10 = 0.95
+         *   2: 3 spam 1 ham -> 0.7
+         *   3: 1 spam 1 ham -> 0.5 (ignored: min_dev)
+         *   4: unknown     -> 0.5 (ignored) */
+        static const FakeToken table[] = {
+                { 1, { 9, 0 }, {} },
+                { 2, { 3, 1 }, {} },
+                { 3, { 1, 1 }, {} },
+                { 4, {}, {} },
+        };
+        SpamTotals totals = { 10, 10 };
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+        SpamBayesResult r;
+        SpamTokens t;
+        double h, s;
+
+        /* one token: the score is its f(w) (Q(−2 ln f, 2) = f) */
+        tokens_of(&t, table + 1, 1);
+        ck_assert_int_eq(spam_bayes_classify(&params, &t, totals, NULL, fake_lookup, &fake, 0, &r), 0);
+        ck_assert(fabs(r.score - 0.7) < 1e-12);
+        ck_assert_uint_eq(r.n_used, 1);
+        ck_assert_int_eq(r.verdict, SPAM_VERDICT_UNSURE);
+        ck_assert_ptr_null(r.top);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+
+        /* all four: two enter, 0.95 and 0.7 */
+        tokens_of(&t, table, ELEMENTSOF(table));
+        ck_assert_int_eq(spam_bayes_classify(&params, &t, totals, NULL, fake_lookup, &fake, 3, &r), 0);
+        ck_assert_uint_eq(r.n_used, 2);
+        h = 0.95 * 0.7 * (1 - log(0.95 * 0.7));
+        s = 0.05 * 0.3 * (1 - log(0.05 * 0.3));
+        ck_assert_msg(fabs(r.score - (1 + h - s) / 2) < 1e-12, "score %.15g", r.score);
+        ck_assert_int_eq(r.verdict, SPAM_VERDICT_SPAM);
+        ck_assert_uint_eq(r.n_top, 2);
+        ck_assert_uint_eq(r.top[0].index, 0);
+        ck_assert(fabs(r.top[0].prob - 0.95) < 1e-12);
+        ck_assert_uint_eq(r.top[1].index, 1);
+        ck_assert_uint_eq(fake.domain_lookups, 0);
+        spam_bayes_result_done(&r);
+        ck_assert_ptr_null(r.top);
+        spam_tokens_done(&t);
+
+        /* nothing known: 0.5, unsure */
+        tokens_of(&t, table + 3, 1);
+        ck_assert_int_eq(spam_bayes_classify(&params, &t, totals, NULL, fake_lookup, &fake, 5, &r), 0);
+        ck_assert(r.score == 0.5);
+        ck_assert_uint_eq(r.n_used, 0);
+        ck_assert_int_eq(r.verdict, SPAM_VERDICT_UNSURE);
+        spam_bayes_result_done(&r);
+
+        /* a failing store fails the classification */
+        ck_assert_int_eq(spam_bayes_classify(&params, &t, totals, NULL, failing_lookup, NULL, 0, &r), -EIO);
+        spam_tokens_done(&t);
+}
+END_TEST
+
+START_TEST(test_classify_two_tokens)
+{
+        /* f = 0.9 (9 of 10 spam vs 1 of 10 ham, s = 0: p exactly) and 0.8 */
+        static const FakeToken table[] = {
+                { 10, { 9, 1 }, {} },
+                { 11, { 8, 2 }, {} },
+        };
+        SpamBayesParams p = params;
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+        SpamBayesResult r;
+        SpamTokens t;
+
+        p.robinson_s = 0;
+        tokens_of(&t, table, ELEMENTSOF(table));
+        ck_assert_int_eq(spam_bayes_classify(&p, &t, (SpamTotals) { 10, 10 }, NULL, fake_lookup, &fake, 0, &r), 0);
+        /* H = Q(−2 ln 0.72, 4), S = Q(−2 ln 0.02, 4), computed by hand */
+        ck_assert_msg(fabs(r.score - 0.9291412340556515) < 1e-12, "score %.16g", r.score);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+}
+END_TEST
+
+START_TEST(test_classify_max_tokens)
+{
+        /* 40 mildly hammy tokens (f = 0.3) and 3 very spammy ones (f = 0.99): with
+         * max_tokens 3 only the spammy three count */
+        FakeToken table[43];
+        SpamBayesParams p = params;
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+        SpamBayesResult r;
+        SpamTokens t;
+
+        p.robinson_s = 0;
+        for (size_t i = 0; i < 40; i++)
+                table[i] = (FakeToken) { 100 + i, { 3, 7 }, {} };
+        for (size_t i = 40; i < 43; i++)
+                table[i] = (FakeToken) { 100 + i, { 99, 1 }, {} };
+        tokens_of(&t, table, ELEMENTSOF(table));
+
+        ck_assert_int_eq(spam_bayes_classify(&p, &t, (SpamTotals) { 100, 100 }, NULL, fake_lookup, &fake, 0, &r), 0);
+        ck_assert_uint_eq(r.n_used, 43);
+        ck_assert(r.score < 0.2);
+        spam_bayes_result_done(&r);
+
+        p.max_tokens = 3;
+        ck_assert_int_eq(spam_bayes_classify(&p, &t, (SpamTotals) { 100, 100 }, NULL, fake_lookup, &fake, 10, &r), 0);
+        ck_assert_uint_eq(r.n_used, 3);
+        ck_assert_uint_eq(r.n_top, 3);
+        for (size_t i = 0; i < 3; i++) {
+                ck_assert_uint_ge(r.top[i].index, 40);
+                ck_assert(fabs(r.top[i].prob - 0.99) < 1e-12);
+        }
+        ck_assert(r.score > 0.99);
+        ck_assert_int_eq(r.verdict, SPAM_VERDICT_SPAM);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+}
+END_TEST
+
+START_TEST(test_classify_domain_backoff)
+{
+        /* globally spammy (f = 0.7); the domain has seen it twice, in ham only:
+         * f = (1 · 0.7 + 2 · 0) / 3 */
+        static const FakeToken table[] = {
+                { 20, { 3, 1 }, { 0, 2 } },
+                { 21, { 3, 1 }, { 0, 0 } },
+        };
+        SpamTotals global = { 10, 10 }, domain = { 5, 5 }, empty = {};
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+        SpamBayesResult r;
+        SpamTokens t;
+
+        tokens_of(&t, table, 1);
+        ck_assert_int_eq(spam_bayes_classify(&params, &t, global, &domain, fake_lookup, &fake, 1, &r), 0);
+        ck_assert_msg(fabs(r.score - 0.7 / 3) < 1e-12, "score %.15g", r.score);
+        ck_assert(fabs(r.top[0].prob - 0.7 / 3) < 1e-12);
+        ck_assert_uint_eq(fake.domain_lookups, 1);
+        spam_bayes_result_done(&r);
+
+        /* a domain without messages: the global statistics alone */
+        ck_assert_int_eq(spam_bayes_classify(&params, &t, global, &empty, fake_lookup, &fake, 0, &r), 0);
+        ck_assert(fabs(r.score - 0.7) < 1e-12);
+        ck_assert_uint_eq(fake.domain_lookups, 1);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+
+        /* a token the domain has not seen keeps its global f(w) */
+        tokens_of(&t, table + 1, 1);
+        ck_assert_int_eq(spam_bayes_classify(&params, &t, global, &domain, fake_lookup, &fake, 0, &r), 0);
+        ck_assert(fabs(r.score - 0.7) < 1e-12);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+}
+END_TEST
+
+START_TEST(test_verdict_strings)
+{
+        static const struct {
+                SpamVerdict v;
+                const char *s;
+        } table[] = {
+                { SPAM_VERDICT_HAM, "ham" },
+                { SPAM_VERDICT_UNSURE, "unsure" },
+                { SPAM_VERDICT_SPAM, "spam" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                ck_assert_str_eq(spam_verdict_to_string(table[i].v), table[i].s);
+                ck_assert_int_eq(spam_verdict_from_string(table[i].s), table[i].v);
+        }
+        ck_assert_ptr_null(spam_verdict_to_string(_SPAM_VERDICT_MAX));
+        ck_assert_ptr_null(spam_verdict_to_string(_SPAM_VERDICT_INVALID));
+        ck_assert_int_eq(spam_verdict_from_string("Spam"), _SPAM_VERDICT_INVALID);
+        ck_assert_int_eq(spam_verdict_from_string(""), _SPAM_VERDICT_INVALID);
+        ck_assert_int_eq(spam_verdict_from_string(NULL), _SPAM_VERDICT_INVALID);
+}
+END_TEST
+
+START_TEST(test_defaults_sane)
+{
+        const SpamBayesParams *p = &spam_bayes_params_default;
+
+        ck_assert(p->robinson_s > 0);
+        ck_assert(p->robinson_x > 0 && p->robinson_x < 1);
+        ck_assert(p->min_dev >= 0 && p->min_dev < 0.5);
+        ck_assert(p->ham_cutoff < p->spam_cutoff);
+        ck_assert(p->spam_cutoff <= 1);
+}
+END_TEST
+
+static Suite* spam_bayes_suite(void) {
+        Suite *s = suite_create("spam-bayes");
+        TCase *tc;
+
+        tc = tcase_create("chi2q");
+        tcase_add_test(tc, test_chi2q_table);
+        tcase_add_test(tc, test_chi2q_limits);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("robinson");
+        tcase_add_test(tc, test_token_prob);
+        tcase_add_test(tc, test_classify_hand_computed);
+        tcase_add_test(tc, test_classify_two_tokens);
+        tcase_add_test(tc, test_classify_max_tokens);
+        tcase_add_test(tc, test_classify_domain_backoff);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("strings");
+        tcase_add_test(tc, test_verdict_strings);
+        tcase_add_test(tc, test_defaults_sane);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+CHECK_MAIN(spam_bayes_suite);
