@@ -50,5 +50,6 @@ typedef int (*SpamHmmWordCallback)(const char *word, size_t word_len, size_t sta
  * reports each stretch that decodes to a lexicon word although it is not that word as
  * written. Plain words, text that decodes to nothing, and stretches below the model's
  * confidence threshold are not reported. Returns the number of words reported, or the
- * callback's negative value, or -ENOMEM. Must be fast: megabytes of text per second. */
+ * callback's negative value, or -ENOMEM (-EINVAL before spam_hmm_build()). Must be fast:
+ * megabytes of text per second. */
 int spam_hmm_scan(const SpamHmm *h, const char *text, size_t len, SpamHmmWordCallback cb, void *userdata);
