@@ -57,38 +57,48 @@ DmarcQuarantine dmarc_quarantine_from_string(const char *s) {
         return _DMARC_QUARANTINE_INVALID;
 }
 
-/* ---- Authentication-Results: our authserv-id, forged fields ---- */
+/* ---- Forged fields: Authentication-Results with our authserv-id, X-Spam-* ---- */
 
-int message_strip_auth_results(const char *msg, size_t size, size_t max_line, const char *authserv_id,
-                               int *ret_fd, uint64_t *ret_size) {
+int message_strip_fields(const char *msg, size_t size, size_t max_line, HeaderFieldMatch match, void *userdata,
+                         int *ret_fd, uint64_t *ret_size) {
         Rfc5322Limits limits = { .max_line = max_line, .max_field = SIZE_MAX, .max_fields = SIZE_MAX };
-        _cleanup_free_ Rfc5322Field *ours = NULL;
         _cleanup_close_ int fd = -EBADF;
-        size_t copied = 0, removed = 0;
-        int n, r;
+        size_t offset = 0, copied = 0, removed = 0;
+        Rfc5322Field f;
+        int r;
 
         assert(msg || size == 0);
-        assert(authserv_id);
+        assert(match);
         assert(ret_fd && ret_size);
 
-        n = auth_results_find_ours(msg, size, &limits, authserv_id, &ours);
-        if (n < 0)
-                return n;
-        if (n == 0) {
+        for (;;) {
+                r = rfc5322_field_next(msg, size, &limits, &offset, NULL, &f);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                r = match(&f, userdata);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        continue;
+
+                if (fd < 0) {
+                        fd = memfd_new_spool("mailsec-stripped");
+                        if (fd < 0)
+                                return fd;
+                }
+                r = memfd_append(fd, msg + copied, f.raw_offset - copied);
+                if (r < 0)
+                        return r;
+                copied = f.raw_offset + f.raw_len;
+                removed += f.raw_len;
+        }
+
+        if (fd < 0) {
                 *ret_fd = -EBADF;
                 *ret_size = size;
                 return 0;
-        }
-
-        fd = memfd_new_spool("mailsec-stripped");
-        if (fd < 0)
-                return fd;
-        for (int i = 0; i < n; i++) {
-                r = memfd_append(fd, msg + copied, ours[i].raw_offset - copied);
-                if (r < 0)
-                        return r;
-                copied = ours[i].raw_offset + ours[i].raw_len;
-                removed += ours[i].raw_len;
         }
         r = memfd_append(fd, msg + copied, size - copied);
         if (r < 0)
@@ -99,6 +109,33 @@ int message_strip_auth_results(const char *msg, size_t size, size_t max_line, co
         *ret_size = size - removed;
         *ret_fd = TAKE_FD(fd);
         return 1;
+}
+
+static int header_field_is_our_auth_results(const Rfc5322Field *f, void *userdata) {
+        const char *authserv_id = userdata;
+        _cleanup_free_ char *id = NULL;
+        int r;
+
+        if (!rfc5322_field_is(f, AUTH_RESULTS_FIELD_NAME))
+                return 0;
+        r = auth_results_parse_authserv_id(f->value, f->value_len, &id, NULL);
+        if (r == -ENOMEM)
+                return r;
+        /* A field whose id cannot be read claims nobody's. */
+        if (r < 0)
+                return 0;
+        return auth_results_authserv_id_equal(id, authserv_id);
+}
+
+int message_strip_auth_results(const char *msg, size_t size, size_t max_line, const char *authserv_id,
+                               int *ret_fd, uint64_t *ret_size) {
+        assert(authserv_id);
+        return message_strip_fields(msg, size, max_line, header_field_is_our_auth_results, (void*) authserv_id,
+                                    ret_fd, ret_size);
+}
+
+int header_field_is_spam(const Rfc5322Field *f, void *userdata) {
+        return f->name_len >= STRLEN("X-Spam-") && strncasecmp(f->name, "X-Spam-", STRLEN("X-Spam-")) == 0;
 }
 
 /* ---- The bus calls ---- */
@@ -301,6 +338,7 @@ static int on_verify_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 h(a->tx, &(AuthVerdict) {
                                 .authentication_results = ar,
                                 .received_spf = a->received_spf,
+                                .dmarc_result = dmarc_result,
                                 .dmarc_disposition = disposition,
                                 .dmarc_domain = dmarc_domain(ar, domain, sizeof(domain)),
                                 .fd = TAKE_FD(fd),

@@ -45,12 +45,29 @@ DmarcQuarantine dmarc_quarantine_from_string(const char *s) _pure_;
 #define AUTH1_BUS_INTERFACE "ch.webtrend.Mailsec.Auth1.Manager"
 
 
-/* Copies the message in (header block and body) to a new sealed memfd without the
- * Authentication-Results: fields whose authserv-id is authserv_id (case-insensitive).
- * Returns 0 and *ret_fd = -1 when there is none (the original can be relayed as is), 1 and
- * the new fd and its size otherwise, -EBADMSG when the header block does not parse. */
+#include "rfc5322.h"
+
+/* Which header fields of a received message are removed: forgeries of fields that only
+ * mailsec itself may add. */
+/* Returns > 0 to remove the field, 0 to keep it, a negative errno to fail. */
+typedef int (*HeaderFieldMatch)(const Rfc5322Field *f, void *userdata);
+
+/* Copies the message in (header block and body) to a new sealed memfd without the header
+ * fields match() selects (the body is never looked at). Returns 0 and
+ * *ret_fd = -1 when there is none (the original can be relayed as is), 1 and the new fd
+ * and its size otherwise, -EBADMSG when the header block does not parse, or match()'s
+ * error. */
+int message_strip_fields(const char *msg, size_t size, size_t max_line, HeaderFieldMatch match, void *userdata,
+                         int *ret_fd, uint64_t *ret_size);
+
+/* message_strip_fields() for the Authentication-Results: fields whose authserv-id is
+ * authserv_id (case-insensitive). */
 int message_strip_auth_results(const char *msg, size_t size, size_t max_line, const char *authserv_id,
                                int *ret_fd, uint64_t *ret_size);
+
+/* Matches X-Spam-* fields (any case): mailsec-proxyd adds X-Spam-Status: and
+ * X-Spam-Score:, and a message must not arrive with a verdict of its sender's choice. */
+int header_field_is_spam(const Rfc5322Field *f, void *userdata);
 
 #include <systemd/sd-bus.h>
 
@@ -63,6 +80,7 @@ typedef struct AuthState AuthState;
 typedef struct AuthVerdict {
         const char *authentication_results;     /* the value, beginning with a space */
         const char *received_spf;               /* the Received-SPF value, or NULL */
+        const char *dmarc_result;               /* "pass", "fail", "none", ... */
         const char *dmarc_disposition;          /* "none", "quarantine", "reject" */
         const char *dmarc_domain;               /* header.from= of the dmarc result, or NULL */
         int fd;                                 /* the message without forged fields, or -1;

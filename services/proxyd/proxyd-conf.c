@@ -23,6 +23,41 @@ static DEFINE_CONFIG_PARSE_ENUM(config_parse_backend_client_info, backend_client
 static DEFINE_CONFIG_PARSE_ENUM(config_parse_backend_tls, backend_tls_from_string, BackendTls);
 static DEFINE_CONFIG_PARSE_ENUM(config_parse_auth_failure, auth_failure_action_from_string, AuthFailureAction);
 static DEFINE_CONFIG_PARSE_ENUM(config_parse_dmarc_quarantine, dmarc_quarantine_from_string, DmarcQuarantine);
+static DEFINE_CONFIG_PARSE_ENUM(config_parse_spam_failure, spam_failure_action_from_string, SpamFailureAction);
+
+static int config_parse_spam_reject_score(const char *filename, unsigned line, const char *section, const char *lvalue,
+                                          int ltype, const char *rvalue, void *data, void *userdata) {
+        double v;
+
+        if (spam_reject_score_parse(rvalue, &v) < 0) {
+                config_parser_set_error(userdata, "%s= must be \"no\" or a number above 0 and at most 1: %s",
+                                        lvalue, rvalue);
+                return -ERANGE;
+        }
+        *(double*) data = v;
+        return 0;
+}
+
+/* ReportAddresses=: "spam:ADDRESS ham:ADDRESS ...", appended; an empty value resets. */
+static int config_parse_report_addresses(const char *filename, unsigned line, const char *section, const char *lvalue,
+                                         int ltype, const char *rvalue, void *data, void *userdata) {
+        char ***l = data;
+        int r;
+
+        if (isempty(rvalue)) {
+                *l = strv_free(*l);
+                return 0;
+        }
+        r = report_addresses_parse(rvalue, l);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                config_parser_set_error(userdata, "Invalid %s= (\"spam:ADDRESS ham:ADDRESS\" expected): %s",
+                                        lvalue, rvalue);
+                return r;
+        }
+        return 0;
+}
 
 /* Hostname= and BackendHelo=: a domain name as it appears in our 220 greeting, EHLO and
  * Received: field; letters, digits, '-', '.' only. */
@@ -188,6 +223,12 @@ const ConfigTableItem proxy_config_table[] = {
         { "Checks",   "OnAuthFailure",              config_parse_auth_failure,        0, offsetof(ProxyConfig, on_auth_failure) },
         { "Checks",   "DmarcReject",                config_parse_bool,                0, offsetof(ProxyConfig, dmarc_reject) },
         { "Checks",   "DmarcQuarantine",            config_parse_dmarc_quarantine,    0, offsetof(ProxyConfig, dmarc_quarantine) },
+        { "Checks",   "Spam",                       config_parse_bool,                0, offsetof(ProxyConfig, spam) },
+        { "Checks",   "SpamTimeoutSec",             config_parse_timeout,             0, offsetof(ProxyConfig, spam_timeout) },
+        { "Checks",   "OnSpamFailure",              config_parse_spam_failure,        0, offsetof(ProxyConfig, on_spam_failure) },
+        { "Checks",   "SpamRejectScore",            config_parse_spam_reject_score,   0, offsetof(ProxyConfig, spam_reject_score) },
+        { "Checks",   "SpamAutoLearn",              config_parse_bool,                0, offsetof(ProxyConfig, spam_autolearn) },
+        { "Checks",   "ReportAddresses",            config_parse_report_addresses,    0, offsetof(ProxyConfig, report_addresses) },
 };
 const size_t proxy_config_table_size = ELEMENTSOF(proxy_config_table);
 
@@ -230,6 +271,11 @@ int proxy_config_new(ProxyConfig **ret) {
                 .on_auth_failure = AUTH_FAILURE_TEMPFAIL,
                 .dmarc_reject = true,
                 .dmarc_quarantine = DMARC_QUARANTINE_HEADER,
+                .spam = false,
+                .spam_timeout = PROXY_DEFAULT_SPAM_TIMEOUT,
+                .on_spam_failure = SPAM_FAILURE_TEMPFAIL,
+                .spam_reject_score = SPAM_REJECT_SCORE_NEVER,
+                .spam_autolearn = true,
         };
 
         r = socket_address_parse(PROXY_DEFAULT_BACKEND, &c->upstream.address);
@@ -258,6 +304,7 @@ ProxyConfig* proxy_config_unref(ProxyConfig *c) {
         free(c->hostname);
         strv_free(c->certificate_files);
         strv_free(c->key_files);
+        strv_free(c->report_addresses);
         if (c->server_ctx)
                 SSL_CTX_free(c->server_ctx);
 
@@ -299,6 +346,13 @@ int proxy_config_prepare(ProxyConfig *c, const char *source, bool load_tls, Conf
         if (c->upstream.tls == BACKEND_TLS_VERIFY && !c->upstream.ca_file && !c->upstream.have_pin)
                 return config_error_set(error, -EINVAL, source, 0,
                                      "BackendTLS=verify needs BackendCAFile= or BackendPin=");
+
+        /* A report teaches the filter: it is taken only from senders whose mail passes
+         * DMARC, and only mailsec-authd can say that. */
+        if (c->report_addresses && !c->authentication)
+                return config_error_set(error, -EINVAL, source, 0,
+                                        "ReportAddresses= needs Authentication=yes: reports are taken only from "
+                                        "senders whose mail passes DMARC");
 
         if (strv_length(c->certificate_files) != strv_length(c->key_files))
                 return config_error_set(error, -EINVAL, source, 0,

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* mailsec-proxyd's configuration: the [Proxy], [TLS], [Limits] and [Timeouts] keys of
+/* mailsec-proxyd's configuration: the [Proxy], [TLS], [Limits], [Timeouts] and [Checks] keys of
  * proxyd.conf (see mailsec-proxyd.conf(5)). A ProxyConfig is reference counted: every
  * session keeps the configuration it started with, so a reload (SIGHUP, Reload()) only
  * affects new sessions, and the backend settings outlive each session's Upstream. */
@@ -12,6 +12,7 @@
 
 #include "conf-parser.h"
 #include "proxyd-checks.h"
+#include "proxyd-spam.h"
 #include "proxyd-upstream.h"
 #include "time-util.h"
 
@@ -48,6 +49,12 @@ typedef struct ProxyConfig {
         AuthFailureAction on_auth_failure;  /* OnAuthFailure= */
         bool dmarc_reject;              /* DmarcReject=: apply p=reject as 550 5.7.1 */
         DmarcQuarantine dmarc_quarantine;   /* DmarcQuarantine= */
+        bool spam;                      /* Spam=: ask mailsec-spamd */
+        usec_t spam_timeout;            /* SpamTimeoutSec= */
+        SpamFailureAction on_spam_failure;  /* OnSpamFailure= */
+        double spam_reject_score;       /* SpamRejectScore=: (0, 1] or SPAM_REJECT_SCORE_NEVER */
+        bool spam_autolearn;            /* SpamAutoLearn= */
+        char **report_addresses;        /* ReportAddresses=: "spam:address", "ham:address" */
 
         /* Built by proxy_config_prepare() */
         SSL_CTX *server_ctx;            /* NULL when STARTTLS is not offered */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include "proxyd-checks.h"
 #include "proxyd-manager.h"
 #include "proxyd-session.h"
+#include "proxyd-spam.h"
 #include "proxyd-tls.h"
 #include "proxyd-tx.h"
 #include "smtp-address.h"
@@ -225,8 +227,9 @@ static void session_tx_end(Session *s, unsigned status, uint64_t size) {
 
         if (!t)
                 return;
-        log_session(s, LOG_INFO, "from=<%s> nrcpt=%zu size=%" PRIu64 " status=%u",
-                    strempty(t->mail_from), t->n_rcpts, size, status);
+        log_session(s, LOG_INFO, "from=<%s> nrcpt=%zu size=%" PRIu64 " status=%u%s",
+                    strempty(t->mail_from), t->n_rcpts + t->n_report_rcpts, size, status,
+                    t->report_class >= 0 ? " report" : "");
         s->tx = transaction_free(s->tx);
 }
 
@@ -371,72 +374,361 @@ static void on_data_early_reply(Upstream *u, const SmtpReply *reply, int error, 
 
 static AuthRequest session_auth_request(const Session *s, char *id_buf, size_t id_size);
 
-/* mailsec-authd's answer for a complete message, or error < 0 when there is none. */
-static void session_auth_verdict(Session *s, const AuthVerdict *v, int error) {
+/* A transaction ends here without reaching the backend: reply, count, end both sides. */
+static void session_tx_refuse(Session *s, unsigned code, const char *reply) {
         Transaction *t = s->tx;
-        _cleanup_free_ char *received = TAKE_PTR(t->received), *prefix = NULL;
-        _cleanup_close_ int fd = v ? v->fd : -EBADF;
-        bool quarantine = false, reject = false;
 
-        if (error < 0) {
-                if (s->config->on_auth_failure == AUTH_FAILURE_TEMPFAIL) {
-                        log_session_errno(s, LOG_WARNING, error, "Message authentication failed, deferring message: %m");
-                        session_reply(s, "451 4.3.5 Message authentication unavailable, try again later");
-                        s->manager->stats.messages_tempfailed++;
-                        session_tx_end_backend(s, 451, t->scanner.size);
-                        return;
-                }
-                log_session_errno(s, LOG_NOTICE, error,
-                                  "Message authentication failed, relaying without Authentication-Results: %m");
-                session_send_message(s, TAKE_PTR(received));
-                return;
-        }
-
-        if (streq(v->dmarc_disposition, "reject"))
-                reject = s->config->dmarc_reject;
-        else if (streq(v->dmarc_disposition, "quarantine")) {
-                if (s->config->dmarc_quarantine == DMARC_QUARANTINE_REJECT)
-                        reject = true;
-                else
-                        quarantine = true;
-        }
-        if (reject) {
-                log_session(s, LOG_NOTICE, "Message rejected by DMARC policy of %s (disposition %s).",
-                            strna(v->dmarc_domain), v->dmarc_disposition);
-                session_reply(s, "550 5.7.1 Message rejected by DMARC policy of %s", v->dmarc_domain ?: "the From domain");
+        session_reply(s, "%s", reply);
+        if (code >= 500)
                 s->manager->stats.messages_rejected++;
-                session_tx_end_backend(s, 550, t->scanner.size);
-                return;
-        }
-
-        if (asprintf_safe(&prefix, "%sAuthentication-Results:%s\r\n%s%s%s%s",
-                     received, v->authentication_results,
-                     v->received_spf ? "Received-SPF: " : "", strempty(v->received_spf),
-                     v->received_spf ? "\r\n" : "",
-                     quarantine ? "X-Mailsec-Quarantine: dmarc\r\n" : "") < 0) {
-                log_session_errno(s, LOG_ERR, -ENOMEM, "Cannot relay message: %m");
-                session_reply(s, "451 4.3.0 Internal error (session %016" PRIx64 ")", s->id);
+        else
                 s->manager->stats.messages_tempfailed++;
-                session_tx_end_backend(s, 451, t->scanner.size);
-                return;
+        session_tx_end_backend(s, code, t->scanner.size);
+}
+
+static void session_tx_internal_error(Session *s, int error) {
+        char buf[128];
+
+        log_session_errno(s, LOG_ERR, error, "Cannot relay message: %m");
+        (void) snprintf(buf, sizeof(buf), "451 4.3.0 Internal error (session %016" PRIx64 ")", s->id);
+        session_tx_refuse(s, 451, buf);
+}
+
+/* The message body as relayed: without the Authentication-Results fields mailsec-authd
+ * found forged (its copy), and with Spam=yes without any X-Spam-* field of the sender's.
+ * Returns 0, or -EBADMSG when the header block does not parse. */
+static int session_tx_clean_body(Session *s) {
+        Transaction *t = s->tx;
+        TxAuthAnswer *a = &t->auth_answer;
+        const void *data = NULL;
+        size_t size = 0;
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t new_size = 0;
+        int r;
+
+        if (s->config->authentication && a->error >= 0 && a->fd >= 0) {
+                safe_close(t->spool_fd);
+                t->spool_fd = TAKE_FD(a->fd);
+                t->scanner.size = a->size;
         }
-        if (fd >= 0) {
-                /* Relay the copy without the forged fields. */
+        if (!s->config->spam)
+                return 0;
+
+        r = memfd_map_sealed(t->spool_fd, UINT64_MAX, &data, &size);
+        if (r < 0)
+                return r;
+        r = message_strip_fields(data, size, s->config->max_line_length, header_field_is_spam, NULL, &fd, &new_size);
+        if (size > 0)
+                munmap((void*) data, size);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                log_session(s, LOG_NOTICE, "Removed X-Spam-* field(s) that came with the message.");
                 safe_close(t->spool_fd);
                 t->spool_fd = TAKE_FD(fd);
-                t->scanner.size = v->size;
+                t->scanner.size = new_size;
         }
+        return 0;
+}
+
+/* Every end-of-message check has answered or failed: apply the verdicts. A permanent
+ * verdict stands even when another check could not answer; a DMARC reject goes before a
+ * spam reject, and both before a failed check's tempfail. */
+static void session_checks_done(Session *s) {
+        Transaction *t = s->tx;
+        const TxAuthAnswer *a = &t->auth_answer;
+        const TxSpamAnswer *sp = &t->spam_answer;
+        const ProxyConfig *c = s->config;
+        bool auth_ok = c->authentication && a->error >= 0, spam_ok = c->spam && sp->error >= 0;
+        bool quarantine = false, dmarc_reject = false;
+        _cleanup_free_ char *received = TAKE_PTR(t->received), *prefix = NULL, *spam_fields = NULL;
+        char buf[256];
+        int r;
+
+        if (auth_ok) {
+                if (streq_ptr(a->dmarc_disposition, "reject"))
+                        dmarc_reject = c->dmarc_reject;
+                else if (streq_ptr(a->dmarc_disposition, "quarantine")) {
+                        if (c->dmarc_quarantine == DMARC_QUARANTINE_REJECT)
+                                dmarc_reject = true;
+                        else
+                                quarantine = true;
+                }
+        }
+        if (dmarc_reject) {
+                log_session(s, LOG_NOTICE, "Message rejected by DMARC policy of %s (disposition %s).",
+                            strna(a->dmarc_domain), a->dmarc_disposition);
+                (void) snprintf(buf, sizeof(buf), "550 5.7.1 Message rejected by DMARC policy of %s",
+                                a->dmarc_domain ?: "the From domain");
+                session_tx_refuse(s, 550, buf);
+                return;
+        }
+        if (spam_ok && spam_score_rejects(sp->score, c->spam_reject_score)) {
+                log_session(s, LOG_NOTICE, "Message rejected as spam (score %.3f, SpamRejectScore=%.3f).",
+                            sp->score, c->spam_reject_score);
+                spam_stats.messages_rejected++;
+                session_tx_refuse(s, 550, "550 5.7.1 Message rejected as spam");
+                return;
+        }
+
+        if (c->authentication && a->error < 0) {
+                if (c->on_auth_failure == AUTH_FAILURE_TEMPFAIL) {
+                        log_session_errno(s, LOG_WARNING, a->error, "Message authentication failed, deferring message: %m");
+                        session_tx_refuse(s, 451, "451 4.3.5 Message authentication unavailable, try again later");
+                        return;
+                }
+                log_session_errno(s, LOG_NOTICE, a->error,
+                                  "Message authentication failed, relaying without Authentication-Results: %m");
+        }
+        if (c->spam && sp->error < 0) {
+                if (c->on_spam_failure == SPAM_FAILURE_TEMPFAIL) {
+                        log_session_errno(s, LOG_WARNING, sp->error, "Spam check failed, deferring message: %m");
+                        session_tx_refuse(s, 451, "451 4.3.5 Spam check unavailable, try again later");
+                        return;
+                }
+                log_session_errno(s, LOG_NOTICE, sp->error, "Spam check failed, relaying without X-Spam fields: %m");
+        }
+
+        if (spam_ok) {
+                r = spam_fields_build(sp->score, sp->status, c->spam_reject_score, &spam_fields);
+                if (r < 0) {
+                        session_tx_internal_error(s, r);
+                        return;
+                }
+                log_session(s, LOG_DEBUG, "Spam score %.3f (%s).", sp->score, spam_status_to_string(sp->status));
+        }
+
+        if (asprintf_safe(&prefix, "%s%s%s%s%s%s%s%s%s",
+                          received,
+                          auth_ok ? "Authentication-Results:" : "",
+                          auth_ok ? a->authentication_results : "",
+                          auth_ok ? "\r\n" : "",
+                          auth_ok && a->received_spf ? "Received-SPF: " : "",
+                          auth_ok ? strempty(a->received_spf) : "",
+                          auth_ok && a->received_spf ? "\r\n" : "",
+                          quarantine ? "X-Mailsec-Quarantine: dmarc\r\n" : "",
+                          strempty(spam_fields)) < 0) {
+                session_tx_internal_error(s, -ENOMEM);
+                return;
+        }
+
+        r = session_tx_clean_body(s);
+        if (r == -EBADMSG) {
+                log_session(s, LOG_NOTICE, "Message refused: its header block does not parse.");
+                session_tx_refuse(s, 554, "554 5.6.0 Message refused: malformed header");
+                return;
+        }
+        if (r < 0) {
+                session_tx_internal_error(s, r);
+                return;
+        }
+
         session_send_message(s, TAKE_PTR(prefix));
+}
+
+static void session_report_auth_done(Session *s);
+
+/* One of the checks has answered: go on once all have. */
+static void session_check_answered(Session *s, TxCheck check) {
+        Transaction *t = s->tx;
+
+        t->checks_pending &= ~check;
+        if (t->checks_pending != 0)
+                return;
+        s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        session_touch(s);
+        if (t->report_class >= 0)
+                session_report_auth_done(s);
+        else
+                session_checks_done(s);
+        session_advance(s);
 }
 
 static void on_auth_verdict(Transaction *t, const AuthVerdict *v, int error, void *userdata) {
         Session *s = userdata;
+        int r;
+
+        assert(s->tx == t);
+        r = transaction_keep_auth(t, v, error);
+        if (r < 0)
+                log_session_errno(s, LOG_ERR, r, "Cannot keep the authentication verdict: %m");
+        session_check_answered(s, TX_CHECK_AUTH);
+}
+
+static void on_spam_verdict(Transaction *t, const SpamVerdict *v, int error, void *userdata) {
+        Session *s = userdata;
+
+        assert(s->tx == t);
+        t->spam_answer = (TxSpamAnswer) {
+                .error = error < 0 ? error : 0,
+                .score = v ? v->score : 0,
+                .status = v ? (int) v->status : -1,
+        };
+        session_check_answered(s, TX_CHECK_SPAM);
+}
+
+/* ---- Reports by mail ---- */
+
+static void on_report_done(Transaction *t, ReportOutcome outcome, bool changed, int error, void *userdata) {
+        Session *s = userdata;
+        const char *class = report_class_to_string(t->report_class);
+        char buf[256];
 
         assert(s->tx == t);
         s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
+        s->flags |= SESSION_FLAG_FLUSH;
         session_touch(s);
-        session_auth_verdict(s, v, error);
+
+        switch (outcome) {
+        case REPORT_OUTCOME_ACCEPTED:
+                log_session(s, LOG_INFO, "Report of %s by <%s> accepted%s.", class, t->mail_from,
+                            changed ? "" : " (learned before)");
+                (void) snprintf(buf, sizeof(buf), "250 2.0.0 Report accepted: %s as %s", 
+                                changed ? "learned" : "already learned", class);
+                session_reply(s, "%s", buf);
+                session_tx_end_backend(s, 250, t->scanner.size);
+                break;
+        case REPORT_OUTCOME_NOT_ALLOWED:
+                log_session(s, LOG_NOTICE, "Report of %s by <%s> refused: not an address of ReportDomains=.",
+                            class, t->mail_from);
+                session_tx_refuse(s, 550, "550 5.7.1 Reports are taken only from addresses of the organisation");
+                break;
+        case REPORT_OUTCOME_RATE_LIMITED:
+                log_session(s, LOG_NOTICE, "Report of %s by <%s> refused: too many reports.", class, t->mail_from);
+                session_tx_refuse(s, 451, "451 4.7.1 Too many reports, try again later");
+                break;
+        case REPORT_OUTCOME_BAD_MESSAGE:
+                log_session(s, LOG_NOTICE, "Report of %s by <%s> refused: the message cannot be learned.",
+                            class, t->mail_from);
+                session_tx_refuse(s, 554, "554 5.6.0 The reported message cannot be learned");
+                break;
+        default:
+                log_session_errno(s, LOG_WARNING, error, "Report of %s by <%s> failed, deferring: %m",
+                                  class, t->mail_from);
+                session_tx_refuse(s, 451, "451 4.3.5 Spam filter unavailable, try again later");
+        }
         session_advance(s);
+}
+
+/* mailsec-authd has answered for a report: it goes on to mailsec-spamd only when the
+ * reporter's mail passes DMARC for its From domain and that is the envelope sender's. */
+static void session_report_auth_done(Session *s) {
+        Transaction *t = s->tx;
+        const TxAuthAnswer *a = &t->auth_answer;
+        const char *domain = mailbox_domain(t->mail_from);
+        _cleanup_free_ char *reporter = NULL;
+        int r;
+
+        if (a->error < 0) {
+                log_session_errno(s, LOG_WARNING, a->error, "Cannot authenticate a report, deferring it: %m");
+                session_tx_refuse(s, 451, "451 4.3.5 Sender authentication unavailable, try again later");
+                return;
+        }
+        if (!domain || !streq_ptr(a->dmarc_result, "pass") || !a->dmarc_domain ||
+            !strcaseeq(a->dmarc_domain, domain)) {
+                log_session(s, LOG_NOTICE, "Report by <%s> refused: dmarc=%s for %s.", t->mail_from,
+                            strna(a->dmarc_result), strna(a->dmarc_domain));
+                session_tx_refuse(s, 550, "550 5.7.1 Reports are taken only from senders whose domain passes DMARC");
+                return;
+        }
+
+        if (asprintf_safe(&reporter, "mail:%s", t->mail_from) < 0) {
+                session_tx_internal_error(s, -ENOMEM);
+                return;
+        }
+        r = spam_report(s->manager->bus, t, &(ReportRequest) {
+                                .fd = t->report_fd,
+                                .class = t->report_class,
+                                .reporter = reporter,
+                                .domain = domain,
+                                .timeout = s->config->spam_timeout,
+                        }, on_report_done, s);
+        if (r < 0) {
+                log_session_errno(s, LOG_WARNING, r, "Cannot pass a report on, deferring it: %m");
+                session_tx_refuse(s, 451, "451 4.3.5 Spam filter unavailable, try again later");
+                return;
+        }
+        s->flags |= SESSION_FLAG_BACKEND_BUSY;
+}
+
+/* A report's content is complete and sealed: find the message reported, then ask
+ * mailsec-authd about the reporter. */
+static void session_report_start(Session *s) {
+        Transaction *t = s->tx;
+        _cleanup_free_ char *msg = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        const void *data = NULL;
+        size_t size = 0, n = 0;
+        ReportSource source = _REPORT_SOURCE_INVALID;
+        char id[17];
+        AuthRequest req;
+        int r;
+
+        r = memfd_map_sealed(t->spool_fd, UINT64_MAX, &data, &size);
+        if (r < 0) {
+                session_tx_internal_error(s, r);
+                return;
+        }
+        r = report_extract_message(data, size, &msg, &n, &source);
+        if (size > 0)
+                munmap((void*) data, size);
+        if (r == -ENOMSG) {
+                log_session(s, LOG_NOTICE, "Report by <%s> refused: no attached message.", t->mail_from);
+                session_tx_refuse(s, 554, "554 5.6.0 No reported message found: attach it as message/rfc822");
+                return;
+        }
+        if (r < 0) {
+                session_tx_internal_error(s, r);
+                return;
+        }
+        log_session(s, LOG_DEBUG, "Report of %s: %zu bytes from the %s.", report_class_to_string(t->report_class),
+                    n, report_source_to_string(source));
+
+        fd = memfd_new_spool("mailsec-report");
+        if (fd < 0) {
+                session_tx_internal_error(s, fd);
+                return;
+        }
+        r = memfd_append(fd, msg, n);
+        if (r >= 0)
+                r = memfd_seal(fd);
+        if (r < 0) {
+                session_tx_internal_error(s, r);
+                return;
+        }
+        safe_close(t->report_fd);
+        t->report_fd = TAKE_FD(fd);
+
+        req = session_auth_request(s, id, sizeof(id));
+        r = auth_verify_message(s->manager->bus, t, &req, on_auth_verdict, s);
+        if (r < 0) {
+                log_session_errno(s, LOG_WARNING, r, "Cannot authenticate a report, deferring it: %m");
+                session_tx_refuse(s, 451, "451 4.3.5 Sender authentication unavailable, try again later");
+                return;
+        }
+        t->checks_pending = TX_CHECK_AUTH;
+        s->flags |= SESSION_FLAG_BACKEND_BUSY;
+}
+
+/* RCPT to an address of ReportAddresses= (class >= 0), or any RCPT in a transaction that
+ * has one: answered here. Report recipients take a transaction of their own, one class
+ * at a time; what does not fit gets 452 4.5.3, and the client sends it again in the next
+ * transaction (RFC 5321 §3.3). */
+static void session_rcpt_report(Session *s, ReportClass class) {
+        Transaction *t = s->tx;
+
+        if (class < 0 || t->n_rcpts > 0) {
+                session_reply(s, "452 4.5.3 Report addresses take a mail transaction of their own");
+                return;
+        }
+        if (t->report_class >= 0 && t->report_class != class) {
+                session_reply(s, "452 4.5.3 Spam and ham reports take separate mail transactions");
+                return;
+        }
+        t->report_class = class;
+        t->n_report_rcpts++;
+        t->n_rcpt_relayed++;
+        session_reply(s, "250 2.1.5 Ok, %s report", report_class_to_string(class));
 }
 
 /* The client's content is complete (final dot, or BDAT LAST). */
@@ -464,6 +756,11 @@ static void session_finish_message(Session *s) {
         if (r < 0)
                 goto internal;
 
+        if (t->report_class >= 0) {
+                session_report_start(s);
+                return;
+        }
+
         r = received_field_build(&(ReceivedInfo) {
                         .helo = s->helo,
                         .client_ip = s->client_ip,
@@ -478,20 +775,42 @@ static void session_finish_message(Session *s) {
         if (r < 0)
                 goto internal;
 
-        if (s->config->authentication &&
+        if ((s->config->authentication || s->config->spam) &&
             !IN_SET(t->backend_data, BACKEND_DATA_REFUSED, BACKEND_DATA_FAILED)) {
-                char id[17];
-                AuthRequest req = session_auth_request(s, id, sizeof(id));
-
-                /* The session waits for the verdict: no further command is taken. */
+                /* Both checks run at once; the session waits for them: no further command
+                 * is taken meanwhile. A call that cannot be made counts as its failure. */
                 free(t->received);
                 t->received = TAKE_PTR(received);
-                r = auth_verify_message(s->manager->bus, t, &req, on_auth_verdict, s);
-                if (r >= 0) {
+                t->checks_pending = 0;
+
+                if (s->config->authentication) {
+                        char id[17];
+                        AuthRequest req = session_auth_request(s, id, sizeof(id));
+
+                        r = auth_verify_message(s->manager->bus, t, &req, on_auth_verdict, s);
+                        if (r >= 0)
+                                t->checks_pending |= TX_CHECK_AUTH;
+                        else
+                                (void) transaction_keep_auth(t, NULL, r);
+                }
+                if (s->config->spam) {
+                        r = spam_classify(s->manager->bus, t, &(SpamRequest) {
+                                                  .client_ip = s->client_ip,
+                                                  .domain = transaction_rcpt_domain(t),
+                                                  .autolearn = s->config->spam_autolearn,
+                                                  .timeout = s->config->spam_timeout,
+                                          }, on_spam_verdict, s);
+                        if (r >= 0)
+                                t->checks_pending |= TX_CHECK_SPAM;
+                        else
+                                t->spam_answer = (TxSpamAnswer) { .error = r, .status = -1 };
+                }
+
+                if (t->checks_pending != 0) {
                         s->flags |= SESSION_FLAG_BACKEND_BUSY;
                         return;
                 }
-                session_auth_verdict(s, NULL, r);
+                session_checks_done(s);
                 return;
         }
 
@@ -499,10 +818,7 @@ static void session_finish_message(Session *s) {
         return;
 
 internal:
-        log_session_errno(s, LOG_ERR, r, "Cannot relay message: %m");
-        session_reply(s, "451 4.3.0 Internal error (session %016" PRIx64 ")", s->id);
-        s->manager->stats.messages_tempfailed++;
-        session_tx_end_backend(s, 451, t->scanner.size);
+        session_tx_internal_error(s, r);
 }
 
 /* The message is complete, sealed and good: relay it, or wait for the 354 of a DATA
@@ -936,7 +1252,14 @@ static void on_rcpt_reply(Upstream *u, const SmtpReply *reply, int error, void *
 
 static void proceed_rcpt(Session *s, const SmtpCommand *c, CommandArgs *a) {
         _cleanup_free_ char *line = NULL;
+        ReportClass class;
         int r;
+
+        class = report_addresses_lookup(s->config->report_addresses, a->env.path.mailbox);
+        if (class >= 0 || s->tx->report_class >= 0) {
+                session_rcpt_report(s, class);
+                return;
+        }
 
         r = envelope_line("RCPT TO:", &a->env, &line);
         if (r >= 0) {
@@ -968,7 +1291,7 @@ static const char* check_data(Session *s, const SmtpCommand *c, CommandArgs *a, 
                 return "503 5.5.1 DATA not allowed after BDAT";
         if (s->tx->state != TX_STATE_RCPT)
                 return "503 5.5.1 Bad sequence of commands";
-        if (s->tx->n_rcpts == 0)
+        if (s->tx->n_rcpts == 0 && s->tx->n_report_rcpts == 0)
                 return "554 5.5.1 No valid recipients";
         return NULL;
 }
@@ -977,8 +1300,8 @@ static void proceed_data(Session *s, const SmtpCommand *c, CommandArgs *a) {
         int r;
 
         /* The backend went away while the client was between commands: say so now
-         * rather than after taking the whole message. */
-        if (upstream_is_dead(s->upstream)) {
+         * rather than after taking the whole message. (A report never goes there.) */
+        if (s->tx->report_class < 0 && upstream_is_dead(s->upstream)) {
                 session_backend_failed(s, -ECONNRESET, "DATA");
                 session_reply(s, "451 4.4.1 Backend mail server not available, try again later");
                 session_tx_end(s, 451, 0);
@@ -997,6 +1320,8 @@ static void proceed_data(Session *s, const SmtpCommand *c, CommandArgs *a) {
         session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
         s->state = SESSION_STATE_DATA;
         s->flags |= SESSION_FLAG_FLUSH;
+        if (s->tx->report_class >= 0)
+                return;
 
         /* DATA goes to the backend now, so that its 354 crosses the message on the way
          * in; the content follows only once it is complete and checked. (A backend
@@ -1042,7 +1367,7 @@ static void proceed_bdat(Session *s, const SmtpCommand *c, CommandArgs *a) {
                 s->bdat_error = "503 5.5.1 Send EHLO first";
         else if (!s->tx || (s->tx->state != TX_STATE_RCPT && s->tx->state != TX_STATE_BDAT))
                 s->bdat_error = "503 5.5.1 Need MAIL command";
-        else if (s->tx->n_rcpts == 0)
+        else if (s->tx->n_rcpts == 0 && s->tx->n_report_rcpts == 0)
                 s->bdat_error = "554 5.5.1 No valid recipients";
         else if (s->tx->state == TX_STATE_BDAT &&
                  (a->size > s->size_limit || s->tx->scanner.size + a->size > s->size_limit))

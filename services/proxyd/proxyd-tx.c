@@ -9,7 +9,9 @@
 
 #include "cleanup.h"
 #include "memfd-util.h"
+#include "fd-util.h"
 #include "proxyd-checks.h"
+#include "proxyd-spam.h"
 #include "proxyd-tx.h"
 #include "string-util.h"
 
@@ -229,6 +231,9 @@ int transaction_new(unsigned number, Transaction **ret) {
         t->number = number;
         t->state = TX_STATE_MAIL;
         t->spool_fd = -1;
+        t->auth_answer.fd = -1;
+        t->report_class = -1;
+        t->report_fd = -1;
         *ret = t;
         return 0;
 }
@@ -243,8 +248,57 @@ Transaction* transaction_free(Transaction *t) {
         smtp_reply_done(&t->data_refusal);
         free(t->received);
         auth_state_free(t->auth);
+        spam_state_free(t->spam);
+        free(t->auth_answer.authentication_results);
+        free(t->auth_answer.received_spf);
+        free(t->auth_answer.dmarc_result);
+        free(t->auth_answer.dmarc_disposition);
+        free(t->auth_answer.dmarc_domain);
+        safe_close(t->auth_answer.fd);
+        safe_close(t->report_fd);
         free(t);
         return NULL;
+}
+
+static int strdup_or_null(const char *s, char **ret) {
+        if (!s) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int transaction_keep_auth(Transaction *t, const AuthVerdict *v, int error) {
+        TxAuthAnswer *a = &t->auth_answer;
+        _cleanup_close_ int fd = v ? v->fd : -EBADF;
+
+        free(a->authentication_results);
+        free(a->received_spf);
+        free(a->dmarc_result);
+        free(a->dmarc_disposition);
+        free(a->dmarc_domain);
+        a->fd = safe_close(a->fd);
+        *a = (TxAuthAnswer) { .error = error, .fd = -EBADF };
+        if (error < 0)
+                return 0;
+        assert(v);
+
+        if (strdup_or_null(v->authentication_results, &a->authentication_results) < 0 ||
+            strdup_or_null(v->received_spf, &a->received_spf) < 0 ||
+            strdup_or_null(v->dmarc_result, &a->dmarc_result) < 0 ||
+            strdup_or_null(v->dmarc_disposition, &a->dmarc_disposition) < 0 ||
+            strdup_or_null(v->dmarc_domain, &a->dmarc_domain) < 0) {
+                a->error = -ENOMEM;
+                return -ENOMEM;
+        }
+        a->fd = TAKE_FD(fd);
+        a->size = v->size;
+        return 0;
+}
+
+const char* transaction_rcpt_domain(const Transaction *t) {
+        return t->n_rcpts > 0 ? mailbox_domain(t->rcpts[0]) : NULL;
 }
 
 int transaction_add_rcpt(Transaction *t, const char *mailbox) {

@@ -93,6 +93,30 @@ typedef enum BackendData {
         BACKEND_DATA_FAILED,    /* the connection failed meanwhile */
 } BackendData;
 
+/* The end-of-message checks run in parallel; each answer is kept here (copied: the bus
+ * replies do not outlive their handlers) until all have come in. */
+typedef enum TxCheck {
+        TX_CHECK_AUTH = 1 << 0,         /* VerifyMessage (proxyd-checks.c) */
+        TX_CHECK_SPAM = 1 << 1,         /* Classify (proxyd-spam.c) */
+} TxCheck;
+
+typedef struct TxAuthAnswer {
+        int error;                      /* < 0: no usable answer */
+        char *authentication_results;   /* the value, beginning with a space */
+        char *received_spf;             /* or NULL */
+        char *dmarc_result;
+        char *dmarc_disposition;
+        char *dmarc_domain;             /* or NULL */
+        int fd;                         /* the message without forged fields, or -1 */
+        uint64_t size;
+} TxAuthAnswer;
+
+typedef struct TxSpamAnswer {
+        int error;                      /* < 0: no usable answer */
+        double score;
+        int status;                     /* SpamStatus */
+} TxSpamAnswer;
+
 typedef struct Transaction {
         unsigned number;        /* 1, 2, ... within the session */
         TxState state;
@@ -117,6 +141,15 @@ typedef struct Transaction {
         char *received;                 /* our Received: field, kept while DATA is pending */
 
         struct AuthState *auth;         /* calls to mailsec-authd (proxyd-checks.c) */
+        struct SpamState *spam;         /* calls to mailsec-spamd (proxyd-spam.c) */
+        TxCheck checks_pending;         /* answers still awaited */
+        TxAuthAnswer auth_answer;
+        TxSpamAnswer spam_answer;
+
+        /* Reports by mail (ReportAddresses=): the recipients are ours, never the backend's. */
+        int report_class;               /* ReportClass of the report recipients, -1 while none */
+        unsigned n_report_rcpts;
+        int report_fd;                  /* the reported message, sealed memfd, or -1 */
 } Transaction;
 
 int transaction_new(unsigned number, Transaction **ret);
@@ -124,6 +157,12 @@ Transaction* transaction_free(Transaction *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Transaction*, transaction_free);
 
 int transaction_add_rcpt(Transaction *t, const char *mailbox);
+
+/* Keeps VerifyMessage's answer (v NULL when error < 0); takes v->fd in all cases. */
+struct AuthVerdict;
+int transaction_keep_auth(Transaction *t, const struct AuthVerdict *v, int error);
+/* The first recipient's domain (for per-domain spam statistics), or NULL. */
+const char* transaction_rcpt_domain(const Transaction *t);
 /* Creates the spool memfd and starts the scanner. */
 int transaction_start_data(Transaction *t, bool bdat, uint64_t max_line, uint64_t max_header, uint64_t max_size);
 /* Feed content, appending to the spool while the content is good. */
