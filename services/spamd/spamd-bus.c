@@ -307,6 +307,8 @@ static int method_report(sd_bus_message *message, void *userdata, sd_bus_error *
         r = manager_learn(m, msg.data, msg.size, class, SPAM_SOURCE_REPORT, reporter, o.domain, digest);
         if (r >= 0)
                 m->stats.reports_accepted++;
+        if (r == 0)
+                manager_rate_refund(m, reporter);
         return learn_reply(message, r, digest, error);
 }
 

@@ -99,7 +99,10 @@ void classify_result_done(ClassifyResult *r);
 
 int manager_classify(Manager *m, const void *msg, size_t size, const ClassifyRequest *req, ClassifyResult *ret);
 
-/* Returns 1 changed, 0 already learned so; ret_digest gets 64 hex digits + NUL. */
+/* Returns 1 changed, 0 already learned so; ret_digest gets 64 hex digits + NUL: the
+ * SHA-256 of the message without the fields its path adds (Received, Delivered-To, the
+ * verdicts of filters, ...), with CRLF line ends, so that the copy a user reports from a
+ * mailbox is the message learned at SMTP time. */
 int manager_learn(Manager *m, const void *msg, size_t size, SpamClass class, SpamSource source,
                   const char *reporter, const char *domain, char ret_digest[static 65]);
 int manager_forget(Manager *m, const char *digest_hex, const char *reporter);
@@ -107,5 +110,7 @@ int manager_forget(Manager *m, const char *digest_hex, const char *reporter);
 /* Reports in the current hour of this reporter: 0 accepted (and counted), -EDQUOT over
  * ReportsPerHour=. */
 int manager_rate_check(Manager *m, const char *reporter);
+/* A report that changed nothing (the message was learned so already) does not count. */
+void manager_rate_refund(Manager *m, const char *reporter);
 
 int digest_from_hex(const char *s, uint8_t ret[static SPAM_DIGEST_SIZE]);

@@ -120,7 +120,14 @@ out=$("$MAILSECCTL" --json spam report spam "$W/train/t-ham-1.eml")
 digest=$(echo "$out" | json digest)
 [ "$(echo "$out" | json changed)" = true ] && [ "$(stat_of SpamLearned)" = 41 ] && [ "$(stat_of HamLearned)" = 39 ] &&
         ok "reporting a learned ham as spam moves it (41/39)" || bad "move: $out, $(stat_of SpamLearned)/$(stat_of HamLearned)"
-[ "$digest" = "$(sha256sum <"$W/train/t-ham-1.eml" | cut -d' ' -f1)" ] && ok "the digest is the message's SHA-256" || bad "digest $digest"
+[ "$digest" = "$(sha256sum <"$W/train/t-ham-1.eml" | cut -d' ' -f1)" ] && ok "the digest of a message as sent is its SHA-256" || bad "digest $digest"
+# the copy in a mailbox: delivery fields added, LF line ends, an empty line at the end
+{ printf 'Return-Path: <alice@example.org>\nDelivered-To: user@example.org\nReceived: from mx by imap; Fri, 27 Nov 2026 10:00:01 +0000\nX-Spam-Status: No\n'
+  tr -d '\r' <"$W/train/t-ham-1.eml"; printf '\n'; } >"$W/delivered.eml"
+out=$("$MAILSECCTL" --json spam report spam "$W/delivered.eml")
+[ "$(echo "$out" | json digest)" = "$digest" ] && [ "$(echo "$out" | json changed)" = false ] &&
+        ok "the delivered copy (trace fields, LF, trailing empty line) has the same digest: counted once" ||
+        bad "delivered copy: $out"
 out=$("$MAILSECCTL" --json spam forget "$digest")
 [ "$(echo "$out" | json forgotten)" = true ] && [ "$(stat_of SpamLearned)" = 40 ] && [ "$(stat_of HamLearned)" = 39 ] &&
         ok "forget takes it out (40/39)" || bad "forget: $out, $(stat_of SpamLearned)/$(stat_of HamLearned)"
