@@ -93,12 +93,6 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "s", PROJECT_VERSION);
 }
 
-static int property_get_messages_rejected_as_spam(sd_bus *bus, const char *path, const char *interface,
-                                                  const char *property, sd_bus_message *reply, void *userdata,
-                                                  sd_bus_error *error) {
-        return sd_bus_message_append(reply, "t", spam_stats.messages_rejected);
-}
-
 #define STAT(name, field)                                                               \
         SD_BUS_PROPERTY(name, "t", NULL, offsetof(Manager, stats) + offsetof(ProxyStats, field), \
                         0)
@@ -122,7 +116,7 @@ const sd_bus_vtable manager_vtable[] = {
         STAT("MessagesRelayed", messages_relayed),
         STAT("MessagesRejected", messages_rejected),
         STAT("MessagesTempFailed", messages_tempfailed),
-        SD_BUS_PROPERTY("MessagesRejectedAsSpam", "t", property_get_messages_rejected_as_spam, 0, 0),
+        STAT("MessagesRejectedAsSpam", messages_rejected_as_spam),
         STAT("RecipientsRelayed", recipients_relayed),
         STAT("BytesRelayed", bytes_relayed),
         STAT("BackendFailures", backend_failures),

@@ -24,6 +24,7 @@ typedef struct ProxyStats {
         uint64_t bytes_relayed;
         uint64_t backend_failures;
         uint64_t protocol_errors;
+        uint64_t messages_rejected_as_spam;     /* SpamRejectScore= (also in messages_rejected) */
 } ProxyStats;
 
 typedef struct Listener {

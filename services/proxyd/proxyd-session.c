@@ -466,7 +466,7 @@ static void session_checks_done(Session *s) {
         if (spam_ok && spam_score_rejects(sp->score, c->spam_reject_score)) {
                 log_session(s, LOG_NOTICE, "Message rejected as spam (score %.3f, SpamRejectScore=%.3f).",
                             sp->score, c->spam_reject_score);
-                spam_stats.messages_rejected++;
+                s->manager->stats.messages_rejected_as_spam++;
                 session_tx_refuse(s, 550, "550 5.7.1 Message rejected as spam");
                 return;
         }

@@ -165,9 +165,3 @@ int spam_classify(sd_bus *bus, Transaction *t, const SpamRequest *req, SpamHandl
 
 /* Call Report, then handler (exactly once, unless t is freed first). */
 int spam_report(sd_bus *bus, Transaction *t, const ReportRequest *req, ReportHandler handler, void *userdata);
-
-/* Counted by the session, served as Proxy1 properties (proxyd-bus.c). */
-typedef struct SpamStats {
-        uint64_t messages_rejected;     /* MessagesRejectedAsSpam */
-} SpamStats;
-extern SpamStats spam_stats;

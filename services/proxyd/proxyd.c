@@ -142,6 +142,8 @@ static int run(int argc, char *argv[]) {
         }
         if (arg_no_bus && m->config->authentication)
                 return log_error_errno(-EINVAL, "Authentication=yes needs the system bus; it cannot be used with --no-bus.");
+        if (arg_no_bus && m->config->spam)
+                return log_error_errno(-EINVAL, "Spam=yes needs the system bus; it cannot be used with --no-bus.");
         if (arg_check_config) {
                 log_info("Configuration %s is valid.", arg_config);
                 return 0;
