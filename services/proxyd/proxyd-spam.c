@@ -16,7 +16,6 @@
 #include "rfc5322.h"
 #include "string-util.h"
 
-
 static const char *const spam_failure_action_table[_SPAM_FAILURE_MAX] = {
         [SPAM_FAILURE_TEMPFAIL] = "tempfail",
         [SPAM_FAILURE_ACCEPT]   = "accept",

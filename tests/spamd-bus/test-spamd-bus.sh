@@ -59,6 +59,7 @@ cat >"$W/spamd.conf" <<CONF
 ReportsPerHour=5
 ReportDomains=example.org
 AutoLearnMinMessages=5
+AutoLearnMaxRatio=1.01
 [Service]
 IdleTimeoutSec=0
 CONF
@@ -113,6 +114,26 @@ grep -Eq '^[0-9.]+ +spam +(w|h:subject):' "$W/explain.txt" && ok "explain names 
         { bad "explain output"; cat "$W/explain.txt"; }
 [ "$(stat_of MessagesClassified)" -ge 21 ] && ok "MessagesClassified=$(stat_of MessagesClassified)" || bad "MessagesClassified=$(stat_of MessagesClassified)"
 
+# --- auto-learning: confident verdicts only, and the class-balance guard (AutoLearnMaxRatio=1.01)
+"$MAILSECCTL" spam classify --autolearn "$W/new/n-spam-8.eml" >/dev/null
+[ "$(stat_of AutoLearned)" = 1 ] && [ "$(stat_of SpamLearned)" = 41 ] && ok "a confident spam verdict is auto-learned (41/40)" ||
+        bad "auto-learn: AutoLearned=$(stat_of AutoLearned) spam=$(stat_of SpamLearned)"
+"$MAILSECCTL" spam classify --autolearn "$W/new/n-spam-9.eml" >/dev/null
+[ "$(stat_of AutoLearned)" = 1 ] && [ "$(stat_of SpamLearned)" = 41 ] &&
+        ok "the next spam is not auto-learned: spam would outnumber ham by more than AutoLearnMaxRatio=" ||
+        bad "balance guard: AutoLearned=$(stat_of AutoLearned) spam=$(stat_of SpamLearned)"
+"$MAILSECCTL" spam classify --autolearn "$W/new/n-ham-8.eml" >/dev/null
+[ "$(stat_of AutoLearned)" = 2 ] && [ "$(stat_of HamLearned)" = 41 ] && ok "a confident ham verdict is auto-learned (41/41)" ||
+        bad "ham auto-learn: AutoLearned=$(stat_of AutoLearned) ham=$(stat_of HamLearned)"
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+chmod -R a+rX "$W/new"
+as_nobody "$MAILSECCTL" spam classify --autolearn "$W/new/n-spam-9.eml" >/dev/null 2>"$W/err"
+grep -q "may ask for auto-learning" "$W/err" && ok "a plain user may not ask for auto-learning" || bad "autolearn by nobody: $(cat "$W/err")"
+# undo, so the figures below stay those of the training set
+for f in n-spam-8 n-ham-8; do "$MAILSECCTL" spam forget "$(sha256sum <"$W/new/$f.eml" | cut -d' ' -f1)" >/dev/null; done
+[ "$(stat_of SpamLearned)" = 40 ] && [ "$(stat_of HamLearned)" = 40 ] && ok "forgotten again (40/40)" ||
+        bad "after forgetting the auto-learned: $(stat_of SpamLearned)/$(stat_of HamLearned)"
+
 # --- reports: once, move, forget
 out=$("$MAILSECCTL" --json spam report spam "$W/train/t-spam-0.eml")
 [ "$(echo "$out" | json changed)" = false ] && ok "reporting a learned spam as spam changes nothing" || bad "report again: $out"
@@ -135,8 +156,6 @@ out=$("$MAILSECCTL" --json spam forget "$digest")
 "$MAILSECCTL" spam forget nothex >/dev/null 2>"$W/err"; grep -q "64 hex digits" "$W/err" && ok "a bad digest is refused" || bad "bad digest: $(cat "$W/err")"
 
 # --- reports by a local user: attributed, rate-limited, no reporter of its own, no Learn
-as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
-chmod -R a+rX "$W/new"
 n_ok=0 last=
 for k in 0 1 2 3 4 5; do
         if as_nobody "$MAILSECCTL" spam report spam "$W/new/n-spam-$k.eml" >/dev/null 2>"$W/err"; then

@@ -4,7 +4,8 @@
  * mailsec-spamd (ch.webtrend.Mailsec.Spam1). A message is read from a file or stdin into
  * a sealed memfd, which is what the service takes.
  *
- *   classify FILE|-        score, verdict and the strongest tokens
+ *   classify FILE|-        score, verdict and the strongest tokens; --autolearn learns it
+ *                          when the verdict is confident (root and mailsec-proxy)
  *   explain FILE|-         the same with up to 40 tokens, the direction each pushed
  *   report spam|ham FILE   a user's report (attributed to the caller's uid, or with
  *                          --reporter to someone else: root, mailsec-proxy and
@@ -51,6 +52,7 @@ typedef struct SpamArgs {
         const char *reporter;
         unsigned top;
         bool have_top;
+        bool autolearn;
 } SpamArgs;
 
 /* The file (or stdin) in a memfd sealed the way mailsec's services take messages. */
@@ -113,6 +115,7 @@ static int parse_spam_args(int argc, char *argv[], const char *usage, SpamArgs *
                 ARG_TOP,
                 ARG_JSON,
                 ARG_REPORTER,
+                ARG_AUTOLEARN,
         };
         static const struct option options[] = {
                 { "client-ip", required_argument, NULL, ARG_CLIENT_IP },
@@ -120,6 +123,7 @@ static int parse_spam_args(int argc, char *argv[], const char *usage, SpamArgs *
                 { "top",       required_argument, NULL, ARG_TOP       },
                 { "json",      no_argument,       NULL, ARG_JSON      },
                 { "reporter",  required_argument, NULL, ARG_REPORTER  },
+                { "autolearn", no_argument,       NULL, ARG_AUTOLEARN },
                 {}
         };
         int c;
@@ -145,6 +149,9 @@ static int parse_spam_args(int argc, char *argv[], const char *usage, SpamArgs *
                         break;
                 case ARG_REPORTER:
                         a->reporter = optarg;
+                        break;
+                case ARG_AUTOLEARN:
+                        a->autolearn = true;
                         break;
                 default:
                         fputs(usage, stderr);
@@ -174,6 +181,11 @@ static int append_options(sd_bus_message *m, const SpamArgs *a, bool classify) {
                 if (r < 0)
                         return r;
         }
+        if (classify && a->autolearn) {
+                r = sd_bus_message_append(m, "{sv}", "autolearn", "b", 1);
+                if (r < 0)
+                        return r;
+        }
         if (classify && a->have_top) {
                 r = sd_bus_message_append(m, "{sv}", "top", "u", (uint32_t) a->top);
                 if (r < 0)
@@ -184,7 +196,7 @@ static int append_options(sd_bus_message *m, const SpamArgs *a, bool classify) {
 
 static int spam_classify(sd_bus *bus, int argc, char *argv[], bool explain) {
         const char *usage = explain ? "Usage: mailsecctl spam explain FILE|- [--client-ip IP] [--domain D] [--top N]\n"
-                                    : "Usage: mailsecctl spam classify FILE|- [--client-ip IP] [--domain D] [--top N]\n";
+                                    : "Usage: mailsecctl spam classify FILE|- [--client-ip IP] [--domain D] [--top N] [--autolearn]\n";
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_close_ int fd = -EBADF;
@@ -197,7 +209,7 @@ static int spam_classify(sd_bus *bus, int argc, char *argv[], bool explain) {
         k = parse_spam_args(argc, argv, usage, &a);
         if (k < 0)
                 return EXIT_USAGE;
-        if (argc - k != 1) {
+        if (argc - k != 1 || a.reporter || (explain && a.autolearn)) {
                 fputs(usage, stderr);
                 return EXIT_USAGE;
         }
@@ -274,7 +286,7 @@ static int spam_learn(sd_bus *bus, int argc, char *argv[], const char *method) {
         k = parse_spam_args(argc, argv, usage, &a);
         if (k < 0)
                 return EXIT_USAGE;
-        if (argc - k != 2 || a.client_ip || a.have_top || !STR_IN_SET(argv[k], "spam", "ham") ||
+        if (argc - k != 2 || a.client_ip || a.have_top || a.autolearn || !STR_IN_SET(argv[k], "spam", "ham") ||
             (a.reporter && !streq(method, "Report"))) {
                 fputs(usage, stderr);
                 return EXIT_USAGE;

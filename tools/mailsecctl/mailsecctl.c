@@ -602,7 +602,7 @@ static void help(void) {
                "              [--config-dir DIR] [--key-dir DIR] [--no-switch] [--no-restart]\n"
                "                    Once the new key is published, switch mailsec-authd to it\n"
                "  (auth and dkim rotate take --resolver ADDR[:PORT]; see mailsecctl(8))\n"
-               "  spam classify FILE|- [--client-ip IP] [--domain D] [--top N]\n"
+               "  spam classify FILE|- [--client-ip IP] [--domain D] [--top N] [--autolearn]\n"
                "                    Score a message with mailsec-spamd\n"
                "  spam explain FILE|-\n"
                "                    Show which tokens moved the score\n"
