@@ -161,7 +161,6 @@ const ConfigTableItem spam_config_table[] = {
         { "Learning", "TrustedReporters",     config_parse_users,            0, offsetof(SpamConfig, trusted_reporters) },
         { "Service",  "IdleTimeoutSec",       config_parse_sec,              0, offsetof(SpamConfig, idle_timeout) },
         { "Service",  "MaxMessageSize",       config_parse_size,             0, offsetof(SpamConfig, max_message_size) },
-        { "Service",  "MaxPendingCalls",      config_parse_nonzero_unsigned, 0, offsetof(SpamConfig, max_pending) },
 };
 const size_t spam_config_table_size = ELEMENTSOF(spam_config_table);
 
@@ -183,7 +182,6 @@ int spam_config_new(SpamConfig **ret) {
         c->reports_per_hour = SPAMD_DEFAULT_REPORTS_PER_HOUR;
         c->idle_timeout = SPAMD_DEFAULT_IDLE_TIMEOUT;
         c->max_message_size = SPAMD_DEFAULT_MAX_MESSAGE_SIZE;
-        c->max_pending = SPAMD_DEFAULT_MAX_PENDING;
         *ret = c;
         return 0;
 }

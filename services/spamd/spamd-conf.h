@@ -14,7 +14,6 @@
 
 #define SPAMD_DEFAULT_IDLE_TIMEOUT (60 * USEC_PER_SEC)
 #define SPAMD_DEFAULT_MAX_MESSAGE_SIZE ((uint64_t) 50U * 1024U * 1024U)
-#define SPAMD_DEFAULT_MAX_PENDING 64U
 #define SPAMD_DEFAULT_REPORTS_PER_HOUR 60U
 #define SPAMD_DEFAULT_LEXICON_MIN_MESSAGES 2U
 #define SPAMD_DEFAULT_AUTOLEARN_HAM 0.02
@@ -43,7 +42,6 @@ typedef struct SpamConfig {
         /* [Service] */
         usec_t idle_timeout;
         uint64_t max_message_size;
-        unsigned max_pending;
 } SpamConfig;
 
 int spam_config_new(SpamConfig **ret);

@@ -24,7 +24,6 @@
 #define SPAM_ERROR_BAD_MESSAGE SPAM_BUS_NAME ".Error.BadMessage"
 #define SPAM_ERROR_RATE_LIMITED SPAM_BUS_NAME ".Error.RateLimited"
 #define SPAM_ERROR_NOT_ALLOWED SPAM_BUS_NAME ".Error.NotAllowed"
-#define SPAM_ERROR_BUSY SPAM_BUS_NAME ".Error.Busy"
 
 #define SPAMD_PROXY_USER "mailsec-proxy"
 #define SPAMD_ADMIN_GROUP "mailsec"
