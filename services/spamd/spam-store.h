@@ -13,7 +13,9 @@
  *                 totals; the class of every learned digest and where its record is; the
  *                 lexicon (word -> spam and ham counts) the HMM is built from; the schema
  *                 version. Written in batches; "tokens.dirty" exists while a batch is not
- *                 synced, and a store opened with it present is rebuilt from the journal.
+ *                 synced, and a store opened with it present replays the journal: only
+ *                 the records the database misses, or all of them (a rebuild) when the
+ *                 database may be half written (see spam-store.c).
  *   secret        16 random bytes (mode 0600): the SipHash key of the token hashes.
  *
  * spam_store_learn() returns only once its journal record is on disk (fdatasync), so a
@@ -36,6 +38,7 @@
 #define SPAM_STORE_REPORTER_MAX 320U
 #define SPAM_STORE_TOKENS_MAX 65536U    /* per record */
 #define SPAM_STORE_WORDS_MAX 4096U      /* lexicon words per record */
+#define SPAM_STORE_WORD_MAX 255U        /* bytes of one lexicon word */
 
 typedef enum SpamClass {
         SPAM_CLASS_HAM,
@@ -68,6 +71,10 @@ typedef struct SpamLearn {
         size_t n_tokens;
         char * const *words;            /* distinct lexicon words (folded body words) */
         size_t n_words;
+
+        /* Set by spam_journal_record_parse() only: the one allocation the pointers above
+         * point into, freed by spam_learn_done(). NULL in a SpamLearn built by a caller. */
+        void *allocation;
 } SpamLearn;
 
 typedef struct SpamStoreStats {
@@ -120,7 +127,8 @@ int spam_store_stats(SpamStore *s, SpamStoreStats *ret);
 
 /* The journal record format, for the fuzz target and tools: parse one record at the start
  * of buf. Returns the record's length, 0 for a torn (incomplete) record, -EBADMSG for a
- * corrupt one. ret's pointers point into an allocation freed by spam_learn_done(). */
+ * corrupt one. ret's pointers point into an allocation freed by spam_learn_done(); ret,
+ * ret_forget and ret_seq may be NULL (ret NULL: only check, nothing allocated). */
 int spam_journal_record_parse(const uint8_t *buf, size_t size, SpamLearn *ret, bool *ret_forget,
                               uint64_t *ret_seq);
 void spam_learn_done(SpamLearn *l);
