@@ -155,39 +155,6 @@ static int config_parse_arc_sealers(const char *filename, unsigned line, const c
         return 0;
 }
 
-static int config_parse_nonzero_unsigned(const char *filename, unsigned line, const char *section,
-                                         const char *lvalue, int ltype, const char *rvalue, void *data,
-                                         void *userdata) {
-        unsigned u;
-        int r;
-
-        r = config_parse_unsigned(filename, line, section, lvalue, ltype, rvalue, &u, userdata);
-        if (r < 0)
-                return r;
-        if (u == 0) {
-                config_parser_set_error(userdata, "%s= must not be 0", lvalue);
-                return -ERANGE;
-        }
-        *(unsigned*) data = u;
-        return 0;
-}
-
-static int config_parse_nonzero_sec(const char *filename, unsigned line, const char *section,
-                                    const char *lvalue, int ltype, const char *rvalue, void *data,
-                                    void *userdata) {
-        usec_t u;
-        int r;
-
-        r = config_parse_sec(filename, line, section, lvalue, ltype, rvalue, &u, userdata);
-        if (r < 0)
-                return r;
-        if (u == 0) {
-                config_parser_set_error(userdata, "%s= must not be 0", lvalue);
-                return -ERANGE;
-        }
-        *(usec_t*) data = u;
-        return 0;
-}
 
 const ConfigTableItem auth_config_table[] = {
         { "Resolver",       "Servers",              config_parse_servers,          0, 0 },
@@ -199,8 +166,8 @@ const ConfigTableItem auth_config_table[] = {
         { "Signing",        "Key",                  config_parse_key_line,         0, offsetof(AuthConfig, key_lines) },
         { "Signing",        "ArcKey",               config_parse_string,           0, offsetof(AuthConfig, arc_key) },
         { "Service",        "IdleTimeoutSec",       config_parse_sec,              0, offsetof(AuthConfig, idle_timeout) },
-        { "Service",        "CheckTimeoutSec",      config_parse_nonzero_sec,      0, offsetof(AuthConfig, check_timeout) },
-        { "Service",        "MaxPendingChecks",     config_parse_nonzero_unsigned, 0, offsetof(AuthConfig, max_pending) },
+        { "Service",        "CheckTimeoutSec",      config_parse_timeout,          0, offsetof(AuthConfig, check_timeout) },
+        { "Service",        "MaxPendingChecks",     config_parse_unsigned_min,     1, offsetof(AuthConfig, max_pending) },
         { "Service",        "MaxMessageSize",       config_parse_size,             0, offsetof(AuthConfig, max_message_size) },
 };
 const size_t auth_config_table_size = ELEMENTSOF(auth_config_table);

@@ -120,22 +120,6 @@ static int config_parse_file_list(const char *filename, unsigned line, const cha
 }
 
 /* Unsigned with a lower bound given as ltype: a limit of 0 would lock everybody out. */
-static int config_parse_limit(const char *filename, unsigned line, const char *section, const char *lvalue,
-                              int ltype, const char *rvalue, void *data, void *userdata) {
-        unsigned u;
-        int r;
-
-        r = config_parse_unsigned(filename, line, section, lvalue, ltype, rvalue, &u, userdata);
-        if (r < 0)
-                return r;
-        if (u < (unsigned) ltype) {
-                config_parser_set_error(userdata, "%s= must be at least %i: %s", lvalue, ltype, rvalue);
-                return -ERANGE;
-        }
-        *(unsigned*) data = u;
-        return 0;
-}
-
 static int config_parse_line_length(const char *filename, unsigned line, const char *section, const char *lvalue,
                                     int ltype, const char *rvalue, void *data, void *userdata) {
         unsigned u;
@@ -169,22 +153,6 @@ static int config_parse_nonzero_size(const char *filename, unsigned line, const 
         return 0;
 }
 
-/* A timeout of 0 would fire at once; "infinity" is allowed. */
-static int config_parse_timeout(const char *filename, unsigned line, const char *section, const char *lvalue,
-                                int ltype, const char *rvalue, void *data, void *userdata) {
-        usec_t u;
-        int r;
-
-        r = config_parse_sec(filename, line, section, lvalue, ltype, rvalue, &u, userdata);
-        if (r < 0)
-                return r;
-        if (u == 0) {
-                config_parser_set_error(userdata, "%s= must not be 0", lvalue);
-                return -ERANGE;
-        }
-        *(usec_t*) data = u;
-        return 0;
-}
 
 #define UP(f) (offsetof(ProxyConfig, upstream) + offsetof(UpstreamConfig, f))
 
@@ -198,16 +166,16 @@ const ConfigTableItem proxy_config_table[] = {
         { "Proxy",    "BackendTLSName",             config_parse_hostname,            0, UP(tls_name) },
         { "Proxy",    "BackendHelo",                config_parse_hostname,            0, UP(helo) },
         { "Proxy",    "BackendReuse",               config_parse_bool,                0, offsetof(ProxyConfig, backend_reuse) },
-        { "Proxy",    "BackendReuseMax",            config_parse_limit,               0, offsetof(ProxyConfig, backend_reuse_max) },
+        { "Proxy",    "BackendReuseMax",            config_parse_unsigned_min,        0, offsetof(ProxyConfig, backend_reuse_max) },
         { "TLS",      "CertificateFile",            config_parse_file_list,           0, offsetof(ProxyConfig, certificate_files) },
         { "TLS",      "KeyFile",                    config_parse_file_list,           1, offsetof(ProxyConfig, key_files) },
         { "TLS",      "STARTTLS",                   config_parse_bool,                0, offsetof(ProxyConfig, starttls) },
         { "Limits",   "MaxLineLength",              config_parse_line_length,         0, offsetof(ProxyConfig, max_line_length) },
         { "Limits",   "MaxMessageSize",             config_parse_nonzero_size,        0, offsetof(ProxyConfig, max_message_size) },
-        { "Limits",   "MaxRecipients",              config_parse_limit,               1, offsetof(ProxyConfig, max_recipients) },
-        { "Limits",   "MaxSessions",                config_parse_limit,               1, offsetof(ProxyConfig, max_sessions) },
-        { "Limits",   "MaxSessionsPerClient",       config_parse_limit,               1, offsetof(ProxyConfig, max_sessions_per_client) },
-        { "Limits",   "MaxBadCommands",             config_parse_limit,               1, offsetof(ProxyConfig, max_bad_commands) },
+        { "Limits",   "MaxRecipients",              config_parse_unsigned_min,        1, offsetof(ProxyConfig, max_recipients) },
+        { "Limits",   "MaxSessions",                config_parse_unsigned_min,        1, offsetof(ProxyConfig, max_sessions) },
+        { "Limits",   "MaxSessionsPerClient",       config_parse_unsigned_min,        1, offsetof(ProxyConfig, max_sessions_per_client) },
+        { "Limits",   "MaxBadCommands",             config_parse_unsigned_min,        1, offsetof(ProxyConfig, max_bad_commands) },
         { "Limits",   "MaxHeaderSize",              config_parse_nonzero_size,        0, offsetof(ProxyConfig, max_header_size) },
         { "Timeouts", "ServerTimeoutSec",           config_parse_timeout,             0, offsetof(ProxyConfig, server_timeout) },
         { "Timeouts", "BackendConnectTimeoutSec",   config_parse_timeout,             0, UP(connect_timeout) },

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -439,6 +440,57 @@ int config_parse_sec(const char *filename, unsigned line, const char *section, c
                 return r == -ERANGE ? -ERANGE : -EINVAL;
         }
         *(usec_t*) data = u;
+        return 0;
+}
+
+int config_parse_unsigned_min(const char *filename, unsigned line, const char *section, const char *lvalue,
+                              int ltype, const char *rvalue, void *data, void *userdata) {
+        unsigned u;
+        int r;
+
+        r = config_parse_unsigned(filename, line, section, lvalue, ltype, rvalue, &u, userdata);
+        if (r < 0)
+                return r;
+        if (u < (unsigned) ltype) {
+                config_parser_set_error(userdata, "%s= must be at least %i: %s", lvalue, ltype, rvalue);
+                return -ERANGE;
+        }
+        *(unsigned*) data = u;
+        return 0;
+}
+
+/* A timeout of 0 would fire at once; "infinity" is allowed. */
+int config_parse_timeout(const char *filename, unsigned line, const char *section, const char *lvalue,
+                         int ltype, const char *rvalue, void *data, void *userdata) {
+        usec_t u;
+        int r;
+
+        r = config_parse_sec(filename, line, section, lvalue, ltype, rvalue, &u, userdata);
+        if (r < 0)
+                return r;
+        if (u == 0) {
+                config_parser_set_error(userdata, "%s= must not be 0", lvalue);
+                return -ERANGE;
+        }
+        *(usec_t*) data = u;
+        return 0;
+}
+
+int config_parse_probability(const char *filename, unsigned line, const char *section, const char *lvalue,
+                             int ltype, const char *rvalue, void *data, void *userdata) {
+        char *end = NULL;
+        double d;
+
+        assert(data);
+
+        errno = 0;
+        d = strtod(strempty(rvalue), &end);
+        if (errno != 0 || !end || end == rvalue || *end != 0 || !isfinite(d) || d < 0.0 || d > 1.0) {
+                config_parser_set_error(userdata, "Invalid value for %s= (a number from 0 to 1 expected): %s",
+                                        lvalue, strempty(rvalue));
+                return -EINVAL;
+        }
+        *(double*) data = d;
         return 0;
 }
 

@@ -66,6 +66,12 @@ int config_parse_size(const char *filename, unsigned line, const char *section, 
                       int ltype, const char *rvalue, void *data, void *userdata);          /* uint64_t*, K/M/G/T (1024) */
 int config_parse_sec(const char *filename, unsigned line, const char *section, const char *lvalue,
                      int ltype, const char *rvalue, void *data, void *userdata);           /* usec_t*, "5min 3s", "infinity" */
+int config_parse_unsigned_min(const char *filename, unsigned line, const char *section, const char *lvalue,
+                              int ltype, const char *rvalue, void *data, void *userdata);  /* unsigned*, at least ltype */
+int config_parse_timeout(const char *filename, unsigned line, const char *section, const char *lvalue,
+                         int ltype, const char *rvalue, void *data, void *userdata);       /* usec_t*, not 0 ("infinity" is fine) */
+int config_parse_probability(const char *filename, unsigned line, const char *section, const char *lvalue,
+                             int ltype, const char *rvalue, void *data, void *userdata);   /* double*, from 0 to 1 */
 int config_parse_string(const char *filename, unsigned line, const char *section, const char *lvalue,
                         int ltype, const char *rvalue, void *data, void *userdata);        /* char**, empty -> NULL */
 int config_parse_path(const char *filename, unsigned line, const char *section, const char *lvalue,

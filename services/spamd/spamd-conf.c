@@ -10,23 +10,6 @@
 #include "spamd-conf.h"
 #include "string-util.h"
 
-/* A probability or cutoff: a number in [0, 1]. */
-static int config_parse_probability(const char *filename, unsigned line, const char *section, const char *lvalue,
-                                    int ltype, const char *rvalue, void *data, void *userdata) {
-        char *end = NULL;
-        double d;
-
-        errno = 0;
-        d = strtod(rvalue, &end);
-        if (errno != 0 || !end || end == rvalue || *end != 0 || !isfinite(d) || d < 0.0 || d > 1.0) {
-                config_parser_set_error(userdata, "Invalid value for %s= (a number from 0 to 1 expected): %s",
-                                        lvalue, rvalue);
-                return -EINVAL;
-        }
-        *(double*) data = d;
-        return 0;
-}
-
 /* A positive number (Robinson's s, the auto-learning ratio). */
 static int config_parse_positive(const char *filename, unsigned line, const char *section, const char *lvalue,
                                  int ltype, const char *rvalue, void *data, void *userdata) {
@@ -56,22 +39,6 @@ static int config_parse_size_t(const char *filename, unsigned line, const char *
         return 0;
 }
 
-static int config_parse_nonzero_unsigned(const char *filename, unsigned line, const char *section,
-                                         const char *lvalue, int ltype, const char *rvalue, void *data,
-                                         void *userdata) {
-        unsigned u;
-        int r;
-
-        r = config_parse_unsigned(filename, line, section, lvalue, ltype, rvalue, &u, userdata);
-        if (r < 0)
-                return r;
-        if (u == 0) {
-                config_parser_set_error(userdata, "%s= must not be 0", lvalue);
-                return -ERANGE;
-        }
-        *(unsigned*) data = u;
-        return 0;
-}
 
 static bool domain_valid(const char *s) {
         size_t n = strlen(s);
@@ -149,7 +116,7 @@ const ConfigTableItem spam_config_table[] = {
         { "Filter",   "MinDeviation",         config_parse_probability,      0, offsetof(SpamConfig, bayes.min_dev) },
         { "Filter",   "MaxTokens",            config_parse_size_t,           0, offsetof(SpamConfig, bayes.max_tokens) },
         { "Filter",   "Deobfuscate",          config_parse_bool,             0, offsetof(SpamConfig, deobfuscate) },
-        { "Filter",   "LexiconMinMessages",   config_parse_nonzero_unsigned, 0, offsetof(SpamConfig, lexicon_min_messages) },
+        { "Filter",   "LexiconMinMessages",   config_parse_unsigned_min,     1, offsetof(SpamConfig, lexicon_min_messages) },
         { "Filter",   "DomainStatistics",     config_parse_bool,             0, offsetof(SpamConfig, domain_statistics) },
         { "Learning", "AutoLearn",            config_parse_bool,             0, offsetof(SpamConfig, autolearn) },
         { "Learning", "AutoLearnHamBelow",    config_parse_probability,      0, offsetof(SpamConfig, autolearn_ham) },

@@ -26,6 +26,9 @@ typedef struct TestConfig {
         SocketAddress address;
         char *other;
         int mode;
+        unsigned at_least_3;
+        usec_t deadline;
+        double share;
 } TestConfig;
 
 static void test_config_done(TestConfig *c) {
@@ -61,6 +64,9 @@ static const ConfigTableItem table[] = {
         { "Test",  "List",    config_parse_strv,           0, offsetof(TestConfig, list)    },
         { "Test",  "Address", config_parse_socket_address, 0, offsetof(TestConfig, address) },
         { "Test",  "Mode",    config_parse_mode,           0, offsetof(TestConfig, mode)    },
+        { "Test",  "AtLeast3", config_parse_unsigned_min,  3, offsetof(TestConfig, at_least_3) },
+        { "Test",  "Deadline", config_parse_timeout,       0, offsetof(TestConfig, deadline) },
+        { "Test",  "Share",   config_parse_probability,    0, offsetof(TestConfig, share)   },
         { "Other", "Key",     config_parse_string,         0, offsetof(TestConfig, other)   },
 };
 
@@ -88,6 +94,9 @@ START_TEST(test_good_file)
                 "List=c\n"
                 "Address=[::1]:10025\n"
                 "Mode=relaxed\n"
+                "AtLeast3=3\n"
+                "Deadline=infinity\n"
+                "Share=0.25\n"
                 "[Other]\n"
                 "Key=value with = sign";
 
@@ -99,6 +108,9 @@ START_TEST(test_good_file)
         ck_assert_uint_eq(c.timeout, 90 * USEC_PER_SEC);
         ck_assert_str_eq(c.name, "mail.example.org");
         ck_assert_str_eq(c.path, "/etc/mailsec/x.pem");
+        ck_assert_uint_eq(c.at_least_3, 3);
+        ck_assert_uint_eq(c.deadline, USEC_INFINITY);
+        ck_assert(c.share == 0.25);
         ck_assert_uint_eq(strv_length(c.list), 3);
         ck_assert_str_eq(c.list[0], "a");
         ck_assert_str_eq(c.list[1], "b");
@@ -205,6 +217,12 @@ static const struct {
         { "negative size",     "[Test]\nSize=-1\n",                          -EINVAL, 2, "Size=" },
         { "bad sec",           "[Test]\nTimeout=5 minutes please\n",         -EINVAL, 2, "Invalid time span for Timeout=" },
         { "bad unsigned",      "[Test]\nCount=12a\n",                        -EINVAL, 2, "Invalid number for Count=: 12a" },
+        { "below minimum",     "[Test]\nAtLeast3=2\n",                       -ERANGE, 2, "AtLeast3= must be at least 3: 2" },
+        { "zero timeout",      "[Test]\nDeadline=0\n",                       -ERANGE, 2, "Deadline= must not be 0" },
+        { "share above 1",     "[Test]\nShare=1.5\n",                        -EINVAL, 2, "a number from 0 to 1 expected" },
+        { "share negative",    "[Test]\nShare=-0.1\n",                       -EINVAL, 2, "Share=" },
+        { "share not a number", "[Test]\nShare=half\n",                      -EINVAL, 2, "Share=" },
+        { "share nan",         "[Test]\nShare=nan\n",                        -EINVAL, 2, "Share=" },
         { "bad address host",  "[Test]\n\n\n\nAddress=mx.example.org:25\n",  -EINVAL, 5, "Invalid socket address for Address=" },
         { "bad address port",  "[Test]\nAddress=127.0.0.1:0\n",              -EINVAL, 2, "Address=" },
         { "relative path",     "[Test]\nPath=etc/x\n",                       -EINVAL, 2, "absolute" },
