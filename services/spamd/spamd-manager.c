@@ -33,6 +33,7 @@ Manager* manager_free(Manager *m) {
         if (!m)
                 return NULL;
         sd_bus_flush_close_unref(m->bus);
+        sd_event_source_disable_unref(m->flush_timer);
         sd_event_unref(m->event);
         spam_hmm_free(m->hmm);
         spam_store_free(m->store);
@@ -357,6 +358,38 @@ static int tokenize(Manager *m, const void *msg, size_t size, const char *client
         return words ? words->error : 0;
 }
 
+static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        r = spam_store_flush(m->store);
+        if (r < 0)
+                log_warning_errno(r, "Cannot write the pending counts yet, trying again at the next learn: %m");
+        return 0;
+}
+
+/* The store writes a batch of counts every SPAM_STORE_BATCH learns, inside the learn that
+ * completes it; writing what is pending once learning pauses keeps those batches small
+ * and off the path of a call. The journal is already on disk either way. */
+static void schedule_flush(Manager *m) {
+        int r;
+
+        if (!m->event)
+                return;
+        if (!m->flush_timer) {
+                r = sd_event_add_time_relative(m->event, &m->flush_timer, CLOCK_MONOTONIC, SPAMD_FLUSH_DELAY, 0,
+                                               on_flush_timer, m);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot arm the flush timer, counts are written in batches only: %m");
+                return;
+        }
+        r = sd_event_source_set_time_relative(m->flush_timer, SPAMD_FLUSH_DELAY);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->flush_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_debug_errno(r, "Cannot re-arm the flush timer: %m");
+}
+
 static int learn_tokens(Manager *m, const uint8_t digest[static SPAM_DIGEST_SIZE], const SpamTokens *t,
                         const WordSet *w, SpamClass class, SpamSource source, const char *reporter,
                         const char *domain) {
@@ -384,6 +417,7 @@ static int learn_tokens(Manager *m, const uint8_t digest[static SPAM_DIGEST_SIZE
         if (m->bus)
                 (void) sd_bus_emit_signal(m->bus, SPAM_BUS_PATH, SPAM_BUS_INTERFACE, "Learned", "sss", hex,
                                           spam_class_to_string(class), spam_source_to_string(source));
+        schedule_flush(m);
         if (++m->learns_since_hmm >= SPAMD_HMM_REBUILD_LEARNS)
                 (void) manager_build_hmm(m);
         return 1;
@@ -491,6 +525,7 @@ int manager_forget(Manager *m, const char *digest_hex, const char *reporter) {
                 return r;
         r = spam_store_forget(m->store, digest, SPAM_SOURCE_ADMIN, reporter);
         if (r > 0) {
+                schedule_flush(m);
                 log_info("Forgot %s (%s).", digest_hex, strna(reporter));
                 if (m->bus)
                         (void) sd_bus_emit_signal(m->bus, SPAM_BUS_PATH, SPAM_BUS_INTERFACE, "Learned", "sss",

@@ -30,6 +30,7 @@
 #define SPAMD_TRUSTED_UIDS_MAX 16U
 #define SPAMD_REPORTERS_MAX 4096U       /* rate-limit entries kept */
 #define SPAMD_HMM_REBUILD_LEARNS 100U   /* learns before the lexicon is read again */
+#define SPAMD_FLUSH_DELAY (2 * USEC_PER_SEC)    /* quiet time before pending counts are written */
 
 typedef struct SpamdStats {
         uint64_t classified;
@@ -53,6 +54,7 @@ typedef struct Manager {
         sd_bus *bus;
 
         SpamStore *store;
+        sd_event_source *flush_timer;   /* writes pending counts once learning pauses */
         SpamHmm *hmm;                   /* NULL: Deobfuscate=no, or no lexicon yet */
         unsigned learns_since_hmm;
 

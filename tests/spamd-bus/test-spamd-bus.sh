@@ -98,6 +98,13 @@ done
         ok "SpamLearned=40 HamLearned=40" || bad "totals: spam $(stat_of SpamLearned) ham $(stat_of HamLearned)"
 [ "$(stat_of Tokens)" -gt 100 ] 2>/dev/null && ok "Tokens=$(stat_of Tokens)" || bad "Tokens=$(stat_of Tokens)"
 
+# pending counts are written once learning pauses (2 s), the journal at once
+"$MAILSECCTL" spam learn spam "$W/new/n-spam-9.eml" >/dev/null
+[ -e "$W/state/tokens.dirty" ] && ok "right after a learn the counts are pending (tokens.dirty)" || bad "no tokens.dirty after a learn"
+for ((i = 0; i < 60; i++)); do [ -e "$W/state/tokens.dirty" ] || break; sleep 0.1; done
+[ ! -e "$W/state/tokens.dirty" ] && ok "2 s later they are written without another call" || bad "tokens.dirty still there after 6 s"
+"$MAILSECCTL" spam forget "$(sha256sum <"$W/new/n-spam-9.eml" | cut -d' ' -f1)" >/dev/null
+
 # --- classify
 right=0 unsure=0 wrong=0
 for f in "$W"/new/*.eml; do
