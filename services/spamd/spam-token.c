@@ -73,6 +73,8 @@ static void siphash_init(SipHash *s, const uint8_t key[static SPAM_TOKEN_KEY_SIZ
 static void siphash_update(SipHash *s, const void *data, size_t n) {
         const uint8_t *p = data;
 
+        if (n == 0)
+                return;                 /* data may be NULL then, and memcpy() must not see it */
         s->total += n;
         if (s->n_tail > 0) {
                 size_t k = MIN(n, 8 - s->n_tail);
