@@ -39,6 +39,9 @@ typedef struct SpamBayesParams {
         double ham_cutoff;              /* score below: ham */
         double spam_cutoff;             /* score at or above: spam; between: unsure */
         size_t max_tokens;              /* the most extreme tokens used; 0: all */
+        double bigram_s;                /* strength of the prior for bigram tokens; 0: robinson_s */
+        double esf;                     /* effective size factor in (0, 1): the N tokens count as
+                                         * esf·N independent ones; 0 or 1: as N */
 } SpamBayesParams;
 
 /* Documented defaults (mailsec-spamd.conf(5)); tuned on the SpamAssassin corpus group 1
@@ -85,5 +88,17 @@ int spam_bayes_classify(const SpamBayesParams *p, const SpamTokens *tokens, Spam
                         const SpamTotals *domain, SpamCountsLookup lookup, void *userdata,
                         size_t want_top, SpamBayesResult *ret);
 
+/* The same, counting each body word once: parts[i] names the two w: tokens (indexes into
+ * tokens) of bigram token i, UINT32_MAX twice for other tokens (SpamTokenParts of the
+ * tokenizer). From the most extreme token down, a bigram enters only when neither of its
+ * words has entered yet (alone or in another bigram), a word only when no bigram took it:
+ * the strongest reading of each word counts, and correlated evidence is not counted
+ * twice (the "tiling" of unigrams and bigrams). parts NULL: spam_bayes_classify(). */
+int spam_bayes_classify_tiled(const SpamBayesParams *p, const SpamTokens *tokens, const uint32_t (*parts)[2],
+                              SpamTotals global, const SpamTotals *domain, SpamCountsLookup lookup,
+                              void *userdata, size_t want_top, SpamBayesResult *ret);
+
 /* The inverse chi-square function Q(x², 2v) for even degrees of freedom, in [0, 1]. */
 double spam_chi2q(double x2, unsigned v);
+/* ln Q(x², 2v), finite where Q itself is below the smallest double. */
+double spam_chi2q_ln(double x2, unsigned v);

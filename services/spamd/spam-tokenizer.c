@@ -2,19 +2,34 @@
 
 /* The tokenizer of mailsec-spamd (see spam-tokenizer.h): the events of the streaming MIME
  * parser turned into token hashes, without a per-token allocation (words are folded into
- * a fixed buffer on the stack, hashed with their prefix and added to the set).
+ * a fixed buffer on the stack, ASCII through a class table one byte at a time; each word
+ * is hashed once, with its prefix, and a bigram's hash is derived from its two words'
+ * hashes; no string is built for a token unless keep_text asks for printable forms).
  *
  * Token families, by prefix (the printable forms kept with keep_text):
  *
  *   w:WORD          body word, case-folded; pure digit runs of 5 or more become "#N" (N the
  *                   number of digits), so that order numbers and phone numbers share one
  *                   token per length instead of filling the store with singletons
- *   b:W1 D W2       orthogonal sparse bigram: W2 is D (1..4) words after W1 in one part
- *   h:NAME:WORD     word of header field NAME (lowercased); Received, Message-ID,
- *                   In-Reply-To and References keep only their dotted words (hosts and
- *                   addresses), and fields that are noise or that earlier filters add
- *                   (Date, X-Spam-*, X-Bogosity, ...) are not read: such fields are set by
- *                   whoever handled the message before us and may be forged either way
+ *   b:W1 D W2       bigram: W2 is D words after W1 in one part, D < bigram_window (default
+ *                   2: adjacent words; up to 5 gives CRM114's orthogonal sparse bigrams).
+ *                   Its hash is spam_tokenizer_bigram_hash() of the two w: hashes and D.
+ *   h:NAME:WORD     word of header field NAME (lowercased). Message-ID, In-Reply-To and
+ *                   References keep only their dotted words (hosts, and the dotted local
+ *                   parts of ids). Received keeps only the host names and IPv4 addresses
+ *                   of its "from" clause, the sending side of the hop: the receiving host,
+ *                   "for <recipient>", ids, software versions and the date describe the
+ *                   site that collected the message and the time, not the message; a hop
+ *                   received by the local machine ("by localhost", "by mailhost": fetchmail,
+ *                   local delivery) gives nothing, nor do localhost and 127/8. Not read at
+ *                   all: fields that are noise or that earlier filters add (Date, X-Spam-*,
+ *                   X-Bogosity, ...: set by whoever handled the message before us, and
+ *                   forgeable either way), and the recipient-side fields the delivering
+ *                   site adds (Delivered-To, X-Original-To, Envelope-To, ...). Trained on
+ *                   mail collected from mailboxes, such tokens describe how each class was
+ *                   collected (on the SpamAssassin corpus: ham fetched over IMAP, spam over
+ *                   POP3 through another host) and do not carry over to the gateway, which
+ *                   sees messages before the site adds them.
  *   hf:NAME         the field is present (top-level header)
  *   u:HOST          host of a link (HTML links and URLs in plain text), and its domain
  *                   (last two labels, three under a short second-level label: co.uk)
@@ -65,7 +80,7 @@
 #define SPAM_WORD_MIN 2U                /* code points */
 #define SPAM_WORD_MAX 40U               /* bytes, folded */
 #define SPAM_NAME_MAX 40U               /* header field names are cut to this */
-#define SPAM_BIGRAM_WINDOW 5U           /* a word and the next 4 */
+#define SPAM_BIGRAM_WINDOW SPAM_TOKENIZER_BIGRAM_WINDOW_MAX
 #define SPAM_FEATURE_RESERVE 128U       /* room kept for the feature tokens at the end */
 #define WORD_BUF (SPAM_WORD_MAX + 8U)   /* room for one more folded character */
 
@@ -78,7 +93,15 @@ typedef struct Tokenizer {
         /* bigram window: the last words of the current part */
         char ring[SPAM_BIGRAM_WINDOW - 1][SPAM_WORD_MAX + 1];
         uint8_t ring_len[SPAM_BIGRAM_WINDOW - 1];
+        uint32_t ring_word[SPAM_BIGRAM_WINDOW - 1];     /* index of the word's w: token */
+        uint64_t ring_hash[SPAM_BIGRAM_WINDOW - 1];     /* hash of the word's w: token */
         unsigned ring_n, ring_pos;
+        unsigned window;                /* bigram distances 1 .. window - 1 */
+
+        /* with opts->parts: w: token hash -> index, open addressing, hash 0 is empty */
+        uint64_t *wmap_hash;
+        uint32_t *wmap_index;
+        size_t wmap_size, wmap_n;
 
         uint64_t text_bytes;
         unsigned insertions;
@@ -88,13 +111,24 @@ typedef struct Tokenizer {
 
 /* ---- character classes and folding ------------------------------------------------ */
 
+/* ASCII character classes, one table look-up per byte on the hot path */
+enum {
+        CH_ALNUM = 1 << 0,              /* letters and digits: word characters */
+        CH_INNER = 1 << 1,              /* '.', '-', '_', '\'': inside a word only */
+        CH_DIGIT = 1 << 2,
+};
+
+static const uint8_t ascii_class[128] = {
+        ['0' ... '9'] = CH_ALNUM | CH_DIGIT,
+        ['A' ... 'Z'] = CH_ALNUM,
+        ['a' ... 'z'] = CH_ALNUM,
+        ['.'] = CH_INNER, ['-'] = CH_INNER, ['_'] = CH_INNER, ['\''] = CH_INNER,
+};
+
 static inline bool ascii_alnum(uint8_t c) {
-        return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+        return c < 0x80 && (ascii_class[c] & CH_ALNUM);
 }
 
-static inline bool ascii_inner(uint8_t c) {
-        return c == '.' || c == '-' || c == '_' || c == '\'';
-}
 
 /* Decode one UTF-8 sequence at s (n > 0 bytes). Invalid input gives U+FFFD for one byte:
  * the parser's TEXT and HEADER data are valid UTF-8, this only keeps us safe anyway. */
@@ -264,7 +298,8 @@ uint32_t spam_unichar_fold(uint32_t c) {
 
 /* ---- adding tokens ---------------------------------------------------------------- */
 
-static int tok_add(Tokenizer *t, SpamTokenKind kind, const char *prefix, const char *text, size_t len) {
+static int tok_add_hash(Tokenizer *t, SpamTokenKind kind, const char *prefix, const char *text, size_t len,
+                        uint64_t *ret_hash) {
         char buf[512];
         size_t limit, plen, k;
         uint64_t h;
@@ -272,10 +307,12 @@ static int tok_add(Tokenizer *t, SpamTokenKind kind, const char *prefix, const c
         limit = kind == SPAM_TOKEN_FEATURE ? t->max_tokens : t->max_tokens - MIN(t->max_tokens / 2, SPAM_FEATURE_RESERVE);
         if (t->tokens->n >= limit) {
                 t->full = true;
-                return 0;
+                return -ENOSPC;
         }
 
         h = spam_token_hash(t->opts->key, prefix, text, len);
+        if (ret_hash)
+                *ret_hash = h;
         if (!t->tokens->keep_text)
                 return spam_tokens_add(t->tokens, h, kind, NULL, 0);
 
@@ -285,6 +322,91 @@ static int tok_add(Tokenizer *t, SpamTokenKind kind, const char *prefix, const c
         k = MIN(len, sizeof(buf) - 1 - plen);
         memcpy(buf + plen, text, k);
         return spam_tokens_add(t->tokens, h, kind, buf, plen + k);
+}
+
+static int tok_add(Tokenizer *t, SpamTokenKind kind, const char *prefix, const char *text, size_t len) {
+        int r;
+
+        r = tok_add_hash(t, kind, prefix, text, len, NULL);
+        return r == -ENOSPC ? 0 : r;
+}
+
+/* ---- bigram parts ----------------------------------------------------------------- */
+
+void spam_token_parts_done(SpamTokenParts *p) {
+        if (!p)
+                return;
+        free(p->word);
+        *p = (SpamTokenParts) SPAM_TOKEN_PARTS_NULL;
+}
+
+/* Extends opts->parts to the first n tokens (the new ones are not bigrams). */
+static int parts_extend(Tokenizer *t, size_t n) {
+        SpamTokenParts *p = t->opts->parts;
+
+        if (n > p->alloc) {
+                size_t a = MAX(n, p->alloc * 2);
+                uint32_t (*v)[2] = reallocarray(p->word, a, sizeof(p->word[0]));
+
+                if (!v)
+                        return -ENOMEM;
+                p->word = v;
+                p->alloc = a;
+        }
+        for (; p->n < n; p->n++)
+                p->word[p->n][0] = p->word[p->n][1] = SPAM_TOKEN_NO_WORD;
+        return 0;
+}
+
+/* The index of the w: token with hash h, added (index) or looked up. */
+static int wmap_put(Tokenizer *t, uint64_t h, uint32_t index) {
+        size_t mask, i;
+
+        h = h ?: 1;
+        if ((t->wmap_n + 1) * 2 > t->wmap_size) {
+                size_t size = t->wmap_size ? t->wmap_size * 2 : 1024;
+                uint64_t *nh = calloc(size, sizeof(uint64_t));
+                uint32_t *ni = calloc(size, sizeof(uint32_t));
+
+                if (!nh || !ni) {
+                        free(nh);
+                        free(ni);
+                        return -ENOMEM;
+                }
+                for (size_t k = 0; k < t->wmap_size; k++)
+                        if (t->wmap_hash[k] != 0) {
+                                for (i = (size_t) t->wmap_hash[k] & (size - 1); nh[i] != 0; i = (i + 1) & (size - 1))
+                                        ;
+                                nh[i] = t->wmap_hash[k];
+                                ni[i] = t->wmap_index[k];
+                        }
+                free(t->wmap_hash);
+                free(t->wmap_index);
+                t->wmap_hash = nh;
+                t->wmap_index = ni;
+                t->wmap_size = size;
+        }
+        mask = t->wmap_size - 1;
+        for (i = (size_t) h & mask; t->wmap_hash[i] != 0; i = (i + 1) & mask)
+                if (t->wmap_hash[i] == h)
+                        return 0;
+        t->wmap_hash[i] = h;
+        t->wmap_index[i] = index;
+        t->wmap_n++;
+        return 0;
+}
+
+static uint32_t wmap_get(const Tokenizer *t, uint64_t h) {
+        size_t mask, i;
+
+        if (t->wmap_size == 0)
+                return SPAM_TOKEN_NO_WORD;
+        h = h ?: 1;
+        mask = t->wmap_size - 1;
+        for (i = (size_t) h & mask; t->wmap_hash[i] != 0; i = (i + 1) & mask)
+                if (t->wmap_hash[i] == h)
+                        return t->wmap_index[i];
+        return SPAM_TOKEN_NO_WORD;
 }
 
 static int tok_addf(Tokenizer *t, SpamTokenKind kind, const char *prefix, const char *format, ...) _printf_(4, 5);
@@ -311,49 +433,141 @@ typedef enum WordContext {
         WORD_BODY,
         WORD_HEADER,
         WORD_HEADER_DOTTED,             /* header field of which only dotted words count */
+        WORD_HEADER_HOST,               /* only host names and IPv4 addresses count */
 } WordContext;
 
-/* One folded word. */
-static int on_body_word(Tokenizer *t, char *w, size_t len) {
-        char shape[8], bigram[2 * SPAM_WORD_MAX + 8];
+uint64_t spam_tokenizer_bigram_hash(uint64_t first, unsigned distance, uint64_t second) {
+        uint64_t x;
+
+        /* Two keyed hashes and a distance into one, with odd multipliers (bijections) and a
+         * 64-bit finaliser (MurmurHash3's fmix64): order matters, and every input bit
+         * reaches every output bit. The inputs are SipHash outputs under the secret key,
+         * so without the key nobody can aim a collision here either. */
+        x = first * UINT64_C(0x9e3779b97f4a7c15);
+        x ^= ((second << 29) | (second >> 35)) * UINT64_C(0xc2b2ae3d27d4eb4f);
+        x ^= (uint64_t) distance * UINT64_C(0x165667b19e3779f9);
+        x ^= x >> 33;
+        x *= UINT64_C(0xff51afd7ed558ccd);
+        x ^= x >> 33;
+        x *= UINT64_C(0xc4ceb9fe1a85ec53);
+        x ^= x >> 33;
+        return x;
+}
+
+/* One folded word (digits: it is all ASCII digits). */
+static int on_body_word(Tokenizer *t, char *w, size_t len, bool digits) {
+        char shape[8];
+        uint32_t word = SPAM_TOKEN_NO_WORD;
+        uint64_t h = 0;
         int r;
 
         /* long digit runs by their length */
-        if (len >= 5 && strspn(w, "0123456789") == len) {
+        if (digits && len >= 5) {
                 int k = snprintf(shape, sizeof(shape), "#%zu", len);
 
                 w = shape;
                 len = (size_t) k;
         }
 
-        r = tok_add(t, SPAM_TOKEN_WORD, "w:", w, len);
+        r = tok_add_hash(t, SPAM_TOKEN_WORD, "w:", w, len, &h);
+        if (r == -ENOSPC)
+                return 0;
         if (r < 0)
                 return r;
         if (r > 0 && t->opts->on_word && w != shape)
                 t->opts->on_word(w, len, t->opts->userdata);
-
-        if (t->opts->bigrams) {
-                for (unsigned d = 1; d <= t->ring_n; d++) {
-                        unsigned slot = (t->ring_pos + SPAM_BIGRAM_WINDOW - 1 - d) % (SPAM_BIGRAM_WINDOW - 1);
-                        size_t pl = t->ring_len[slot], k;
-
-                        memcpy(bigram, t->ring[slot], pl);
-                        bigram[pl] = ' ';
-                        bigram[pl + 1] = (char) ('0' + d);
-                        bigram[pl + 2] = ' ';
-                        k = pl + 3;
-                        memcpy(bigram + k, w, len);
-                        r = tok_add(t, SPAM_TOKEN_BIGRAM, "b:", bigram, k + len);
+        if (t->opts->parts) {
+                if (r > 0) {
+                        word = (uint32_t) (t->tokens->n - 1);
+                        r = wmap_put(t, h, word);
                         if (r < 0)
                                 return r;
+                } else
+                        word = wmap_get(t, h);
+        }
+
+        if (!t->opts->bigrams || t->window < 2)
+                return 0;
+
+        for (unsigned d = 1; d <= t->ring_n && d < t->window; d++) {
+                unsigned slot = (t->ring_pos + SPAM_BIGRAM_WINDOW - 1 - d) % (SPAM_BIGRAM_WINDOW - 1);
+                uint64_t bh = spam_tokenizer_bigram_hash(t->ring_hash[slot], d, h);
+
+                if (t->tokens->n >= t->max_tokens - MIN(t->max_tokens / 2, SPAM_FEATURE_RESERVE)) {
+                        t->full = true;
+                        return 0;
                 }
+                if (t->tokens->keep_text) {
+                        /* the printable form "W1 D W2", for explanations only */
+                        char text[3 + 2 * SPAM_WORD_MAX + 8];
+                        size_t pl = t->ring_len[slot];
+
+                        memcpy(text, "b:", 2);
+                        memcpy(text + 2, t->ring[slot], pl);
+                        text[2 + pl] = ' ';
+                        text[3 + pl] = (char) ('0' + d);
+                        text[4 + pl] = ' ';
+                        memcpy(text + 5 + pl, w, len);
+                        r = spam_tokens_add(t->tokens, bh, SPAM_TOKEN_BIGRAM, text, 5 + pl + len);
+                } else
+                        r = spam_tokens_add(t->tokens, bh, SPAM_TOKEN_BIGRAM, NULL, 0);
+                if (r < 0)
+                        return r;
+                if (r > 0 && t->opts->parts) {
+                        size_t n = t->tokens->n;
+
+                        r = parts_extend(t, n);
+                        if (r < 0)
+                                return r;
+                        t->opts->parts->word[n - 1][0] = t->ring_word[slot];
+                        t->opts->parts->word[n - 1][1] = word;
+                }
+        }
+        if (t->tokens->keep_text) {
                 memcpy(t->ring[t->ring_pos], w, len);
                 t->ring_len[t->ring_pos] = (uint8_t) len;
-                t->ring_pos = (t->ring_pos + 1) % (SPAM_BIGRAM_WINDOW - 1);
-                if (t->ring_n < SPAM_BIGRAM_WINDOW - 1)
-                        t->ring_n++;
         }
+        t->ring_hash[t->ring_pos] = h;
+        t->ring_word[t->ring_pos] = word;
+        t->ring_pos = (t->ring_pos + 1) % (SPAM_BIGRAM_WINDOW - 1);
+        if (t->ring_n < SPAM_BIGRAM_WINDOW - 1)
+                t->ring_n++;
         return 0;
+}
+
+/* Is the folded dotted word w a host name (its last label letters only) or an IPv4 address,
+ * and not the local machine? Software versions in Received fields ("8.11.6",
+ * "5.0.2195.2966", "fetchmail-5.9.0") are neither. */
+static bool host_like(const char *w, size_t n) {
+        size_t last = n, parts = 1;
+        unsigned v = 0;
+        bool letters = true;
+
+        while (last > 0 && w[last - 1] != '.')
+                last--;
+        if (last == 0)
+                return false;
+        for (size_t i = last; i < n; i++)
+                if (!(w[i] >= 'a' && w[i] <= 'z'))
+                        letters = false;
+        if (letters)
+                return n - last >= 2 && (n < 9 || strncmp(w, "localhost", 9) != 0);
+
+        /* otherwise only a dotted quad */
+        for (size_t i = 0; i < n; i++) {
+                if (w[i] == '.') {
+                        if (i == 0 || w[i - 1] == '.')
+                                return false;
+                        parts++;
+                        v = 0;
+                } else if (w[i] >= '0' && w[i] <= '9') {
+                        v = v * 10 + (unsigned) (w[i] - '0');
+                        if (v > 255)
+                                return false;
+                } else
+                        return false;
+        }
+        return parts == 4 && !startswith(w, "127.") && !startswith(w, "0.");
 }
 
 /* Split UTF-8 text into words and hand each to its context. prefix: the header token
@@ -365,13 +579,14 @@ static int tokenize_words(Tokenizer *t, const char *s, size_t n, WordContext ctx
 
         while (i < n) {
                 size_t wl = 0, chars = 0, l, start;
-                bool too_long = false, dotted = false;
+                bool too_long = false, dotted = false, digits = true;
                 uint32_t c, first = 0;
                 uint8_t b = (uint8_t) s[i];
 
                 /* find the start of a word */
                 if (b < 0x80) {
-                        if (!ascii_alnum(b) && !(b == '$' && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9')) {
+                        if (!(ascii_class[b] & CH_ALNUM) &&
+                            !(b == '$' && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9')) {
                                 i++;
                                 continue;
                         }
@@ -386,11 +601,27 @@ static int tokenize_words(Tokenizer *t, const char *s, size_t n, WordContext ctx
                 start = i;
                 while (i < n) {
                         b = (uint8_t) s[i];
+                        if (b < 0x80 && (ascii_class[b] & CH_ALNUM)) {
+                                /* the common case: one ASCII letter or digit, folded in place */
+                                c = b >= 'A' && b <= 'Z' ? b + 32U : b;
+                                if (!(ascii_class[b] & CH_DIGIT))
+                                        digits = false;
+                                i++;
+                                if (chars++ == 0)
+                                        first = c;
+                                if (too_long)
+                                        continue;
+                                if (wl + 1 > SPAM_WORD_MAX)
+                                        too_long = true;
+                                else
+                                        w[wl++] = (char) c;
+                                continue;
+                        }
                         if (b < 0x80) {
-                                if (ascii_alnum(b) || (b == '$' && i == start)) {
-                                        c = b >= 'A' && b <= 'Z' ? b + 32U : b;
+                                if (b == '$' && i == start) {
+                                        c = b;
                                         l = 1;
-                                } else if (ascii_inner(b) && i + 1 < n) {
+                                } else if ((ascii_class[b] & CH_INNER) && i + 1 < n) {
                                         uint8_t nb = (uint8_t) s[i + 1];
                                         size_t nl;
 
@@ -417,6 +648,7 @@ static int tokenize_words(Tokenizer *t, const char *s, size_t n, WordContext ctx
                                 else
                                         break;
                         }
+                        digits = false;
                         i += l;
                         if (chars == 0)
                                 first = c;
@@ -462,8 +694,9 @@ static int tokenize_words(Tokenizer *t, const char *s, size_t n, WordContext ctx
                 w[wl] = '\0';
 
                 if (ctx == WORD_BODY)
-                        r = on_body_word(t, w, wl);
-                else if (ctx == WORD_HEADER || dotted)
+                        r = on_body_word(t, w, wl, digits);
+                else if (ctx == WORD_HEADER || (ctx == WORD_HEADER_DOTTED && dotted) ||
+                         (ctx == WORD_HEADER_HOST && dotted && host_like(w, wl)))
                         r = tok_add(t, SPAM_TOKEN_HEADER, prefix, w, wl);
                 else
                         continue;
@@ -584,6 +817,8 @@ static bool header_ignored(const char *name) {
         static const char* const ignored[] = {
                 "date", "content-length", "lines", "status", "x-status", "x-uid", "x-keywords",
                 "x-bogosity", "delivery-date", "x-original-date", "x-mozilla-status", "x-mozilla-status2",
+                /* the recipient side: where the collecting site delivered the copy */
+                "delivered-to", "x-original-to", "envelope-to", "x-envelope-to", "x-delivered-to", "x-rcpt-to",
         };
 
         if (strncmp(name, "x-spam", 6) == 0 || strncmp(name, "x-virus", 7) == 0)
@@ -592,6 +827,36 @@ static bool header_ignored(const char *name) {
                 if (streq(name, ignored[i]))
                         return true;
         return false;
+}
+
+static bool is_space(char c) {
+        return IN_SET(c, ' ', '\t', '\r', '\n');
+}
+
+/* The part of a Received field that names the sending side of the hop: "from HOST (NAME
+ * [ADDRESS])", up to the word "by". What follows — the receiving host, "for <recipient>",
+ * the queue id and the date — describes the receiving site and the time, not the message.
+ * A hop received by the local machine ("by localhost", or by a host name without a dot:
+ * fetchmail, local delivery) is the collecting site talking to itself, and gives nothing
+ * (length 0). */
+static size_t received_from_clause(const char *s, size_t n) {
+        for (size_t i = 0; i + 2 <= n; i++) {
+                size_t h, k;
+                bool dot = false;
+
+                if ((s[i] | 0x20) != 'b' || (s[i + 1] | 0x20) != 'y' ||
+                    (i > 0 && !is_space(s[i - 1]) && s[i - 1] != ')') || (i + 2 < n && !is_space(s[i + 2])))
+                        continue;
+                for (h = i + 2; h < n && is_space(s[h]); h++)
+                        ;
+                for (k = h; k < n && host_char(s[k]); k++)
+                        if (s[k] == '.')
+                                dot = true;
+                if (k == h || !dot || (k - h >= 9 && strncasecmp(s + h, "localhost", 9) == 0))
+                        return 0;
+                return i;
+        }
+        return n;
 }
 
 static int on_header(Tokenizer *t, const MimeEvent *e) {
@@ -619,12 +884,15 @@ static int on_header(Tokenizer *t, const MimeEvent *e) {
                         return r;
         }
 
-        if (IN_SET(name[0], 'r', 'm', 'i') &&
-            (streq(name, "received") || streq(name, "message-id") || streq(name, "in-reply-to") ||
-             streq(name, "references")))
+        snprintf(prefix, sizeof(prefix), "h:%s:", name);
+
+        if (streq(name, "received"))
+                return tokenize_words(t, e->data, received_from_clause(e->data, e->size), WORD_HEADER_HOST,
+                                      prefix);
+        if (IN_SET(name[0], 'm', 'i', 'r') &&
+            (streq(name, "message-id") || streq(name, "in-reply-to") || streq(name, "references")))
                 ctx = WORD_HEADER_DOTTED;
 
-        snprintf(prefix, sizeof(prefix), "h:%s:", name);
         return tokenize_words(t, e->data, e->size, ctx, prefix);
 }
 
@@ -821,6 +1089,8 @@ int spam_tokenize(const char *msg, size_t len, const SpamTokenizerOptions *opts,
         assert(ret);
 
         t.max_tokens = opts->max_tokens > 0 ? opts->max_tokens : SPAM_TOKENIZER_MAX_TOKENS_DEFAULT;
+        t.window = opts->bigram_window > 0 ? MIN(opts->bigram_window, SPAM_BIGRAM_WINDOW) :
+                                             SPAM_TOKENIZER_BIGRAM_WINDOW_DEFAULT;
         tokens.keep_text = opts->keep_text;
 
         r = mime_parser_new(NULL, on_mime_event, &t, &p);
@@ -841,11 +1111,22 @@ int spam_tokenize(const char *msg, size_t len, const SpamTokenizerOptions *opts,
         r = add_features(&t, mime_parser_defects(p));
         if (r < 0)
                 goto fail;
+        if (opts->parts) {
+                r = parts_extend(&t, tokens.n);
+                if (r < 0)
+                        goto fail;
+        }
 
+        free(t.wmap_hash);
+        free(t.wmap_index);
         *ret = tokens;
         return 0;
 
 fail:
+        free(t.wmap_hash);
+        free(t.wmap_index);
+        if (opts->parts)
+                spam_token_parts_done(opts->parts);
         spam_tokens_done(&tokens);
         return r;
 }

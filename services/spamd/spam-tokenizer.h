@@ -5,12 +5,14 @@
  * streaming MIME parser (services/shared/mime/mime.h) into a SpamTokens set:
  *
  *   header fields  words of Subject, From, To, Reply-To, Content-Type, X-Mailer, ...,
- *                  prefixed by the field name; the Received chain reduced to the hosts
- *                  and addresses that matter
+ *                  prefixed by the field name; the Received chain reduced to the sending
+ *                  side of each hop (hosts and addresses), without the collecting site's
+ *                  own hops and recipient-side fields (Delivered-To, ...)
  *   body           words of every text part (HTML already reduced to text), case-folded
- *                  (Unicode-aware, UTF-8), with length bounds; plus orthogonal sparse
- *                  bigrams: each word paired with each of the next 4 words, the distance
- *                  part of the token (window 5, as CRM114 and rspamd do)
+ *                  (Unicode-aware, UTF-8), with length bounds; plus bigrams: each word
+ *                  paired with the next bigram_window - 1 words, the distance part of the
+ *                  token (default 2: adjacent words; 5 gives the orthogonal sparse bigrams
+ *                  of CRM114 and rspamd)
  *   links          hosts of URLs in HTML links and in plain text
  *   client         the connecting address given by the caller, and its network
  *   HMM            with a de-obfuscator (spam-hmm.h), the lexicon words it reads out of
@@ -19,7 +21,8 @@
  *   features       MIME defects, in-word HTML insertions, and other structural evidence
  *
  * on_word, when set, is called with each body word as folded (not the bigrams), for the
- * lexicon the HMM is built from. */
+ * lexicon the HMM is built from. parts, when set, records which words each bigram is made
+ * of, for spam_bayes_classify_tiled(). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,23 +32,45 @@
 
 typedef struct SpamHmm SpamHmm;
 
+/* Which body words a bigram token is made of, for combining that does not count the same
+ * evidence twice (spam_bayes_classify_tiled()): word[i] holds, for token i of the set, the
+ * indexes of the w: tokens of its two words when token i is a bigram, and
+ * SPAM_TOKEN_NO_WORD twice otherwise. */
+typedef struct SpamTokenParts {
+        uint32_t (*word)[2];
+        size_t n, alloc;
+} SpamTokenParts;
+#define SPAM_TOKEN_PARTS_NULL { .word = NULL, .n = 0, .alloc = 0 }
+#define SPAM_TOKEN_NO_WORD UINT32_MAX
+
+void spam_token_parts_done(SpamTokenParts *p);
+
 typedef struct SpamTokenizerOptions {
         const SpamTokenKey *key;
         const char *client_ip;          /* NULL: none */
         const SpamHmm *hmm;             /* NULL: no de-obfuscation */
         bool bigrams;                   /* orthogonal sparse bigrams (default on) */
+        unsigned bigram_window;         /* a word and the next N - 1; 0: the default; at most the max */
         bool keep_text;                 /* SpamTokens.text[] for explanations */
         size_t max_tokens;              /* 0: SPAM_TOKENIZER_MAX_TOKENS_DEFAULT */
         void (*on_word)(const char *word, size_t len, void *userdata);
         void *userdata;
+        SpamTokenParts *parts;          /* NULL: not recorded; else SPAM_TOKEN_PARTS_NULL on entry, filled */
 } SpamTokenizerOptions;
 
 #define SPAM_TOKENIZER_MAX_TOKENS_DEFAULT 20000U
+#define SPAM_TOKENIZER_BIGRAM_WINDOW_DEFAULT 2U
+#define SPAM_TOKENIZER_BIGRAM_WINDOW_MAX 5U
 
 /* Fills *ret (SPAM_TOKENS_NULL on entry). Never fails on malformed input (a message that
  * does not parse still gives its tokens and feature tokens for what was wrong); returns
  * -ENOMEM, or 0. */
 int spam_tokenize(const char *msg, size_t len, const SpamTokenizerOptions *opts, SpamTokens *ret);
+
+/* The hash of the bigram token of two body words: derived from the hashes of their w:
+ * tokens and the distance (1 for adjacent words), so that each word is hashed once. The
+ * printable form kept with keep_text is "b:W1 D W2". */
+uint64_t spam_tokenizer_bigram_hash(uint64_t first, unsigned distance, uint64_t second) _const_;
 
 /* The simple case folding the tokenizer applies to a code point (Latin, Greek, Cyrillic,
  * Armenian, fullwidth Latin; other code points are returned as they are). */

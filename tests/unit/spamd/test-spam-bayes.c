@@ -294,6 +294,162 @@ START_TEST(test_classify_domain_backoff)
 }
 END_TEST
 
+/* Tiling: a bigram and its words are one piece of evidence; the most extreme reading of it
+ * enters, the others do not. */
+START_TEST(test_classify_tiled)
+{
+        static const uint32_t parts[3][2] = {
+                { UINT32_MAX, UINT32_MAX },
+                { UINT32_MAX, UINT32_MAX },
+                { 0, 1 },                       /* token 2 is the bigram of tokens 0 and 1 */
+        };
+        static const FakeToken bigram_wins[] = {
+                { 30, { 90, 10 }, {} },         /* 0.9 */
+                { 31, { 65, 35 }, {} },         /* 0.65 */
+                { 32, { 99, 1 }, {} },          /* 0.99 */
+        };
+        static const FakeToken word_wins[] = {
+                { 40, { 99, 1 }, {} },          /* 0.99 */
+                { 41, { 80, 20 }, {} },         /* 0.8 */
+                { 42, { 90, 10 }, {} },         /* 0.9: its first word is already in */
+        };
+        SpamTotals totals = { 100, 100 };
+        SpamBayesParams p = params;
+        Fake fake = { bigram_wins, ELEMENTSOF(bigram_wins), 0 };
+        SpamBayesResult r;
+        SpamTokens t = SPAM_TOKENS_NULL;
+
+        p.robinson_s = 0;
+        ck_assert_int_eq(spam_tokens_add(&t, 30, SPAM_TOKEN_WORD, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 31, SPAM_TOKEN_WORD, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 32, SPAM_TOKEN_BIGRAM, NULL, 0), 1);
+
+        /* the bigram is the most extreme: it alone stands for both words */
+        ck_assert_int_eq(spam_bayes_classify_tiled(&p, &t, parts, totals, NULL, fake_lookup, &fake, 5, &r), 0);
+        ck_assert_uint_eq(r.n_used, 1);
+        ck_assert_uint_eq(r.top[0].index, 2);
+        ck_assert_msg(fabs(r.score - 0.99) < 1e-12, "score %.15g", r.score);
+        spam_bayes_result_done(&r);
+
+        /* without parts (and with spam_bayes_classify()) all three count */
+        ck_assert_int_eq(spam_bayes_classify_tiled(&p, &t, NULL, totals, NULL, fake_lookup, &fake, 0, &r), 0);
+        ck_assert_uint_eq(r.n_used, 3);
+        spam_bayes_result_done(&r);
+        ck_assert_int_eq(spam_bayes_classify(&p, &t, totals, NULL, fake_lookup, &fake, 0, &r), 0);
+        ck_assert_uint_eq(r.n_used, 3);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+
+        /* a word is the most extreme: the bigram containing it stays out, the other word
+         * enters on its own */
+        fake = (Fake) { word_wins, ELEMENTSOF(word_wins), 0 };
+        ck_assert_int_eq(spam_tokens_add(&t, 40, SPAM_TOKEN_WORD, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 41, SPAM_TOKEN_WORD, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 42, SPAM_TOKEN_BIGRAM, NULL, 0), 1);
+        ck_assert_int_eq(spam_bayes_classify_tiled(&p, &t, parts, totals, NULL, fake_lookup, &fake, 5, &r), 0);
+        ck_assert_uint_eq(r.n_used, 2);
+        ck_assert_uint_eq(r.top[0].index, 0);
+        ck_assert_uint_eq(r.top[1].index, 1);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+}
+END_TEST
+
+/* bigram_s: a stronger prior for bigram tokens only. */
+START_TEST(test_classify_bigram_prior)
+{
+        static const FakeToken table[] = {
+                { 50, { 9, 0 }, {} },
+        };
+        SpamBayesParams p = params;
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+        SpamBayesResult r;
+        SpamTokens t = SPAM_TOKENS_NULL;
+
+        ck_assert_int_eq(spam_tokens_add(&t, 50, SPAM_TOKEN_BIGRAM, NULL, 0), 1);
+        /* s = 1: (0.5 + 9) / 10 */
+        ck_assert_int_eq(spam_bayes_classify(&p, &t, (SpamTotals) { 10, 10 }, NULL, fake_lookup, &fake, 0, &r), 0);
+        ck_assert(fabs(r.score - 0.95) < 1e-12);
+        spam_bayes_result_done(&r);
+        /* bigram_s = 9: (4.5 + 9) / 18 */
+        p.bigram_s = 9;
+        ck_assert_int_eq(spam_bayes_classify(&p, &t, (SpamTotals) { 10, 10 }, NULL, fake_lookup, &fake, 0, &r), 0);
+        ck_assert(fabs(r.score - 0.75) < 1e-12);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+
+        /* a word keeps robinson_s */
+        ck_assert_int_eq(spam_tokens_add(&t, 50, SPAM_TOKEN_WORD, NULL, 0), 1);
+        ck_assert_int_eq(spam_bayes_classify(&p, &t, (SpamTotals) { 10, 10 }, NULL, fake_lookup, &fake, 0, &r), 0);
+        ck_assert(fabs(r.score - 0.95) < 1e-12);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+}
+END_TEST
+
+/* ln Q agrees with Q where Q is a double, and stays finite and decreasing below. */
+START_TEST(test_chi2q_ln)
+{
+        double prev = 0;
+
+        for (unsigned v = 1; v < 2000; v = v * 3 / 2 + 1)
+                for (double x = 0.5; x < 20000; x *= 1.7) {
+                        double q = spam_chi2q(x, v), lq = spam_chi2q_ln(x, v);
+
+                        ck_assert(isfinite(lq) && lq <= 0);
+                        if (q > 1e-300)
+                                ck_assert_msg(fabs(lq - log(q)) <= 1e-9 * fmax(1.0, fabs(log(q))),
+                                              "ln Q(%g, %u) = %.17g, log Q = %.17g", x, 2 * v, lq, log(q));
+                }
+        ck_assert(spam_chi2q_ln(0, 5) == 0);
+        ck_assert(spam_chi2q_ln(INFINITY, 5) == -INFINITY);
+        for (double x = 1000; x < 100000; x *= 1.3) {
+                double lq = spam_chi2q_ln(x, 150);
+
+                ck_assert(lq < prev);
+                prev = lq;
+        }
+}
+END_TEST
+
+/* Strong evidence both ways saturates both tails; such messages are still ranked (by the
+ * more extreme tail), inside a band that cannot reach a cutoff. */
+START_TEST(test_classify_saturated)
+{
+        FakeToken table[800];
+        SpamBayesParams p = params;
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+        SpamBayesResult r;
+        SpamTokens t;
+        double more_spam, more_ham;
+
+        p.robinson_s = 0;
+        for (size_t i = 0; i < 400; i++)
+                table[i] = (FakeToken) { 1000 + i, { 999, 1 }, {} };
+        for (size_t i = 400; i < 800; i++)
+                table[i] = (FakeToken) { 1000 + i, { 1, 999 }, {} };
+
+        /* 400 spammy and 390 hammy tokens */
+        tokens_of(&t, table, 790);
+        ck_assert_int_eq(spam_bayes_classify(&p, &t, (SpamTotals) { 1000, 1000 }, NULL, fake_lookup, &fake, 0, &r), 0);
+        more_spam = r.score;
+        ck_assert_int_eq(r.verdict, SPAM_VERDICT_UNSURE);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+
+        /* 390 spammy and 400 hammy */
+        tokens_of(&t, table + 10, 790);
+        ck_assert_int_eq(spam_bayes_classify(&p, &t, (SpamTotals) { 1000, 1000 }, NULL, fake_lookup, &fake, 0, &r), 0);
+        more_ham = r.score;
+        ck_assert_int_eq(r.verdict, SPAM_VERDICT_UNSURE);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+
+        ck_assert_msg(more_spam > 0.5 && more_ham < 0.5, "%.17g %.17g", more_spam, more_ham);
+        ck_assert(fabs(more_spam - 0.5) < 1e-9 && fabs(more_ham - 0.5) < 1e-9);
+}
+END_TEST
+
 START_TEST(test_verdict_strings)
 {
         static const struct {
@@ -336,6 +492,7 @@ static Suite* spam_bayes_suite(void) {
         tc = tcase_create("chi2q");
         tcase_add_test(tc, test_chi2q_table);
         tcase_add_test(tc, test_chi2q_limits);
+        tcase_add_test(tc, test_chi2q_ln);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("robinson");
@@ -344,6 +501,9 @@ static Suite* spam_bayes_suite(void) {
         tcase_add_test(tc, test_classify_two_tokens);
         tcase_add_test(tc, test_classify_max_tokens);
         tcase_add_test(tc, test_classify_domain_backoff);
+        tcase_add_test(tc, test_classify_tiled);
+        tcase_add_test(tc, test_classify_bigram_prior);
+        tcase_add_test(tc, test_classify_saturated);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("strings");

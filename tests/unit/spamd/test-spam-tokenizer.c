@@ -24,6 +24,16 @@ static void tokenize(const char *msg, const char *client_ip, bool bigrams, SpamT
         ck_assert_int_eq(spam_tokenize(msg, strlen(msg), &opts, ret), 0);
 }
 
+/* The hash of a bigram token from its printable form "b:W1 D W2". */
+static uint64_t bigram_hash(const char *token) {
+        char w1[64], w2[64];
+        unsigned d;
+
+        ck_assert_int_eq(sscanf(token, "b:%63s %u %63s", w1, &d, w2), 3);
+        return spam_tokenizer_bigram_hash(spam_token_hash(&key, "w:", w1, strlen(w1)), d,
+                                          spam_token_hash(&key, "w:", w2, strlen(w2)));
+}
+
 /* Has the set the token, by its printable form and by its hash? */
 static bool has(const SpamTokens *t, const char *token) {
         for (size_t i = 0; i < t->n; i++)
@@ -32,10 +42,13 @@ static bool has(const SpamTokens *t, const char *token) {
                         char prefix[128];
                         size_t pl;
 
+                        if (strncmp(token, "b:", 2) == 0) {
+                                ck_assert_msg(t->hashes[i] == bigram_hash(token), "hash of %s", token);
+                                return true;
+                        }
                         /* the hash is of the prefix (up to the last ':' before the text) and
                          * the text; for ip: and u: tokens the text may hold ':' itself */
-                        if (strncmp(token, "ip:", 3) == 0 || strncmp(token, "u:", 2) == 0 ||
-                            strncmp(token, "b:", 2) == 0)
+                        if (strncmp(token, "ip:", 3) == 0 || strncmp(token, "u:", 2) == 0)
                                 colon = strchr(token, ':');
                         pl = (size_t) (colon + 1 - token);
                         memcpy(prefix, token, pl);
@@ -73,9 +86,49 @@ static const Case cases[] = {
                 NULL,
                 { "h:subject:cheap", "h:subject:pills", "h:subject:today", "h:from:bob", "h:from:smith",
                   "h:from:mail.example.org", "hf:subject", "hf:from", "h:received:relay.example.net",
-                  "h:received:192.0.2.7", "h:received:mx.example.com", "w:hello", "w:there", "f:type:text/plain" },
+                  "h:received:192.0.2.7", "w:hello", "w:there", "f:type:text/plain" },
                 { "h:x-spam-status:yes", "hf:x-spam-status", "h:date:tue", "h:received:4711", "h:received:from",
-                  "w:cheap", "h:subject:Cheap" },
+                  "w:cheap", "h:subject:Cheap", "h:received:mx.example.com" },
+        },
+        {
+                /* only the sending side of each hop; the collecting site's own hops (to and
+                 * from the local machine) and software versions give nothing */
+                "received: sending side of external hops",
+                "Received: from localhost (localhost [127.0.0.1])\n"
+                "\tby mail.example.org (Postfix) with ESMTP id 71CE443F9B for <user@localhost>\n"
+                "Received: from pop.example.net [198.51.100.9]\n"
+                "\tby localhost with POP3 (fetchmail-5.9.0) for user@localhost (single-drop)\n"
+                "Received: from out.example.com (out.example.com [203.0.113.5]) by\n"
+                "\tmx.example.org (8.11.6/8.11.6) with ESMTP id g7ME1MZ09279 for <user@example.org>\n"
+                "Received: from unknown (HELO relay.example.com) (10.1.2.3) by out.example.com\n"
+                "Received: (qmail 45116 invoked from network); 22 Aug 2002 14:01:22 -0000\n"
+                "Received: from inner by mailhost with local\n"
+                "Received: from abc.example.com by\n"
+                "Subject: x\n"
+                "\n"
+                "body\n",
+                NULL,
+                { "h:received:out.example.com", "h:received:203.0.113.5", "h:received:relay.example.com",
+                  "h:received:10.1.2.3", "hf:received" },
+                { "h:received:localhost", "h:received:127.0.0.1", "h:received:mail.example.org",
+                  "h:received:pop.example.net", "h:received:198.51.100.9", "h:received:fetchmail-5.9.0",
+                  "h:received:8.11.6", "h:received:mx.example.org", "h:received:example.org",
+                  "h:received:abc.example.com", "h:received:unknown" },
+        },
+        {
+                /* where the collecting site delivered its copy is not the message's */
+                "recipient side fields",
+                "Delivered-To: user@example.org\n"
+                "X-Original-To: user@example.org\n"
+                "Envelope-To: user@example.org\n"
+                "Return-Path: <sender@example.net>\n"
+                "Subject: x\n"
+                "\n"
+                "body\n",
+                NULL,
+                { "h:return-path:example.net", "hf:return-path" },
+                { "hf:delivered-to", "h:delivered-to:example.org", "h:delivered-to:user", "hf:x-original-to",
+                  "h:x-original-to:example.org", "hf:envelope-to", "h:envelope-to:user" },
         },
         {
                 "url hosts from html and text",
@@ -105,9 +158,9 @@ static const Case cases[] = {
                 "\n"
                 "alpha beta gamma delta epsilon zeta\n",
                 NULL,
-                { "b:alpha 1 beta", "b:alpha 2 gamma", "b:alpha 3 delta", "b:alpha 4 epsilon", "b:beta 4 zeta",
-                  "b:epsilon 1 zeta" },
-                { "b:alpha 5 zeta", "b:beta 1 alpha", "b:alpha 1 gamma" },
+                { "b:alpha 1 beta", "b:beta 1 gamma", "b:epsilon 1 zeta" },
+                /* the default window is 2: adjacent words only */
+                { "b:alpha 2 gamma", "b:beta 1 alpha", "b:alpha 1 gamma", "b:beta 4 zeta" },
         },
         {
                 "client ipv4",
@@ -194,6 +247,93 @@ START_TEST(test_tokenizer_cases)
                 ck_assert_msg(ok, "case '%s'", c->name);
                 spam_tokens_done(&t);
         }
+}
+END_TEST
+
+START_TEST(test_tokenizer_bigram_window)
+{
+        static const char msg[] = "Subject: x\n\nalpha beta gamma delta epsilon zeta\n";
+        SpamTokenizerOptions opts = { .key = &key, .bigrams = true, .bigram_window = 5, .keep_text = true };
+        SpamTokens t = SPAM_TOKENS_NULL;
+        size_t n = 0;
+
+        /* orthogonal sparse bigrams over a word and the next 4 */
+        ck_assert_int_eq(spam_tokenize(msg, strlen(msg), &opts, &t), 0);
+        ck_assert(has(&t, "b:alpha 1 beta"));
+        ck_assert(has(&t, "b:alpha 2 gamma"));
+        ck_assert(has(&t, "b:alpha 4 epsilon"));
+        ck_assert(has(&t, "b:beta 4 zeta"));
+        ck_assert(!has(&t, "b:alpha 5 zeta"));
+        for (size_t i = 0; i < t.n; i++)
+                if (t.kinds[i] == SPAM_TOKEN_BIGRAM)
+                        n++;
+        ck_assert_uint_eq(n, 4 + 4 + 3 + 2 + 1);
+        spam_tokens_done(&t);
+
+        /* beyond the maximum: the maximum */
+        opts.bigram_window = 50;
+        ck_assert_int_eq(spam_tokenize(msg, strlen(msg), &opts, &t), 0);
+        ck_assert(has(&t, "b:alpha 4 epsilon"));
+        ck_assert(!has(&t, "b:alpha 5 zeta"));
+        spam_tokens_done(&t);
+
+        /* 1: no bigrams */
+        opts.bigram_window = 1;
+        ck_assert_int_eq(spam_tokenize(msg, strlen(msg), &opts, &t), 0);
+        for (size_t i = 0; i < t.n; i++)
+                ck_assert_uint_ne(t.kinds[i], SPAM_TOKEN_BIGRAM);
+        spam_tokens_done(&t);
+}
+END_TEST
+
+START_TEST(test_tokenizer_bigram_hash)
+{
+        uint64_t a = spam_token_hash(&key, "w:", "cheap", 5), b = spam_token_hash(&key, "w:", "pills", 5);
+
+        /* order and distance matter, and a bigram is not one of its words */
+        ck_assert(spam_tokenizer_bigram_hash(a, 1, b) != spam_tokenizer_bigram_hash(b, 1, a));
+        ck_assert(spam_tokenizer_bigram_hash(a, 1, b) != spam_tokenizer_bigram_hash(a, 2, b));
+        ck_assert(spam_tokenizer_bigram_hash(a, 1, a) != a);
+        ck_assert(spam_tokenizer_bigram_hash(a, 1, b) == spam_tokenizer_bigram_hash(a, 1, b));
+}
+END_TEST
+
+/* With parts, each bigram names the w: tokens of its two words; repeated words keep the
+ * index of their first occurrence, and every other token has none. */
+START_TEST(test_tokenizer_parts)
+{
+        static const char msg[] = "Subject: x\n\ncheap pills cheap watches 1234567 pills\n";
+        SpamTokenParts parts = SPAM_TOKEN_PARTS_NULL;
+        SpamTokenizerOptions opts = { .key = &key, .bigrams = true, .keep_text = true, .parts = &parts };
+        SpamTokens t = SPAM_TOKENS_NULL;
+        unsigned bigrams = 0;
+
+        ck_assert_int_eq(spam_tokenize(msg, strlen(msg), &opts, &t), 0);
+        ck_assert_uint_eq(parts.n, t.n);
+        for (size_t i = 0; i < t.n; i++) {
+                char w1[64], w2[64], x[80];
+                unsigned d;
+
+                if (t.kinds[i] != SPAM_TOKEN_BIGRAM) {
+                        ck_assert_uint_eq(parts.word[i][0], SPAM_TOKEN_NO_WORD);
+                        ck_assert_uint_eq(parts.word[i][1], SPAM_TOKEN_NO_WORD);
+                        continue;
+                }
+                bigrams++;
+                ck_assert_int_eq(sscanf(t.text[i], "b:%63s %u %63s", w1, &d, w2), 3);
+                ck_assert_uint_lt(parts.word[i][0], t.n);
+                ck_assert_uint_lt(parts.word[i][1], t.n);
+                snprintf(x, sizeof(x), "w:%s", w1);
+                ck_assert_str_eq(t.text[parts.word[i][0]], x);
+                snprintf(x, sizeof(x), "w:%s", w2);
+                ck_assert_str_eq(t.text[parts.word[i][1]], x);
+        }
+        /* cheap-pills, pills-cheap, cheap-watches, watches-#7, #7-pills */
+        ck_assert_uint_eq(bigrams, 5);
+        ck_assert(has(&t, "b:watches 1 #7"));
+        spam_tokens_done(&t);
+        spam_token_parts_done(&parts);
+        ck_assert_ptr_null(parts.word);
 }
 END_TEST
 
@@ -339,6 +479,9 @@ static Suite* spam_tokenizer_suite(void) {
         tc = tcase_create("messages");
         tcase_add_test(tc, test_tokenizer_cases);
         tcase_add_test(tc, test_tokenizer_no_bigrams);
+        tcase_add_test(tc, test_tokenizer_bigram_window);
+        tcase_add_test(tc, test_tokenizer_bigram_hash);
+        tcase_add_test(tc, test_tokenizer_parts);
         tcase_add_test(tc, test_tokenizer_on_word_and_limits);
         tcase_add_test(tc, test_tokenizer_garbage);
         suite_add_tcase(s, tc);
