@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,7 @@ const ConfigTableItem spam_config_table[] = {
         { "Filter",   "Deobfuscate",          config_parse_bool,             0, offsetof(SpamConfig, deobfuscate) },
         { "Filter",   "LexiconMinMessages",   config_parse_unsigned_min,     1, offsetof(SpamConfig, lexicon_min_messages) },
         { "Filter",   "DomainStatistics",     config_parse_bool,             0, offsetof(SpamConfig, domain_statistics) },
+        { "Filter",   "ScanSize",             config_parse_size,             0, offsetof(SpamConfig, scan_size) },
         { "Learning", "AutoLearn",            config_parse_bool,             0, offsetof(SpamConfig, autolearn) },
         { "Learning", "AutoLearnHamBelow",    config_parse_probability,      0, offsetof(SpamConfig, autolearn_ham) },
         { "Learning", "AutoLearnSpamAbove",   config_parse_probability,      0, offsetof(SpamConfig, autolearn_spam) },
@@ -141,6 +143,7 @@ int spam_config_new(SpamConfig **ret) {
         c->deobfuscate = true;
         c->lexicon_min_messages = SPAMD_DEFAULT_LEXICON_MIN_MESSAGES;
         c->domain_statistics = true;
+        c->scan_size = SPAMD_DEFAULT_SCAN_SIZE;
         c->autolearn = true;
         c->autolearn_ham = SPAMD_DEFAULT_AUTOLEARN_HAM;
         c->autolearn_spam = SPAMD_DEFAULT_AUTOLEARN_SPAM;
@@ -171,6 +174,8 @@ int spam_config_parse_text(SpamConfig *c, const char *filename, const char *text
 }
 
 int spam_config_verify(const SpamConfig *c, const char *path, ConfigError *error) {
+        if (c->scan_size < 1024)
+                return config_error_set(error, -EINVAL, path, 0, "ScanSize=%" PRIu64 " is below 1K", c->scan_size);
         if (c->bayes.ham_cutoff > c->bayes.spam_cutoff)
                 return config_error_set(error, -EINVAL, path, 0,
                                         "HamCutoff=%g must not be above SpamCutoff=%g",

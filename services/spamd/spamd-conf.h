@@ -14,6 +14,7 @@
 
 #define SPAMD_DEFAULT_IDLE_TIMEOUT (60 * USEC_PER_SEC)
 #define SPAMD_DEFAULT_MAX_MESSAGE_SIZE ((uint64_t) 50U * 1024U * 1024U)
+#define SPAMD_DEFAULT_SCAN_SIZE ((uint64_t) 2U * 1024U * 1024U)
 #define SPAMD_DEFAULT_REPORTS_PER_HOUR 60U
 #define SPAMD_DEFAULT_LEXICON_MIN_MESSAGES 2U
 #define SPAMD_DEFAULT_AUTOLEARN_HAM 0.02
@@ -28,6 +29,7 @@ typedef struct SpamConfig {
         bool deobfuscate;               /* Deobfuscate= */
         unsigned lexicon_min_messages;  /* LexiconMinMessages= */
         bool domain_statistics;         /* DomainStatistics= */
+        uint64_t scan_size;             /* ScanSize=: bytes of a message that are read */
 
         /* [Learning] */
         bool autolearn;                 /* AutoLearn= */

@@ -462,7 +462,8 @@ int manager_classify(Manager *m, const void *msg, size_t size, const ClassifyReq
         int r;
 
         *ret = (ClassifyResult) { .tokens = SPAM_TOKENS_NULL };
-        r = tokenize(m, msg, size, req->client_ip, req->top > 0, req->autolearn ? &words : NULL, &ret->tokens);
+        r = tokenize(m, msg, MIN(size, m->config->scan_size), req->client_ip, req->top > 0,
+                     req->autolearn ? &words : NULL, &ret->tokens);
         if (r < 0)
                 return r;
         r = spam_store_totals(m->store, NULL, &global);
@@ -510,7 +511,7 @@ int manager_learn(Manager *m, const void *msg, size_t size, SpamClass class, Spa
         /* Known with this class: nothing to tokenize. */
         if (spam_store_class_of(m->store, digest, &old) >= 0 && old == class)
                 return 0;
-        r = tokenize(m, msg, size, NULL, false, &words, &t);
+        r = tokenize(m, msg, MIN(size, m->config->scan_size), NULL, false, &words, &t);
         if (r < 0)
                 return r;
         return learn_tokens(m, digest, &t, &words, class, source, reporter, domain);

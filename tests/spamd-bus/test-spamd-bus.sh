@@ -227,6 +227,24 @@ records=$(busctl --system --timeout=120 call "$NAME" "$OBJ" "$IFACE" Rebuild | a
 [ "$(stat_of SpamLearned)" = "$spam" ] && [ "$(stat_of HamLearned)" = "$ham" ] &&
         ok "rebuild gives the same totals ($spam/$ham)" || bad "after rebuild: $(stat_of SpamLearned)/$(stat_of HamLearned), before $spam/$ham"
 
+# --- ScanSize=: only the beginning of a message is read
+{ printf 'From: a@example.org\r\nTo: user@example.org\r\nSubject: notes\r\n\r\n'
+  for i in $(seq 1 40); do printf 'meeting agenda project schedule review notes\r\n'; done
+  for i in $(seq 1 20); do printf 'cheap pills pharmacy discount viagra cialis prize\r\n'; done; } >"$W/late-spam.eml"
+"$MAILSECCTL" spam explain --top 100 "$W/late-spam.eml" >"$W/explain-full.txt"
+grep -q 'w:viagra' "$W/explain-full.txt" && ok "read whole, the late spam words count" || bad "late words not read: $(head -5 "$W/explain-full.txt")"
+kill -TERM "$SPAMD_PID"; wait "$SPAMD_PID" 2>/dev/null; SPAMD_PID=
+mkdir -p "$W/spamd.conf.d"
+printf '[Filter]\nScanSize=1K\n' >"$W/spamd.conf.d/scan.conf"
+start_spamd "$W/spamd3.log"
+"$MAILSECCTL" spam explain --top 100 "$W/late-spam.eml" >"$W/explain-1k.txt"
+grep -q 'w:viagra' "$W/explain-1k.txt" && bad "ScanSize=1K still reads the end: $(grep viagra "$W/explain-1k.txt")" ||
+        ok "with ScanSize=1K the words after the first KiB are not read"
+printf '[Filter]\nScanSize=100\n' >"$W/spamd.conf.d/scan.conf"
+"$MAILSEC_SPAMD" --config="$W/spamd.conf" --check-config >"$W/check.log" 2>&1 &&
+        bad "ScanSize=100 accepted" || { grep -q "ScanSize=100 is below 1K" "$W/check.log" && ok "ScanSize= below 1K is refused" || bad "check-config: $(cat "$W/check.log")"; }
+rm -f "$W/spamd.conf.d/scan.conf"
+
 # --- SIGTERM: pending counts written, clean exit
 kill -TERM "$SPAMD_PID"
 wait "$SPAMD_PID"; rc=$?; SPAMD_PID=
