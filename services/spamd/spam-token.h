@@ -6,9 +6,11 @@
  * an outsider cannot aim a collision), and the set of distinct tokens of one message.
  *
  * A token is the hash of a prefix and a text: "w:" body word, "h:subject:" header word,
- * "u:" URL host, "ip:" client address, "b:" orthogonal sparse bigram (with its distance),
- * "f:" a feature the tokenizer synthesizes (obfuscation seen, ...). Prefix and text are
- * hashed together, with the prefix's length, so "h:a" + "b" and "h:ab" + "" differ. */
+ * "u:" URL host, "ip:" client address, "f:" a feature the tokenizer synthesizes
+ * (obfuscation seen, ...). Prefix and text are hashed together, with the prefix's length,
+ * so "h:a" + "b" and "h:ab" + "" differ. A bigram ("b:") is the exception: its hash is
+ * derived from the hashes of its two words and their distance, so that each word is
+ * hashed once (spam_tokenizer_bigram_hash() in spam-tokenizer.h). */
 
 #include <stdbool.h>
 #include <stddef.h>

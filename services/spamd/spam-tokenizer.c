@@ -99,8 +99,10 @@ typedef struct Tokenizer {
         unsigned window;                /* bigram distances 1 .. window - 1 */
 
         /* with opts->parts: w: token hash -> index, open addressing, hash 0 is empty */
-        uint64_t *wmap_hash;
-        uint32_t *wmap_index;
+        struct WordSlot {
+                uint64_t hash;
+                uint32_t index;
+        } *wmap;
         size_t wmap_size, wmap_n;
 
         uint64_t text_bytes;
@@ -358,40 +360,32 @@ static int parts_extend(Tokenizer *t, size_t n) {
         return 0;
 }
 
-/* The index of the w: token with hash h, added (index) or looked up. */
+/* The index of each w: token by its hash, for the bigrams' parts. */
 static int wmap_put(Tokenizer *t, uint64_t h, uint32_t index) {
         size_t mask, i;
 
         h = h ?: 1;
         if ((t->wmap_n + 1) * 2 > t->wmap_size) {
                 size_t size = t->wmap_size ? t->wmap_size * 2 : 1024;
-                uint64_t *nh = calloc(size, sizeof(uint64_t));
-                uint32_t *ni = calloc(size, sizeof(uint32_t));
+                struct WordSlot *m = calloc(size, sizeof(struct WordSlot));
 
-                if (!nh || !ni) {
-                        free(nh);
-                        free(ni);
+                if (!m)
                         return -ENOMEM;
-                }
                 for (size_t k = 0; k < t->wmap_size; k++)
-                        if (t->wmap_hash[k] != 0) {
-                                for (i = (size_t) t->wmap_hash[k] & (size - 1); nh[i] != 0; i = (i + 1) & (size - 1))
+                        if (t->wmap[k].hash != 0) {
+                                for (i = (size_t) t->wmap[k].hash & (size - 1); m[i].hash != 0; i = (i + 1) & (size - 1))
                                         ;
-                                nh[i] = t->wmap_hash[k];
-                                ni[i] = t->wmap_index[k];
+                                m[i] = t->wmap[k];
                         }
-                free(t->wmap_hash);
-                free(t->wmap_index);
-                t->wmap_hash = nh;
-                t->wmap_index = ni;
+                free(t->wmap);
+                t->wmap = m;
                 t->wmap_size = size;
         }
         mask = t->wmap_size - 1;
-        for (i = (size_t) h & mask; t->wmap_hash[i] != 0; i = (i + 1) & mask)
-                if (t->wmap_hash[i] == h)
+        for (i = (size_t) h & mask; t->wmap[i].hash != 0; i = (i + 1) & mask)
+                if (t->wmap[i].hash == h)
                         return 0;
-        t->wmap_hash[i] = h;
-        t->wmap_index[i] = index;
+        t->wmap[i] = (struct WordSlot) { .hash = h, .index = index };
         t->wmap_n++;
         return 0;
 }
@@ -403,9 +397,9 @@ static uint32_t wmap_get(const Tokenizer *t, uint64_t h) {
                 return SPAM_TOKEN_NO_WORD;
         h = h ?: 1;
         mask = t->wmap_size - 1;
-        for (i = (size_t) h & mask; t->wmap_hash[i] != 0; i = (i + 1) & mask)
-                if (t->wmap_hash[i] == h)
-                        return t->wmap_index[i];
+        for (i = (size_t) h & mask; t->wmap[i].hash != 0; i = (i + 1) & mask)
+                if (t->wmap[i].hash == h)
+                        return t->wmap[i].index;
         return SPAM_TOKEN_NO_WORD;
 }
 
@@ -796,10 +790,10 @@ static int find_text_urls(Tokenizer *t, const char *s, size_t n) {
         for (p = s; p + 4 < end; p++) {
                 size_t k;
 
-                p = memchr(p, 'w', (size_t) (end - p));
+                p = memmem(p, (size_t) (end - p), "www.", 4);
                 if (!p || end - p < 5)
                         break;
-                if (strncmp(p, "www.", 4) != 0 || (p > s && (host_char(p[-1]) || p[-1] == '/')))
+                if (p > s && (host_char(p[-1]) || p[-1] == '/'))
                         continue;
                 for (k = 0; p + k < end && host_char(p[k]); k++)
                         ;
@@ -1117,14 +1111,12 @@ int spam_tokenize(const char *msg, size_t len, const SpamTokenizerOptions *opts,
                         goto fail;
         }
 
-        free(t.wmap_hash);
-        free(t.wmap_index);
+        free(t.wmap);
         *ret = tokens;
         return 0;
 
 fail:
-        free(t.wmap_hash);
-        free(t.wmap_index);
+        free(t.wmap);
         if (opts->parts)
                 spam_token_parts_done(opts->parts);
         spam_tokens_done(&tokens);
