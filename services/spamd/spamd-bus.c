@@ -176,7 +176,7 @@ static int append_top(sd_bus_message *reply, const ClassifyResult *c) {
 
 static int method_classify(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(classify_result_done) ClassifyResult res = { .tokens = SPAM_TOKENS_NULL };
+        _cleanup_(classify_result_done) ClassifyResult res = { .tokens = SPAM_TOKENS_NULL, .parts = SPAM_TOKEN_PARTS_NULL };
         _cleanup_(mapped_done) Mapped msg = {};
         Manager *m = userdata;
         ClassifyRequest req = {};

@@ -150,6 +150,7 @@ bool manager_check_idle(void *userdata) {
 void classify_result_done(ClassifyResult *r) {
         spam_bayes_result_done(&r->bayes);
         spam_tokens_done(&r->tokens);
+        spam_token_parts_done(&r->parts);
 }
 
 /* The body words of a message, for the lexicon; bounded. */
@@ -339,8 +340,11 @@ static int lookup_counts(uint64_t hash, bool domain, SpamCounts *ret, void *user
         return spam_store_counts(x->m->store, domain ? x->domain : NULL, hash, ret);
 }
 
+/* The tokenizer's options are those tests/bench/spam measures (the defaults of
+ * spam-tokenizer.h); parts, when given, records the words of each bigram for the tiled
+ * combining. */
 static int tokenize(Manager *m, const void *msg, size_t size, const char *client_ip, bool keep_text,
-                    WordSet *words, SpamTokens *ret) {
+                    WordSet *words, SpamTokenParts *parts, SpamTokens *ret) {
         SpamTokenizerOptions o = {
                 .key = spam_store_key(m->store),
                 .client_ip = client_ip,
@@ -349,6 +353,7 @@ static int tokenize(Manager *m, const void *msg, size_t size, const char *client
                 .keep_text = keep_text,
                 .on_word = words ? on_word : NULL,
                 .userdata = words,
+                .parts = parts,
         };
         int r;
 
@@ -461,9 +466,9 @@ int manager_classify(Manager *m, const void *msg, size_t size, const ClassifyReq
         SpamClass class;
         int r;
 
-        *ret = (ClassifyResult) { .tokens = SPAM_TOKENS_NULL };
+        *ret = (ClassifyResult) { .tokens = SPAM_TOKENS_NULL, .parts = SPAM_TOKEN_PARTS_NULL };
         r = tokenize(m, msg, MIN(size, m->config->scan_size), req->client_ip, req->top > 0,
-                     req->autolearn ? &words : NULL, &ret->tokens);
+                     req->autolearn ? &words : NULL, &ret->parts, &ret->tokens);
         if (r < 0)
                 return r;
         r = spam_store_totals(m->store, NULL, &global);
@@ -476,8 +481,9 @@ int manager_classify(Manager *m, const void *msg, size_t size, const ClassifyReq
                 use_domain = domain.spam > 0 && domain.ham > 0;
                 x.domain = req->domain;
         }
-        r = spam_bayes_classify(&m->config->bayes, &ret->tokens, global, use_domain ? &domain : NULL,
-                                lookup_counts, &x, req->top, &ret->bayes);
+        /* Each body word counts once, alone or in its strongest bigram. */
+        r = spam_bayes_classify_tiled(&m->config->bayes, &ret->tokens, ret->parts.word, global,
+                                      use_domain ? &domain : NULL, lookup_counts, &x, req->top, &ret->bayes);
         if (r < 0)
                 return r;
         m->stats.classified++;
@@ -511,7 +517,7 @@ int manager_learn(Manager *m, const void *msg, size_t size, SpamClass class, Spa
         /* Known with this class: nothing to tokenize. */
         if (spam_store_class_of(m->store, digest, &old) >= 0 && old == class)
                 return 0;
-        r = tokenize(m, msg, MIN(size, m->config->scan_size), NULL, false, &words, &t);
+        r = tokenize(m, msg, MIN(size, m->config->scan_size), NULL, false, &words, NULL, &t);
         if (r < 0)
                 return r;
         return learn_tokens(m, digest, &t, &words, class, source, reporter, domain);

@@ -16,6 +16,7 @@
 #include "spam-bayes.h"
 #include "spam-hmm.h"
 #include "spam-store.h"
+#include "spam-tokenizer.h"
 #include "spamd-conf.h"
 
 #define SPAM_BUS_NAME BUS_PREFIX ".Spam1"
@@ -93,6 +94,7 @@ typedef struct ClassifyRequest {
 typedef struct ClassifyResult {
         SpamBayesResult bayes;
         SpamTokens tokens;              /* with text when top > 0 */
+        SpamTokenParts parts;           /* the words of each bigram, for tiled combining */
         bool learned;                   /* auto-learned */
 } ClassifyResult;
 
