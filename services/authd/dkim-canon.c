@@ -420,19 +420,29 @@ static uint32_t stop_mask32(DkimCanon c, const char *s) {
  * two bytes that are not white space. */
 #ifdef HAVE_AVX2_DISPATCH
 /* stop_mask32() for 64 bytes at a time where the processor has AVX2 (chosen at run time;
- * the build targets plain x86-64). */
+ * the build targets plain x86-64), and without stopping at the CRLF that ends a line with
+ * content (a CR whose next byte is LF and whose previous byte, inside this run, is not an
+ * LF): such a line end is its own canonical form in both canonicalizations, so whole
+ * paragraphs go to the hash in one stretch. An empty line still stops the run (its CR
+ * follows an LF), and so does a bare CR or LF. */
 __attribute__((target("avx2")))
 static size_t plain_run_avx2(DkimCanon c, const char *s, size_t i, size_t n) {
         const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n'),
                 tab = _mm256_set1_epi8('\t'), sp = _mm256_set1_epi8(' ');
+        uint64_t prev_lf = 1;           /* the byte before the run: unknown, taken as an LF */
+        uint64_t skip_lf = 0;           /* the LF of a line end whose CR ended the last block */
 
         while (i + 65 <= n) {
                 __m256i lo = _mm256_loadu_si256((const __m256i*) (s + i)),
                         hi = _mm256_loadu_si256((const __m256i*) (s + i + 32));
-                uint64_t line, other, space, next, stop;
+                uint64_t m_cr, m_lf, normal_cr, line, other, space, next, stop;
 
-                line = (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(lo, cr), _mm256_cmpeq_epi8(lo, lf))) |
-                        (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(hi, cr), _mm256_cmpeq_epi8(hi, lf))) << 32;
+                m_cr = (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, cr)) |
+                        (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, cr)) << 32;
+                m_lf = (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, lf)) |
+                        (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, lf)) << 32;
+                normal_cr = m_cr & (m_lf >> 1 | (uint64_t) (s[i + 64] == '\n') << 63) & ~(m_lf << 1 | prev_lf);
+                line = (m_cr & ~normal_cr) | (m_lf & ~(normal_cr << 1 | skip_lf));
                 if (c == DKIM_CANON_SIMPLE)
                         stop = line;
                 else {
@@ -441,13 +451,20 @@ static size_t plain_run_avx2(DkimCanon c, const char *s, size_t i, size_t n) {
                                 (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, tab)) << 32;
                         space = (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, sp)) |
                                 (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, sp)) << 32;
-                        next = (space | other) >> 1 | (uint64_t) (relaxed_class[(uint8_t) s[i + 64]] != 0) << 63;
+                        /* white space before any CR or LF is trailing white space */
+                        next = (space | other | m_cr | m_lf) >> 1 | (uint64_t) (relaxed_class[(uint8_t) s[i + 64]] != 0) << 63;
                         stop = other | (space & next);
                 }
                 if (stop != 0)
                         return i + (size_t) __builtin_ctzll(stop);
+                prev_lf = m_lf >> 63;
+                skip_lf = normal_cr >> 63;
                 i += 64;
         }
+        /* The line end split by the block boundary: its LF is the first byte of the rest,
+         * which the callers read byte-wise; step over it here. */
+        if (skip_lf && i < n && s[i] == '\n')
+                i++;
         return i;
 }
 
@@ -499,8 +516,10 @@ static size_t unchanged_end(DkimBodyHasher *h, const char *s, size_t i, size_t n
         for (;;) {
                 size_t j = plain_run_end(h->canon, s, i, n);
 
+                /* a run may cross line ends: the line it ends in has content unless the run
+                 * ended right after one */
                 if (j > i)
-                        h->line_has_content = true;
+                        h->line_has_content = s[j - 1] != '\n';
                 i = j;
                 if (i + 1 >= n || s[i] != '\r' || s[i + 1] != '\n' || !h->line_has_content)
                         return i;

@@ -229,6 +229,81 @@ START_TEST(test_body_against_reference)
 }
 END_TEST
 
+/* A body of text lines as mail has them: words of letters and single spaces, CRLF line
+ * ends, now and then an empty line (several at the end, sometimes), a trailing space or
+ * tab, a bare LF: long unchanged stretches across line ends, which the hasher reads
+ * 64 bytes at a time. */
+static size_t text_body(char *out, size_t max, unsigned *seed) {
+        size_t n = 0;
+
+        while (n + 120 < max) {
+                unsigned kind = (unsigned) rand_r(seed) % 20;
+                size_t len = (size_t) rand_r(seed) % 100;
+
+                if (kind == 0) {                /* an empty line, or a few */
+                        for (unsigned k = (unsigned) rand_r(seed) % 3 + 1; k > 0; k--) {
+                                out[n++] = '\r';
+                                out[n++] = '\n';
+                        }
+                        continue;
+                }
+                for (size_t k = 0; k < len; k++)
+                        out[n++] = (k % 7 == 6 && k + 1 < len) ? ' ' : (char) ('a' + rand_r(seed) % 26);
+                if (kind == 1)
+                        out[n++] = ' ';         /* trailing white space */
+                else if (kind == 2)
+                        out[n++] = '\t';
+                if (kind == 3)
+                        out[n++] = '\n';        /* a bare LF */
+                else {
+                        out[n++] = '\r';
+                        out[n++] = '\n';
+                }
+        }
+        for (unsigned k = (unsigned) rand_r(seed) % 3; k > 0; k--) {   /* empty lines at the end */
+                out[n++] = '\r';
+                out[n++] = '\n';
+        }
+        return n;
+}
+
+START_TEST(test_text_bodies_against_reference)
+{
+        unsigned seed = 4711;
+
+        for (unsigned round = 0; round < 400; round++) {
+                _cleanup_(dkim_buffer_done) DkimBuffer ref = DKIM_BUFFER_NULL;
+                DkimCanon c = round % 2 ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE;
+                char body[3000];
+                size_t n = text_body(body, (size_t) rand_r(&seed) % 2500 + 200, &seed);
+                uint8_t got[32], expected[32];
+                uint64_t total;
+
+                reference_body(c, body, n, &ref);
+                /* whole, and in pieces */
+                for (unsigned pieces = 0; pieces < 2; pieces++) {
+                        _cleanup_(dkim_body_hasher_freep) DkimBodyHasher *h = NULL;
+
+                        ck_assert_int_eq(dkim_body_hasher_new(c, UINT64_MAX, &h), 0);
+                        for (size_t i = 0; i < n;) {
+                                size_t k = pieces ? (size_t) rand_r(&seed) % 300 + 1 : n;
+
+                                k = MIN(k, n - i);
+                                ck_assert_int_eq(dkim_body_hasher_feed(h, body + i, k), 0);
+                                i += k;
+                        }
+                        ck_assert_int_eq(dkim_body_hasher_finish(h, got, &total), 0);
+                        ck_assert_msg(total == ref.len, "round %u (%s, %zu bytes, %s): canonical length %" PRIu64
+                                      ", expected %zu", round, dkim_canon_to_string(c), n,
+                                      pieces ? "in pieces" : "whole", total, ref.len);
+                        ck_assert_int_eq(EVP_Digest(ref.data ?: "", ref.len, expected, NULL, EVP_sha256(), NULL), 1);
+                        ck_assert_msg(memcmp(got, expected, 32) == 0, "round %u (%s, %zu bytes, %s): hash differs",
+                                      round, dkim_canon_to_string(c), n, pieces ? "in pieces" : "whole");
+                }
+        }
+}
+END_TEST
+
 START_TEST(test_body_length_limit)
 {
         uint8_t h[32], expected[32];
@@ -291,6 +366,7 @@ static Suite* dkim_canon_suite(void) {
         tcase_add_test(tc, test_body_table);
         tcase_add_test(tc, test_body_chunking);
         tcase_add_test(tc, test_body_against_reference);
+        tcase_add_test(tc, test_text_bodies_against_reference);
         tcase_set_timeout(tc, 120);     /* 3000 random bodies, also under the sanitizers */
         tcase_add_test(tc, test_body_length_limit);
         suite_add_tcase(s, tc);
