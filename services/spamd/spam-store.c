@@ -2039,6 +2039,33 @@ int spam_store_class_of(SpamStore *s, const uint8_t digest[static SPAM_DIGEST_SI
         return 0;
 }
 
+int spam_store_learned_by(SpamStore *s, const uint8_t digest[static SPAM_DIGEST_SIZE], SpamClass *ret_class,
+                          SpamSource *ret_source) {
+        _cleanup_(spam_learn_done) SpamLearn rec = {};
+        DigestInfo info;
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(digest, -EINVAL);
+
+        r = store_ensure_usable(s);
+        if (r < 0)
+                return r;
+        r = store_digest_lookup(s, digest, &info);
+        if (r < 0)
+                return r;
+        if (!info.known)
+                return -ENOENT;
+        r = journal_read_record(s, info.offset, &rec);
+        if (r < 0)
+                return r;
+        if (ret_class)
+                *ret_class = info.class;
+        if (ret_source)
+                *ret_source = rec.source;
+        return 0;
+}
+
 /* ---- learning ---- */
 
 /* After a record is durable: apply it and write the batch when it is full. A failure here

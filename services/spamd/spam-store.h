@@ -111,6 +111,10 @@ int spam_store_forget(SpamStore *s, const uint8_t digest[static SPAM_DIGEST_SIZE
                       const char *reporter);
 /* -ENOENT when the digest is not learned. */
 int spam_store_class_of(SpamStore *s, const uint8_t digest[static SPAM_DIGEST_SIZE], SpamClass *ret);
+/* The same, and the source of the record that gave the message its class (read from the
+ * journal). */
+int spam_store_learned_by(SpamStore *s, const uint8_t digest[static SPAM_DIGEST_SIZE], SpamClass *ret_class,
+                          SpamSource *ret_source);
 
 /* Writes pending counts to the database and syncs it (also done every
  * SPAM_STORE_BATCH learns and when the store is freed). */

@@ -237,6 +237,10 @@ static int read_class(sd_bus_message *message, SpamClass *ret, sd_bus_error *err
 static int learn_reply(sd_bus_message *message, int r, const char *digest, sd_bus_error *error) {
         if (r == -EBADMSG)
                 return sd_bus_error_setf(error, SPAM_ERROR_BAD_MESSAGE, "The message cannot be learned.");
+        if (r == -EPERM)
+                return sd_bus_error_setf(error, SPAM_ERROR_NOT_ALLOWED,
+                                         "Message %s was classified by an administrator; a report does not change that.",
+                                         digest);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(message, "sb", digest, r > 0);
@@ -306,7 +310,9 @@ static int method_report(sd_bus_message *message, void *userdata, sd_bus_error *
         r = manager_learn(m, msg.data, msg.size, class, SPAM_SOURCE_REPORT, reporter, o.domain, digest);
         if (r >= 0)
                 m->stats.reports_accepted++;
-        if (r == 0)
+        else if (r == -EPERM)
+                m->stats.reports_refused++;
+        if (r <= 0)
                 manager_rate_refund(m, reporter);
         return learn_reply(message, r, digest, error);
 }

@@ -428,6 +428,11 @@ static int learn_tokens(Manager *m, const uint8_t digest[static SPAM_DIGEST_SIZE
         return 1;
 }
 
+/* How much a source of training is trusted. */
+static unsigned source_weight(SpamSource s) {
+        return s == SPAM_SOURCE_ADMIN ? 2 : s == SPAM_SOURCE_REPORT ? 1 : 0;
+}
+
 /* Auto-learning only from confident verdicts, and not of the class that already has
  * AutoLearnMaxRatio= times as many messages as the other (a filter fed one class only
  * drifts; the guard keeps the classes in balance). */
@@ -490,10 +495,17 @@ int manager_classify(Manager *m, const void *msg, size_t size, const ClassifyReq
 
         if (req->autolearn && autolearn_wanted(m, &ret->bayes, &class)) {
                 uint8_t digest[SPAM_DIGEST_SIZE];
+                SpamSource old_source;
+                SpamClass old;
 
                 digest_of(msg, size, digest);
-                r = learn_tokens(m, digest, &ret->tokens, &words, class, SPAM_SOURCE_AUTOLEARN, "autolearn",
-                                 req->domain);
+                /* a message a user or an administrator classified stays as they said */
+                if (spam_store_learned_by(m->store, digest, &old, &old_source) >= 0 &&
+                    (old == class || source_weight(old_source) > source_weight(SPAM_SOURCE_AUTOLEARN)))
+                        r = 0;
+                else
+                        r = learn_tokens(m, digest, &ret->tokens, &words, class, SPAM_SOURCE_AUTOLEARN,
+                                         "autolearn", req->domain);
                 if (r < 0)
                         log_warning_errno(r, "Auto-learning failed, ignoring: %m");
                 else if (r > 0) {
@@ -509,14 +521,26 @@ int manager_learn(Manager *m, const void *msg, size_t size, SpamClass class, Spa
         _cleanup_(word_set_done) WordSet words = { .key = spam_store_key(m->store) };
         _cleanup_(spam_tokens_done) SpamTokens t = SPAM_TOKENS_NULL;
         uint8_t digest[SPAM_DIGEST_SIZE];
+        SpamSource old_source;
         SpamClass old;
         int r;
 
         digest_of(msg, size, digest);
         digest_to_hex(digest, ret_digest);
-        /* Known with this class: nothing to tokenize. */
-        if (spam_store_class_of(m->store, digest, &old) >= 0 && old == class)
-                return 0;
+        if (spam_store_learned_by(m->store, digest, &old, &old_source) >= 0) {
+                /* Known with this class: nothing to tokenize. */
+                if (old == class)
+                        return 0;
+                /* Who may move a message: an administrator's Learn stands against reports,
+                 * and a user's report against auto-learning (a poisoning guard: automatic
+                 * and untrusted evidence never overrides more trusted evidence). */
+                if (source_weight(source) < source_weight(old_source)) {
+                        log_notice("Not moving %s from %s to %s: it was learned by %s, %s may not change that.",
+                                   ret_digest, spam_class_to_string(old), spam_class_to_string(class),
+                                   spam_source_to_string(old_source), spam_source_to_string(source));
+                        return -EPERM;
+                }
+        }
         r = tokenize(m, msg, MIN(size, m->config->scan_size), NULL, false, &words, NULL, &t);
         if (r < 0)
                 return r;
