@@ -26,7 +26,6 @@
  *      $CREDENTIALS_DIRECTORY or absolute paths. */
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <systemd/sd-daemon.h>
@@ -38,6 +37,7 @@
 #include "bus-util.h"
 #include "cleanup.h"
 #include "config.h"
+#include "daemon-util.h"
 #include "log.h"
 #include "string-util.h"
 
@@ -57,51 +57,13 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum {
-                ARG_VERSION = 0x100,
-                ARG_CONFIG,
-                ARG_CHECK_CONFIG,
-                ARG_LOG_LEVEL,
-        };
-        static const struct option options[] = {
-                { "help",         no_argument,       NULL, 'h'              },
-                { "version",      no_argument,       NULL, ARG_VERSION      },
-                { "config",       required_argument, NULL, ARG_CONFIG       },
-                { "check-config", no_argument,       NULL, ARG_CHECK_CONFIG },
-                { "log-level",    required_argument, NULL, ARG_LOG_LEVEL    },
-                {}
-        };
-        int c, l;
+        DaemonArgs args = { .config = arg_config };
+        int r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_VERSION:
-                        printf("%s %s\n", PROJECT_NAME, PROJECT_VERSION);
-                        return 0;
-                case ARG_CONFIG:
-                        arg_config = optarg;
-                        break;
-                case ARG_CHECK_CONFIG:
-                        arg_check_config = true;
-                        break;
-                case ARG_LOG_LEVEL:
-                        l = log_level_from_string(optarg);
-                        if (l < 0)
-                                return log_error_errno(-EINVAL, "Invalid log level: %s", optarg);
-                        log_set_max_level(l);
-                        break;
-                case '?':
-                        return -EINVAL;
-                default:
-                        return -EINVAL;
-                }
-
-        if (optind < argc)
-                return log_error_errno(-EINVAL, "%s takes no arguments.", program_invocation_short_name);
-        return 1;
+        r = daemon_parse_argv(argc, argv, help, NULL, NULL, &args);
+        arg_config = args.config;
+        arg_check_config = args.check_config;
+        return r;
 }
 
 static int run(int argc, char *argv[]) {

@@ -34,6 +34,7 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "daemon-util.h"
 #include "log.h"
 #include "proxyd-bus.h"
 #include "proxyd-conf.h"
@@ -57,62 +58,33 @@ static void help(void) {
                program_invocation_short_name, SYSCONFDIR "/proxyd.conf");
 }
 
+enum {
+        ARG_NO_BUS = DAEMON_ARG_EXTRA,
+};
+
+static int parse_extra(int c, const char *arg) {
+        assert(c == ARG_NO_BUS);
+        arg_no_bus = true;
+        return 0;
+}
+
 static int parse_argv(int argc, char *argv[]) {
-        enum {
-                ARG_VERSION = 0x100,
-                ARG_CONFIG,
-                ARG_CHECK_CONFIG,
-                ARG_LOG_LEVEL,
-                ARG_NO_BUS,
-        };
-        static const struct option options[] = {
-                { "help",         no_argument,       NULL, 'h'              },
-                { "version",      no_argument,       NULL, ARG_VERSION      },
-                { "config",       required_argument, NULL, ARG_CONFIG       },
-                { "check-config", no_argument,       NULL, ARG_CHECK_CONFIG },
-                { "log-level",    required_argument, NULL, ARG_LOG_LEVEL    },
-                { "no-bus",       no_argument,       NULL, ARG_NO_BUS       },
+        static const struct option extra[] = {
+                { "no-bus", no_argument, NULL, ARG_NO_BUS },
                 {}
         };
+        DaemonArgs args = { .config = arg_config };
         const char *e;
-        int c, l;
+        int r;
 
         e = secure_getenv("MAILSEC_PROXYD_NO_BUS");
         if (e && streq(e, "1"))
                 arg_no_bus = true;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_VERSION:
-                        printf("%s %s\n", PROJECT_NAME, PROJECT_VERSION);
-                        return 0;
-                case ARG_CONFIG:
-                        arg_config = optarg;
-                        break;
-                case ARG_CHECK_CONFIG:
-                        arg_check_config = true;
-                        break;
-                case ARG_LOG_LEVEL:
-                        l = log_level_from_string(optarg);
-                        if (l < 0)
-                                return log_error_errno(-EINVAL, "Invalid log level: %s", optarg);
-                        log_set_max_level(l);
-                        break;
-                case ARG_NO_BUS:
-                        arg_no_bus = true;
-                        break;
-                case '?':
-                        return -EINVAL;
-                default:
-                        return -EINVAL;
-                }
-
-        if (optind < argc)
-                return log_error_errno(-EINVAL, "%s takes no arguments.", program_invocation_short_name);
-        return 1;
+        r = daemon_parse_argv(argc, argv, help, extra, parse_extra, &args);
+        arg_config = args.config;
+        arg_check_config = args.check_config;
+        return r;
 }
 
 static int run(int argc, char *argv[]) {

@@ -28,7 +28,6 @@
  *      $STATE_DIRECTORY (StateDirectory=mailsec/spamd): journal, tokens.gdbm, secret. */
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <systemd/sd-daemon.h>
@@ -37,6 +36,7 @@
 #include "bus-util.h"
 #include "cleanup.h"
 #include "config.h"
+#include "daemon-util.h"
 #include "log.h"
 #include "spamd-manager.h"
 #include "string-util.h"
@@ -60,55 +60,28 @@ static void help(void) {
                program_invocation_short_name, SYSCONFDIR "/spamd.conf", SPAMD_STATE_DIR_DEFAULT);
 }
 
+enum {
+        ARG_STATE_DIR = DAEMON_ARG_EXTRA,
+};
+
+static int parse_extra(int c, const char *arg) {
+        assert(c == ARG_STATE_DIR);
+        arg_state_dir = arg;
+        return 0;
+}
+
 static int parse_argv(int argc, char *argv[]) {
-        enum {
-                ARG_VERSION = 0x100,
-                ARG_CONFIG,
-                ARG_STATE_DIR,
-                ARG_CHECK_CONFIG,
-                ARG_LOG_LEVEL,
-        };
-        static const struct option options[] = {
-                { "help",         no_argument,       NULL, 'h'              },
-                { "version",      no_argument,       NULL, ARG_VERSION      },
-                { "config",       required_argument, NULL, ARG_CONFIG       },
-                { "state-dir",    required_argument, NULL, ARG_STATE_DIR    },
-                { "check-config", no_argument,       NULL, ARG_CHECK_CONFIG },
-                { "log-level",    required_argument, NULL, ARG_LOG_LEVEL    },
+        static const struct option extra[] = {
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 {}
         };
-        int c, l;
+        DaemonArgs args = { .config = arg_config };
+        int r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_VERSION:
-                        printf("%s %s\n", PROJECT_NAME, PROJECT_VERSION);
-                        return 0;
-                case ARG_CONFIG:
-                        arg_config = optarg;
-                        break;
-                case ARG_STATE_DIR:
-                        arg_state_dir = optarg;
-                        break;
-                case ARG_CHECK_CONFIG:
-                        arg_check_config = true;
-                        break;
-                case ARG_LOG_LEVEL:
-                        l = log_level_from_string(optarg);
-                        if (l < 0)
-                                return log_error_errno(-EINVAL, "Invalid log level: %s", optarg);
-                        log_set_max_level(l);
-                        break;
-                default:
-                        return -EINVAL;
-                }
-
-        if (optind < argc)
-                return log_error_errno(-EINVAL, "%s takes no arguments.", program_invocation_short_name);
-        return 1;
+        r = daemon_parse_argv(argc, argv, help, extra, parse_extra, &args);
+        arg_config = args.config;
+        arg_check_config = args.check_config;
+        return r;
 }
 
 static int run(int argc, char *argv[]) {
