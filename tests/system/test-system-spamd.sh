@@ -169,7 +169,11 @@ chmod -R a+rX "$W"
 # The unit runs mailsec-spamd without --config, so it reads SYSCONFDIR/spamd.conf; the
 # test's drop-in below adds --config= for a file of its own, whose drop-in directory is
 # spamd.conf.d next to it.
+# ScanSize= above the 16 MB message of the restart phase, so that its classification is
+# long enough to be pending while the unit restarts.
 cat >"$R/spamd.conf" <<EOF
+[Filter]
+ScanSize=32M
 [Service]
 IdleTimeoutSec=3s
 EOF
