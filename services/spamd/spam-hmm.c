@@ -55,6 +55,17 @@
  *   chunk and its short neighbours form a stretch (at most HMM_STRETCH_MAX characters) that
  *   the Viterbi search decodes, keeping the best HMM_BEAM_STATES states per column.
  *
+ *   What keeps the common path cheap, without changing what is reported: ASCII is
+ *   classified by a table and runs of letters are skipped eight bytes at a time; plain
+ *   chunks are looked up in an index of (tag, pool offset) slots built by spam_hmm_build(),
+ *   with a hash taken eight bytes at a time, and the look-ups of a segment are made
+ *   together so that their cache misses overlap. A stretch is not searched when no word
+ *   could be read next to its suspect characters (stretch_may_report()), nor when the same
+ *   stretch reported nothing earlier in the scan (markup: "<font color"). In the search, a
+ *   child of a trie node is found by its letter's rank in the node's bitmap of ASCII
+ *   children, and the bitmaps of the grandchildren and of the word ends tell which
+ *   children a dropped letter needs to try.
+ *
  * A word is reported when it overlaps a suspect chunk, is not what is written there (after
  * case folding), passes the two scores above; its confidence comes from a second search
  * over the word's own span. */
@@ -83,6 +94,9 @@
 #define HMM_NEIGHBOUR_MAX 8U                            /* neighbours joining a stretch */
 #define HMM_GAP_MAX 4U                                  /* characters between chunks */
 #define HMM_WORDS_MAX 64U
+#define HMM_MEMO_ENTRIES 64U                            /* stretches remembered per scan */
+#define HMM_MEMO_KEY_MAX 256U                           /* bytes of one stretch's key */
+#define HMM_MEMO_SIZE 8192U                             /* bytes of all keys */
 
 /* Costs, in nats (negative natural logarithms of probabilities) */
 #define HMM_PRIOR_WEIGHT 0.35f
@@ -262,8 +276,14 @@ typedef struct HmmNode {
         uint32_t word;                  /* index of the word ending here + 1, or 0 */
         uint16_t n_children;
         uint8_t depth;
+        bool drop_other;                /* a child of another script ends a word whose last
+                                         * letter may be dropped (final_drop_ok()) */
         float enter_cost;               /* -log W(node)/W(parent) */
         float end_cost;                 /* -log w(word)/W(node) */
+        uint32_t ascii_children;        /* bit k: a child for the letter 'a' + k */
+        uint32_t drop_ascii;            /* of those, the ones ending a word whose last letter
+                                         * may be dropped */
+        uint32_t grand_ascii;           /* the ascii_children of the children, together */
 } HmmNode;
 
 typedef struct HmmWord {
@@ -273,6 +293,13 @@ typedef struct HmmWord {
         uint8_t n_cp;
         uint64_t weight;
 } HmmWord;
+
+/* A slot of the look-up index: the top 24 bits of the word's hash and its length in bytes
+ * (index_tag()), and where the word is in the pool + 1 (0: empty). */
+typedef struct HmmIndexSlot {
+        uint32_t tag;
+        uint32_t offset;
+} HmmIndexSlot;
 
 /* Open-addressed set of 64-bit hashes (0 is stored as 1). */
 typedef struct HashSet {
@@ -290,6 +317,9 @@ struct SpamHmm {
 
         char *pool;
         size_t pool_size, pool_alloc;
+
+        HmmIndexSlot *index;            /* the words by hash, built by spam_hmm_build() */
+        size_t index_mask;
 
         HmmNode *nodes;
         size_t n_nodes;
@@ -328,6 +358,38 @@ static uint64_t hash_bytes(const char *s, size_t n) {
         return hash_final(h);
 }
 
+/* The index's hash, eight bytes at a time; fold_ascii: of the bytes with bit 5 set, which
+ * is the small letter of an ASCII letter (the caller knows that all are letters). */
+static uint64_t index_hash(const char *s, size_t n, bool fold_ascii) {
+        const uint64_t fold = fold_ascii ? UINT64_C(0x2020202020202020) : 0;
+        uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ n, v;
+
+        for (; n >= 8; s += 8, n -= 8) {
+                memcpy(&v, s, 8);
+                h = (h ^ (v | fold)) * UINT64_C(0xff51afd7ed558ccd);
+                h ^= h >> 32;
+        }
+        if (n >= 4) {
+                /* two loads that overlap: the same bytes land on the same bits */
+                uint32_t lo, hi;
+
+                memcpy(&lo, s, 4);
+                memcpy(&hi, s + n - 4, 4);
+                v = (uint64_t) (lo | (uint32_t) fold) | (uint64_t) (hi | (uint32_t) fold) << (8 * (n - 4));
+                h = (h ^ v) * UINT64_C(0xff51afd7ed558ccd);
+        } else if (n > 0) {
+                v = (uint64_t) ((uint8_t) s[0] | (uint8_t) fold) |
+                        (uint64_t) ((uint8_t) s[n / 2] | (uint8_t) fold) << (8 * (n / 2)) |
+                        (uint64_t) ((uint8_t) s[n - 1] | (uint8_t) fold) << (8 * (n - 1));
+                h = (h ^ v) * UINT64_C(0xff51afd7ed558ccd);
+        }
+        return hash_final(h);
+}
+
+static uint32_t index_tag(uint64_t hash, size_t len) {
+        return (uint32_t) (hash >> 40) << 8 | (uint32_t) len;
+}
+
 static int hash_set_init(HashSet *s, size_t n) {
         size_t size = 16;
 
@@ -362,16 +424,12 @@ static bool hash_set_contains(const HashSet *s, uint64_t key) {
         }
 }
 
-/* Decodes one UTF-8 sequence; an invalid byte comes back as U+FFFD of length 1. */
-static size_t utf8_decode(const char *s, size_t n, uint32_t *ret) {
+/* utf8_decode() of a sequence that is not ASCII. */
+static size_t utf8_decode_multi(const char *s, size_t n, uint32_t *ret) {
         const uint8_t *p = (const uint8_t*) s;
         uint32_t cp, min;
         size_t len;
 
-        if (p[0] < 0x80) {
-                *ret = p[0];
-                return 1;
-        }
         if ((p[0] & 0xE0) == 0xC0) {
                 len = 2;
                 cp = p[0] & 0x1F;
@@ -401,6 +459,15 @@ static size_t utf8_decode(const char *s, size_t n, uint32_t *ret) {
 invalid:
         *ret = 0xFFFD;
         return 1;
+}
+
+/* Decodes one UTF-8 sequence; an invalid byte comes back as U+FFFD of length 1. */
+static inline size_t utf8_decode(const char *s, size_t n, uint32_t *ret) {
+        if ((uint8_t) s[0] < 0x80) {
+                *ret = (uint8_t) s[0];
+                return 1;
+        }
+        return utf8_decode_multi(s, n, ret);
 }
 
 static size_t utf8_encode(uint32_t cp, char *buf) {
@@ -492,7 +559,21 @@ static bool is_sep(uint32_t cp) {
                 (cp >= 0x2010 && cp <= 0x2015);
 }
 
-static HmmClass char_class(uint32_t cp) {
+/* The classes of ASCII, as char_class_slow() gives them (spam_hmm_build() checks). */
+static const uint8_t ascii_class[128] = {
+        ['\t' ... '\r'] = CLS_SPACE,
+        [' '] = CLS_SPACE,
+        ['A' ... 'Z'] = CLS_LETTER,
+        ['a' ... 'z'] = CLS_LETTER,
+        ['0' ... '9'] = CLS_LOOK,
+        ['!'] = CLS_LOOK, ['$'] = CLS_LOOK, ['('] = CLS_LOOK, [')'] = CLS_LOOK, ['+'] = CLS_LOOK,
+        ['/'] = CLS_LOOK, ['<'] = CLS_LOOK, ['@'] = CLS_LOOK, ['\\'] = CLS_LOOK, ['|'] = CLS_LOOK,
+        ['.'] = CLS_SEP, ['-'] = CLS_SEP, ['_'] = CLS_SEP, ['*'] = CLS_SEP, ['\''] = CLS_SEP,
+        [','] = CLS_SEP, ['~'] = CLS_SEP, ['='] = CLS_SEP, [':'] = CLS_SEP, [';'] = CLS_SEP,
+        ['`'] = CLS_SEP, ['^'] = CLS_SEP,
+};
+
+static HmmClass char_class_slow(uint32_t cp) {
         const Glyph *g;
 
         if (cp < 0x80) {
@@ -511,6 +592,10 @@ static HmmClass char_class(uint32_t cp) {
         if (is_sep(cp))
                 return CLS_SEP;
         return CLS_OTHER;
+}
+
+static HmmClass char_class(uint32_t cp) {
+        return cp < 0x80 ? (HmmClass) ascii_class[cp] : char_class_slow(cp);
 }
 
 /* ---- the lexicon ---- */
@@ -532,6 +617,7 @@ SpamHmm* spam_hmm_free(SpamHmm *h) {
                 return NULL;
         free(h->words);
         free(h->slots);
+        free(h->index);
         free(h->pool);
         free(h->nodes);
         free(h->collapsed.keys);
@@ -555,6 +641,49 @@ static const HmmWord* word_lookup(const SpamHmm *h, const char *s, size_t n, uin
                 w = &h->words[h->slots[i] - 1];
                 if (w->hash == hash && w->len == n && memcmp(h->pool + w->offset, s, n) == 0)
                         return w;
+        }
+}
+
+/* The scanner's lexicon look-ups, after spam_hmm_build(): one cache line of the index for
+ * a word that is not there, and the word's bytes for one that is. */
+static bool lexicon_find(const SpamHmm *h, const char *s, size_t n) {
+        uint64_t hash;
+        uint32_t tag;
+
+        if (n > SPAM_HMM_WORD_MAX * 4)
+                return false;           /* longer than any word, and than a tag's length */
+        hash = index_hash(s, n, /* fold_ascii= */ false);
+        tag = index_tag(hash, n);
+
+        for (size_t i = hash & h->index_mask;; i = (i + 1) & h->index_mask) {
+                const HmmIndexSlot *e = &h->index[i];
+
+                if (e->offset == 0)
+                        return false;
+                if (e->tag == tag && memcmp(h->pool + e->offset - 1, s, n) == 0)
+                        return true;
+        }
+}
+
+/* The same for ASCII letters in any case (n at most SPAM_HMM_WORD_MAX); hash: their
+ * index_hash() with fold_ascii. */
+static bool lexicon_find_ascii(const SpamHmm *h, const char *s, size_t n, uint64_t hash) {
+        uint32_t tag = index_tag(hash, n);
+
+        for (size_t i = hash & h->index_mask;; i = (i + 1) & h->index_mask) {
+                const HmmIndexSlot *e = &h->index[i];
+                const char *p;
+                size_t k = 0;
+
+                if (e->offset == 0)
+                        return false;
+                if (e->tag != tag)
+                        continue;
+                p = h->pool + e->offset - 1;
+                while (k < n && p[k] == (char) ((uint8_t) s[k] | 0x20))
+                        k++;
+                if (k == n)
+                        return true;
         }
 }
 
@@ -714,6 +843,35 @@ static void add_variants(SpamHmm *h, const HmmWord *w) {
         }
 }
 
+static bool final_drop_ok(const HmmNode *child);
+
+static int index_build(SpamHmm *h) {
+        size_t size = 16;
+
+        if (h->pool_size >= UINT32_MAX)
+                return -E2BIG;
+        while (size < h->n_words * 2)
+                size <<= 1;
+        h->index = calloc(size, sizeof(HmmIndexSlot));
+        if (!h->index)
+                return -ENOMEM;
+        h->index_mask = size - 1;
+        for (size_t k = 0; k < h->n_words; k++) {
+                const HmmWord *w = &h->words[k];
+                uint64_t hash = index_hash(h->pool + w->offset, w->len, /* fold_ascii= */ false);
+
+                for (size_t i = hash & h->index_mask;; i = (i + 1) & h->index_mask)
+                        if (h->index[i].offset == 0) {
+                                h->index[i] = (HmmIndexSlot) {
+                                        .tag = index_tag(hash, w->len),
+                                        .offset = w->offset + 1,
+                                };
+                                break;
+                        }
+        }
+        return 0;
+}
+
 int spam_hmm_build(SpamHmm *h) {
         _cleanup_free_ uint32_t *order = NULL, *cursor = NULL;
         _cleanup_free_ BuildItem *queue = NULL;
@@ -724,6 +882,9 @@ int spam_hmm_build(SpamHmm *h) {
         assert_return(h, -EINVAL);
         if (h->built)
                 return -EBUSY;
+
+        for (uint32_t cp = 0; cp < 0x80; cp++)
+                assert(ascii_class[cp] == char_class_slow(cp));
 
         for (size_t k = 0; k < h->n_words; k++)
                 n_nodes_max += h->words[k].n_cp;
@@ -781,6 +942,8 @@ int spam_hmm_build(SpamHmm *h) {
                         h->n_nodes++;
                         node = &h->nodes[it.node];
                         node->n_children++;
+                        if (cp >= 'a' && cp <= 'z')
+                                node->ascii_children |= UINT32_C(1) << (cp - 'a');
                         (void) l;
                         i = j;
                 }
@@ -802,6 +965,14 @@ int spam_hmm_build(SpamHmm *h) {
                 node->end_cost = node->word ?
                         (float) log(weight[n] / (double) MAX(h->words[node->word - 1].weight, (uint64_t) 1)) :
                         INFINITY;
+                if (n > 0)
+                        h->nodes[node->parent].grand_ascii |= node->ascii_children;
+                if (n > 0 && node->word && final_drop_ok(node)) {
+                        if (node->letter >= 'a' && node->letter <= 'z')
+                                h->nodes[node->parent].drop_ascii |= UINT32_C(1) << (node->letter - 'a');
+                        else
+                                h->nodes[node->parent].drop_other = true;
+                }
         }
 
         /* the upper quartile of the word weights */
@@ -817,6 +988,9 @@ int spam_hmm_build(SpamHmm *h) {
 
         }
 
+        r = index_build(h);
+        if (r < 0)
+                return r;
         r = hash_set_init(&h->collapsed, h->n_words);
         if (r < 0)
                 return r;
@@ -830,8 +1004,32 @@ int spam_hmm_build(SpamHmm *h) {
         return 0;
 }
 
+static unsigned popcount32(uint32_t x) {
+        /* without -mpopcnt, __builtin_popcount() is a library call */
+        x = x - ((x >> 1) & UINT32_C(0x55555555));
+        x = (x & UINT32_C(0x33333333)) + ((x >> 2) & UINT32_C(0x33333333));
+        x = (x + (x >> 4)) & UINT32_C(0x0F0F0F0F);
+        return (x * UINT32_C(0x01010101)) >> 24;
+}
+
 static const HmmNode* node_child(const SpamHmm *h, const HmmNode *node, uint32_t letter) {
-        size_t lo = node->first_child, hi = lo + node->n_children;
+        size_t lo, hi;
+
+        /* Lexicon letters are folded: the children of a node are the small ASCII letters
+         * in order, then letters of other scripts (U+00C0 and up). An ASCII letter's child
+         * is found by its rank among the node's ASCII children. */
+        if (letter >= 'a' && letter <= 'z') {
+                uint32_t bit = UINT32_C(1) << (letter - 'a');
+
+                if (!(node->ascii_children & bit))
+                        return NULL;
+                return &h->nodes[node->first_child + popcount32(node->ascii_children & (bit - 1))];
+        }
+        if (letter < 0x80)
+                return NULL;
+
+        lo = node->first_child + popcount32(node->ascii_children);
+        hi = node->first_child + node->n_children;
 
         while (lo < hi) {
                 size_t mid = (lo + hi) / 2;
@@ -893,6 +1091,15 @@ typedef struct HmmWork {
         size_t n_pool;
 
         HmmAcc acc[HMM_RING];
+
+        /* Stretches of this scan that were decoded and reported nothing: markup repeats
+         * within a message ("<font color", "<td width"), and its tags are suspect. What a
+         * stretch reports depends only on its key (see stretch_key()), so a stretch met
+         * again is not decoded again. */
+        size_t n_memo, memo_used;
+        uint64_t memo_hash[HMM_MEMO_ENTRIES];
+        uint16_t memo_offset[HMM_MEMO_ENTRIES], memo_len[HMM_MEMO_ENTRIES];
+        char memo[HMM_MEMO_SIZE];
 } HmmWork;
 
 typedef struct DecodedWord {
@@ -1032,6 +1239,24 @@ static void finals_offer(Finals *f, uint32_t node, float cost) {
                 f->other_cost = MIN(f->other_cost, cost);
 }
 
+/* A word read with its last letter dropped: child ci of the node of s ends it. */
+static void offer_drop_end(const SpamHmm *h, const HmmNode *node, const HmmState *s, size_t idx, uint32_t ci,
+                           HmmState *root, Finals *finals) {
+        const HmmNode *ch = &h->nodes[ci];
+        float d, c;
+
+        d = delete_cost(node, ch);
+        c = s->cost + d + HMM_PRIOR_WEIGHT * (ch->enter_cost + ch->end_cost) + COST_BOUNDARY;
+        finals_offer(finals, ci, c);
+        if (c < root->cost)
+                *root = (HmmState) { .node = 0, .word_node = ci, .last_word = ci,
+                                     .prev = (int32_t) idx,
+                                     .cost = c, .edit = s->edit + d,
+                                     .word_start = s->word_start,
+                                     .dels = (uint8_t) (s->dels + 1), .digits = s->digits,
+                                     .looks = s->looks };
+}
+
 /* Prunes the candidates of column col to the beam, appends them to the pool, and closes
  * over word ends: a terminal node, or a node whose dropped next letter ends a word, goes
  * back to the root. On the last column, finals collects the complete paths. */
@@ -1040,11 +1265,15 @@ static void column_finalize(const SpamHmm *h, HmmWork *w, size_t col, size_t *re
 
         HmmAcc *a = &w->acc[col % HMM_RING];
         HmmState root = { .node = 0, .cost = INFINITY, .prev = -1 };
-        size_t n = 0, begin = w->n_pool;
+        size_t n = 0, n_cand = a->n, begin = w->n_pool;
         float best = INFINITY;
 
+        /* the hash slots are not needed any more; cleared before the candidates move, as
+         * acc_clear() finds the slots from the candidates */
+        acc_clear(a);
+
         /* the root apart: it is never pruned */
-        for (size_t i = 0; i < a->n; i++) {
+        for (size_t i = 0; i < n_cand; i++) {
                 if (a->cand[i].node == 0)
                         root = a->cand[i];
                 else {
@@ -1083,32 +1312,27 @@ static void column_finalize(const SpamHmm *h, HmmWork *w, size_t col, size_t *re
                                                     .dels = s->dels, .digits = s->digits,
                                                     .looks = s->looks };
                 }
-                if (s->dels < HMM_DELETE_MAX)
-                        for (uint32_t k = 0; k < node->n_children; k++) {
-                                uint32_t ci = node->first_child + k;
-                                const HmmNode *ch = &h->nodes[ci];
-                                float d, c;
+                if (s->dels >= HMM_DELETE_MAX)
+                        continue;
+                /* the children that end such a word, in order: the ASCII ones from their
+                 * mask, then the others */
+                for (uint32_t m = node->drop_ascii; m != 0; m &= m - 1)
+                        offer_drop_end(h, node, s, idx,
+                                       node->first_child + popcount32(node->ascii_children & ((m & -m) - 1)),
+                                       &root, finals);
+                if (node->drop_other)
+                        for (uint32_t k = popcount32(node->ascii_children); k < node->n_children; k++) {
+                                const HmmNode *ch = &h->nodes[node->first_child + k];
 
-                                if (!ch->word || !final_drop_ok(ch))
-                                        continue;
-                                d = delete_cost(node, ch);
-                                c = s->cost + d + HMM_PRIOR_WEIGHT * (ch->enter_cost + ch->end_cost) + COST_BOUNDARY;
-                                finals_offer(finals, ci, c);
-                                if (c < root.cost)
-                                        root = (HmmState) { .node = 0, .word_node = ci, .last_word = ci,
-                                                            .prev = (int32_t) idx,
-                                                            .cost = c, .edit = s->edit + d,
-                                                            .word_start = s->word_start,
-                                                            .dels = (uint8_t) (s->dels + 1), .digits = s->digits,
-                                                            .looks = s->looks };
+                                if (ch->word && final_drop_ok(ch))
+                                        offer_drop_end(h, node, s, idx, node->first_child + k, &root,
+                                                       finals);
                         }
         }
         if (isfinite(root.cost)) {
                 root.col = (uint16_t) col;
                 w->pool[w->n_pool++] = root;
         }
-
-        acc_clear(a);
         *ret_begin = begin;
         *ret_end = w->n_pool;
 }
@@ -1120,9 +1344,16 @@ static void column_expand(const SpamHmm *h, HmmWork *w, size_t col, size_t begin
         const Emission *em = w->emis[at];
         size_t n_em = w->n_emis[at];
         uint8_t digit = o->cp >= '0' && o->cp <= '9', look = o->cls == CLS_LOOK;
+        uint32_t em_ascii = 0;          /* the small ASCII letters emitted */
+        bool em_other = false;          /* and whether a letter of another script is */
 
         for (size_t idx = begin; idx < end; idx++)
                 best = MIN(best, w->pool[idx].cost);
+        for (size_t k = 0; k < n_em; k++)
+                if (em[k].letter >= 'a' && em[k].letter <= 'z')
+                        em_ascii |= UINT32_C(1) << (em[k].letter - 'a');
+                else
+                        em_other = true;
 
         for (size_t idx = begin; idx < end; idx++) {
                 const HmmState *s = &w->pool[idx];
@@ -1175,11 +1406,16 @@ static void column_expand(const SpamHmm *h, HmmWork *w, size_t col, size_t begin
 
                 /* a letter was dropped, and the one after it is emitted: every child of the
                  * node is tried, which is what costs most, so only close to the best */
-                if (s->dels < HMM_DELETE_MAX && s->cost <= best + HMM_DELETE_BEAM)
+                if (s->dels < HMM_DELETE_MAX && s->cost <= best + HMM_DELETE_BEAM &&
+                    ((node->grand_ascii & em_ascii) || em_other))
                         for (uint32_t c = 0; c < node->n_children; c++) {
                                 const HmmNode *ch = &h->nodes[node->first_child + c];
-                                float d = delete_cost(node, ch);
+                                float d;
 
+                                /* no grandchild for any emitted letter */
+                                if (!(ch->ascii_children & em_ascii) && !em_other)
+                                        continue;
+                                d = delete_cost(node, ch);
                                 for (size_t k = 0; k < n_em; k++) {
                                         const HmmNode *gc = node_child(h, ch, em[k].letter);
                                         HmmState t;
@@ -1257,6 +1493,10 @@ typedef struct HmmChunk {
         bool known;                     /* plain, and a lexicon word */
         bool suspect;
         bool included;
+        bool pending;                   /* plain, known and suspect not looked up yet */
+        uint64_t hash;                  /* pending: index_hash() of the folded word; after
+                                         * chunk_lookup(), the collapsed word's hash */
+        uint64_t word_hash;             /* after chunk_lookup(): the word's hash */
 } HmmChunk;
 
 typedef struct Scanner {
@@ -1267,7 +1507,7 @@ typedef struct Scanner {
         HmmWork *work;
         int reported;
 
-        HmmChunk chunks[HMM_SEGMENT_CHUNKS];
+        HmmChunk chunks[HMM_SEGMENT_CHUNKS + 1];       /* the last: the chunk being read */
         size_t n_chunks;
 } Scanner;
 
@@ -1275,15 +1515,28 @@ static uint8_t ascii_lower(uint8_t c) {
         return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
-/* Lexicon lookup of ASCII text, case-insensitively. */
-static bool lexicon_has_ascii(const SpamHmm *h, const char *s, size_t n) {
-        char buf[SPAM_HMM_WORD_MAX];
+/* The number of ASCII letters s starts with. */
+static size_t ascii_letters(const char *s, size_t n) {
+        size_t i = 0;
 
-        if (n < SPAM_HMM_WORD_MIN || n > SPAM_HMM_WORD_MAX)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                buf[i] = (char) ascii_lower((uint8_t) s[i]);
-        return word_lookup(h, buf, n, hash_bytes(buf, n));
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* eight at a time: with bit 5 set and bit 7 cleared, a byte is a letter when it is
+         * 0x61..0x7a, which adding 0x1f and 0x05 tells in bit 7 without carries, and
+         * its bit 7 was clear */
+        for (; i + 8 <= n; i += 8) {
+                const uint64_t high = UINT64_C(0x8080808080808080), ones = UINT64_C(0x0101010101010101);
+                uint64_t x, v, letters;
+
+                memcpy(&x, s + i, 8);
+                v = (x | 0x20 * ones) & ~high;
+                letters = (v + 0x1f * ones) & ~(v + 0x05 * ones) & ~x & high;
+                if (letters != high)
+                        return i + (size_t) __builtin_ctzll(~letters & high) / 8;
+        }
+#endif
+        while (i < n && ((uint8_t) s[i] | 0x20) >= 'a' && ((uint8_t) s[i] | 0x20) <= 'z')
+                i++;
+        return i;
 }
 
 /* Lexicon lookup of any text, folded. */
@@ -1299,13 +1552,13 @@ static bool lexicon_has_folded(const SpamHmm *h, const char *s, size_t n) {
                         return false;
                 m += utf8_encode(fold(cp), buf + m);
         }
-        return n_cp >= SPAM_HMM_WORD_MIN && word_lookup(h, buf, m, hash_bytes(buf, m));
+        return n_cp >= SPAM_HMM_WORD_MIN && lexicon_find(h, buf, m);
 }
 
 /* A plain chunk that is not a lexicon word is suspect when it is one with a doubled letter
  * added or removed ("viaggra", "ofer"), or, from 5 letters on, with a letter dropped
  * ("viagr"). Two hash-set probes. */
-static bool plain_unknown_suspect(const SpamHmm *h, const char *s, size_t n) {
+static void plain_unknown_hashes(const char *s, size_t n, uint64_t *ret_collapsed, uint64_t *ret_word) {
         uint64_t c = hash_init(), d = hash_init();
 
         for (size_t i = 0; i < n; i++) {
@@ -1315,9 +1568,21 @@ static bool plain_unknown_suspect(const SpamHmm *h, const char *s, size_t n) {
                         c = hash_byte(c, x);
                 d = hash_byte(d, x);
         }
-        if (hash_set_contains(&h->collapsed, hash_final(c)))
+        *ret_collapsed = hash_final(c);
+        *ret_word = hash_final(d);
+}
+
+static bool plain_unknown_probe(const SpamHmm *h, size_t n, uint64_t collapsed, uint64_t word) {
+        if (hash_set_contains(&h->collapsed, collapsed))
                 return true;
-        return n >= 5 && hash_set_contains(&h->deletions, hash_final(d));
+        return n >= 5 && hash_set_contains(&h->deletions, word);
+}
+
+static bool plain_unknown_suspect(const SpamHmm *h, const char *s, size_t n) {
+        uint64_t c, d;
+
+        plain_unknown_hashes(s, n, &c, &d);
+        return plain_unknown_probe(h, n, c, d);
 }
 
 /* Separators between letters: "V.I.A.G.R.A", "vi-agra", "mort.gage". A chunk whose only
@@ -1461,7 +1726,8 @@ static void chunk_classify(const SpamHmm *h, const char *text, HmmChunk *c) {
         }
 
         if (c->plain) {
-                c->known = lexicon_has_ascii(h, s, n);
+                c->known = n >= SPAM_HMM_WORD_MIN && n <= SPAM_HMM_WORD_MAX &&
+                lexicon_find_ascii(h, s, n, index_hash(s, n, /* fold_ascii= */ true));
                 if (!c->known && c->n_cp >= 4 && c->n_cp <= SPAM_HMM_WORD_MAX)
                         c->suspect = plain_unknown_suspect(h, s, n);
                 return;
@@ -1489,6 +1755,40 @@ static void chunk_classify(const SpamHmm *h, const char *text, HmmChunk *c) {
                 c->suspect = separated_suspect(h, s, n);
 }
 
+/* Fetches the bytes of the lexicon word a pending chunk probably is. */
+static void chunk_prefetch(const SpamHmm *h, const HmmChunk *c) {
+        uint32_t tag = index_tag(c->hash, c->end - c->start);
+
+        for (size_t i = c->hash & h->index_mask;; i = (i + 1) & h->index_mask) {
+                const HmmIndexSlot *e = &h->index[i];
+
+                if (e->offset == 0)
+                        return;
+                if (e->tag == tag) {
+                        __builtin_prefetch(h->pool + e->offset - 1);
+                        return;
+                }
+        }
+}
+
+/* A plain chunk's look-up: a lexicon word, done; or not, and if it may be one with a
+ * doubled letter or a letter dropped, the hashes for plain_unknown_probe() (in hash and
+ * word_hash; the chunk stays pending), whose slots are fetched. */
+static void chunk_lookup(const SpamHmm *h, const char *text, HmmChunk *c) {
+        const char *s = text + c->start;
+        size_t n = c->end - c->start;
+
+        c->known = lexicon_find_ascii(h, s, n, c->hash);
+        if (c->known || n < 4) {
+                c->pending = false;
+                return;
+        }
+        plain_unknown_hashes(s, n, &c->hash, &c->word_hash);
+        __builtin_prefetch(&h->collapsed.keys[c->hash & h->collapsed.mask]);
+        if (n >= 5)
+                __builtin_prefetch(&h->deletions.keys[c->word_hash & h->deletions.mask]);
+}
+
 /* Two neighbouring plain chunks that make a lexicon word together ("via gra"). */
 static bool lexicon_has_concat(const SpamHmm *h, const char *text, const HmmChunk *a, const HmmChunk *b,
                                const HmmChunk *c) {
@@ -1502,7 +1802,7 @@ static bool lexicon_has_concat(const SpamHmm *h, const char *text, const HmmChun
                 for (size_t i = parts[k]->start; i < parts[k]->end; i++)
                         buf[n++] = (char) ascii_lower((uint8_t) text[i]);
         }
-        return n >= SPAM_HMM_WORD_MIN && word_lookup(h, buf, n, hash_bytes(buf, n));
+        return n >= SPAM_HMM_WORD_MIN && lexicon_find(h, buf, n);
 }
 
 /* The pieces of a word's span, split at white space and separators, must be pieces of a
@@ -1546,7 +1846,7 @@ static bool pieces_ok(const SpamHmm *h, const HmmWork *w, const DecodedWord *dw,
                         short_behind_sep += after_sep || (sep && i < dw->end);
                 } else {
                         long_pieces++;
-                        if (plain && word_lookup(h, buf, m, hash_bytes(buf, m)))
+                        if (plain && lexicon_find(h, buf, m))
                                 known++;
                 }
                 after_sep = sep;
@@ -1645,9 +1945,95 @@ static int report_word(Scanner *sc, const DecodedWord *dw) {
         return 0;
 }
 
+/* Whether observation i can be part of a word's span: it emits a letter, is inserted (a
+ * separator, white space, '|', '+', '/', '\\'), or lies inside a multi-character emission
+ * that starts before it. */
+static bool obs_in_word(const HmmWork *w, size_t i) {
+        const Obs *o = &w->obs[i];
+
+        if (w->n_emis[i] > 0 || IN_SET(o->cls, CLS_SEP, CLS_SPACE))
+                return true;
+        if (o->cls == CLS_LOOK &&
+            IN_SET(o->cp, (uint32_t) '|', (uint32_t) '+', (uint32_t) '/', (uint32_t) '\\'))
+                return true;
+        for (size_t j = i > HMM_PATTERN_MAX ? i - HMM_PATTERN_MAX : 0; j < i; j++)
+                for (size_t k = 0; k < w->n_emis[j]; k++)
+                        if (j + w->emis[j][k].span > i)
+                                return true;
+        return false;
+}
+
+/* A reported word has three letters or more and at most one of them dropped (none in a
+ * word of three letters: see pieces_ok()), so its span holds at least three observations
+ * that emit a letter, and one of a suspect chunk. Most suspect stretches of mail are
+ * markup ("<p", "<br"), where an observation that can be nothing inside a word ('<')
+ * leaves too few letters next to the suspect ones: those need no search, as the search
+ * could only come back without a word to report. */
+static bool stretch_may_report(const HmmWork *w) {
+        size_t emitting = 0;
+        bool suspect = false;
+
+        for (size_t i = 0; i < w->n_obs; i++) {
+                if (!obs_in_word(w, i)) {
+                        emitting = 0;
+                        suspect = false;
+                        continue;
+                }
+                emitting += w->n_emis[i] > 0;
+                suspect = suspect || w->obs[i].suspect;
+                if (suspect && emitting >= 3)
+                        return true;
+        }
+        return false;
+}
+
+/* What decode_stretch() reads: the bytes from the first chunk's start to the last one's
+ * end, and for each chunk where it starts and ends and whether it is suspect. Returns the
+ * key's length, or 0 when it is too long to remember. */
+static size_t stretch_key(const Scanner *sc, size_t first, size_t last, char key[static HMM_MEMO_KEY_MAX]) {
+        size_t n = 0;
+
+        for (size_t k = first; k <= last; k++) {
+                const HmmChunk *c = &sc->chunks[k];
+                size_t from = k > first ? sc->chunks[k - 1].end : c->start;
+
+                if (c->start - from > UINT8_MAX || c->end - c->start > UINT8_MAX ||
+                    n + 3 + (c->end - from) > HMM_MEMO_KEY_MAX)
+                        return 0;
+                key[n++] = (char) c->suspect;
+                key[n++] = (char) (c->start - from);
+                key[n++] = (char) (c->end - c->start);
+                memcpy(key + n, sc->text + from, c->end - from);
+                n += c->end - from;
+        }
+        return n;
+}
+
+static bool memo_find(const HmmWork *w, const char *key, size_t n, uint64_t hash) {
+        for (size_t k = 0; k < w->n_memo; k++)
+                if (w->memo_hash[k] == hash && w->memo_len[k] == n &&
+                    memcmp(w->memo + w->memo_offset[k], key, n) == 0)
+                        return true;
+        return false;
+}
+
+static void memo_add(HmmWork *w, const char *key, size_t n, uint64_t hash) {
+        if (w->n_memo >= HMM_MEMO_ENTRIES || w->memo_used + n > HMM_MEMO_SIZE)
+                return;
+        memcpy(w->memo + w->memo_used, key, n);
+        w->memo_hash[w->n_memo] = hash;
+        w->memo_offset[w->n_memo] = (uint16_t) w->memo_used;
+        w->memo_len[w->n_memo] = (uint16_t) n;
+        w->n_memo++;
+        w->memo_used += n;
+}
+
 static int decode_stretch(Scanner *sc, size_t first, size_t last) {
         DecodedWord words[HMM_WORDS_MAX];
-        size_t n_words = 0;
+        char key[HMM_MEMO_KEY_MAX];
+        size_t n_words = 0, key_len;
+        uint64_t key_hash = 0;
+        int reported = sc->reported;
         HmmWork *w;
         ssize_t best;
         int r;
@@ -1662,8 +2048,16 @@ static int decode_stretch(Scanner *sc, size_t first, size_t last) {
                         memset(sc->work->acc[k].slot, 0, sizeof(sc->work->acc[k].slot));
                         sc->work->acc[k].n = 0;
                 }
+                sc->work->n_memo = sc->work->memo_used = 0;
         }
         w = sc->work;
+
+        key_len = stretch_key(sc, first, last, key);
+        if (key_len > 0) {
+                key_hash = hash_bytes(key, key_len);
+                if (memo_find(w, key, key_len, key_hash))
+                        return 0;
+        }
 
         /* the observations: every code point of the chunks and of the gaps between them, a
          * run of white space counting once */
@@ -1697,6 +2091,11 @@ static int decode_stretch(Scanner *sc, size_t first, size_t last) {
         }
         for (size_t i = 0; i < w->n_obs; i++)
                 obs_emissions(w, i);
+        if (!stretch_may_report(w)) {
+                if (key_len > 0)
+                        memo_add(w, key, key_len, key_hash);
+                return 0;
+        }
 
         best = viterbi(sc->h, w, 0, w->n_obs, NULL);
         for (ssize_t i = best; i >= 0 && n_words < HMM_WORDS_MAX; i = w->pool[i].prev) {
@@ -1720,6 +2119,8 @@ static int decode_stretch(Scanner *sc, size_t first, size_t last) {
                 if (r < 0)
                         return r;
         }
+        if (key_len > 0 && sc->reported == reported)
+                memo_add(w, key, key_len, key_hash);
         return 0;
 }
 
@@ -1732,6 +2133,21 @@ static int segment_flush(Scanner *sc) {
         int r;
 
         sc->n_chunks = 0;
+
+        /* the look-ups of the plain chunks, together, so that their cache misses overlap:
+         * the words' bytes are fetched, the lexicon is asked, and for the unknown words
+         * the hash sets of plain_unknown_suspect() are fetched, then asked */
+        for (size_t k = 0; k < n; k++)
+                if (ch[k].pending)
+                        chunk_prefetch(sc->h, &ch[k]);
+        for (size_t k = 0; k < n; k++)
+                if (ch[k].pending)
+                        chunk_lookup(sc->h, sc->text, &ch[k]);
+        for (size_t k = 0; k < n; k++)
+                if (ch[k].pending) {
+                        ch[k].suspect = plain_unknown_probe(sc->h, ch[k].n_cp, ch[k].hash, ch[k].word_hash);
+                        ch[k].pending = false;
+                }
 
         /* runs of single characters: "v i a g r a", "V - I - A" */
         for (size_t k = 0; k < n;) {
@@ -1826,7 +2242,7 @@ int spam_hmm_scan(const SpamHmm *h, const char *text, size_t len, SpamHmmWordCal
         while (i < len) {
                 size_t start, end, trim_end, l;
                 bool plain = true, lead = true;
-                HmmChunk c;
+                HmmChunk *c;
                 uint32_t cp;
                 HmmClass cls;
 
@@ -1854,8 +2270,9 @@ int spam_hmm_scan(const SpamHmm *h, const char *text, size_t len, SpamHmmWordCal
 
                         if ((b | 0x20) >= 'a' && (b | 0x20) <= 'z') {
                                 /* the common case, without decoding */
+                                i += ascii_letters(text + i, len - i);
                                 lead = false;
-                                trim_end = ++i;
+                                trim_end = i;
                                 continue;
                         }
                         l = utf8_decode(text + i, len - i, &cp);
@@ -1900,27 +2317,39 @@ int spam_hmm_scan(const SpamHmm *h, const char *text, size_t len, SpamHmmWordCal
                         }
                 }
 
-                c = (HmmChunk) { .start = start, .end = end };
+                /* built in place, after the chunks of the segment (a flush leaves it alone) */
+                c = &sc.chunks[sc.n_chunks];
+                *c = (HmmChunk) { .start = start, .end = end };
                 if (plain) {
                         /* letters only, the bulk of any text: a lexicon lookup and done */
-                        c.n_cp = (uint32_t) (end - start);
-                        c.plain = true;
-                        c.fragment = c.n_cp <= HMM_CHUNK_MAX;
-                        c.known = lexicon_has_ascii(h, text + start, end - start);
-                        if (!c.known && c.n_cp >= 4 && c.n_cp <= SPAM_HMM_WORD_MAX)
-                                c.suspect = plain_unknown_suspect(h, text + start, end - start);
+                        c->n_cp = (uint32_t) (end - start);
+                        c->plain = true;
+                        c->fragment = c->n_cp <= HMM_CHUNK_MAX;
+                        if (c->n_cp >= SPAM_HMM_WORD_MIN && c->n_cp <= SPAM_HMM_WORD_MAX) {
+                                /* looked up when the segment is flushed (chunk_resolve()),
+                                 * by then the index slot is in the cache */
+                                c->hash = index_hash(text + start, end - start, /* fold_ascii= */ true);
+                                c->pending = true;
+                                __builtin_prefetch(&h->index[c->hash & h->index_mask]);
+                        }
                 } else
-                        chunk_classify(h, text, &c);
+                        chunk_classify(h, text, c);
 
-                if (!joined || gap > HMM_GAP_MAX || newlines > 1 || !c.fragment ||
+                if (!joined || gap > HMM_GAP_MAX || newlines > 1 || !c->fragment ||
                     sc.n_chunks >= HMM_SEGMENT_CHUNKS) {
+                        size_t at = sc.n_chunks;
+
                         r = segment_flush(&sc);
                         if (r < 0)
                                 goto finish;
+                        if (c->fragment && at > 0) {
+                                sc.chunks[0] = sc.chunks[at];
+                                c = &sc.chunks[0];
+                        }
                 }
-                if (c.fragment)
-                        sc.chunks[sc.n_chunks++] = c;
-                joined = c.fragment;
+                if (c->fragment)
+                        sc.n_chunks++;
+                joined = c->fragment;
                 gap = 0;
                 newlines = 0;
                 /* the trailing separators count into the next gap */

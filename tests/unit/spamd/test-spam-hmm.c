@@ -521,6 +521,88 @@ START_TEST(test_reuse)
 }
 END_TEST
 
+/* Markup repeats within a message, and so do disguises: a stretch met again is read as
+ * the first time, whether it reported nothing ("<font color") or a word. */
+START_TEST(test_repeated)
+{
+        _cleanup_(spam_hmm_freep) SpamHmm *h = lexicon_build();
+        _cleanup_free_ char *text = NULL;
+        Reports r = {};
+        size_t n = 0;
+
+        text = malloc(64 * 80 + 1);
+        ck_assert_ptr_nonnull(text);
+        for (unsigned i = 0; i < 64; i++)
+                n += (size_t) sprintf(text + n, "<font color=red> %s <br>\n<td width=3D50%%>\n",
+                                      i % 2 ? "v1agra" : "read this");
+        r = (Reports) { .text = text, .len = n };
+        ck_assert_int_eq(spam_hmm_scan(h, text, n, on_word, &r), 32);
+        for (size_t i = 0; i < REPORTS_MAX; i++) {
+                ck_assert_str_eq(r.word[i], "viagra");
+                ck_assert_str_eq(r.span[i], "v1agra");
+        }
+
+        ck_assert_int_eq(scan(h, "v1agra v1agra v1agra v1agra v1agra v1agra", &r), 6);
+        ck_assert_int_eq(scan(h, "buy v1agra. buy v1agra. buy v1agra. buy v1agra.", &r), 4);
+}
+END_TEST
+
+/* Plain words are looked up whatever their case and length (the look-up reads them eight
+ * letters at a time); their disguises are read back. */
+static const struct {
+        const char *input;
+        const char *word;               /* NULL: nothing reported */
+} long_cases[] = {
+        { "internationalization", NULL },
+        { "INTERNATIONALIZATION", NULL },
+        { "Internationalization", NULL },
+        { "1nternationalization", "internationalization" },
+        { "internati0nalization", "internationalization" },
+        { "internationalizati0n", "internationalization" },
+        { "internationalizattion", "internationalization" },
+        { "pharmaceuticals", NULL },
+        { "PHARMACEUTICALS", NULL },
+        { "pharmaceutica1s", "pharmaceuticals" },
+        { "pharmaceuticalls", "pharmaceuticals" },
+        { "pharmaceutcals", "pharmaceuticals" },
+        { "abc", NULL },
+        { "ABCD", NULL },
+        { "abcdefgh", NULL },
+        { "ABCDEFGHI", NULL },
+        { "the internationalization of pharmaceuticals", NULL },
+        { "the INTERNATI0NALIZATION of pharmaceuticals", "internationalization" },
+};
+
+START_TEST(test_long_words)
+{
+        _cleanup_(spam_hmm_freep) SpamHmm *h = NULL;
+        static const char *const words[] = {
+                "the", "and", "abc", "abcd", "abcdefgh", "abcdefghi", "international", "nation",
+        };
+
+        ck_assert_int_eq(spam_hmm_new(&h), 0);
+        ck_assert_int_eq(spam_hmm_add_word(h, "internationalization", 5000), 0);
+        ck_assert_int_eq(spam_hmm_add_word(h, "pharmaceuticals", 5000), 0);
+        for (size_t i = 0; i < ELEMENTSOF(words); i++)
+                ck_assert_int_eq(spam_hmm_add_word(h, words[i], 100), 0);
+        ck_assert_int_eq(spam_hmm_build(h), 0);
+
+        for (size_t i = 0; i < ELEMENTSOF(long_cases); i++) {
+                Reports r = {};
+                int k;
+
+                k = scan(h, long_cases[i].input, &r);
+                if (!long_cases[i].word)
+                        ck_assert_msg(k == 0, "\"%s\" gave %d (%s)", long_cases[i].input, k,
+                                      r.n > 0 ? r.word[0] : "-");
+                else {
+                        ck_assert_msg(k == 1, "\"%s\" gave %d", long_cases[i].input, k);
+                        ck_assert_str_eq(r.word[0], long_cases[i].word);
+                }
+        }
+}
+END_TEST
+
 static Suite* spam_hmm_suite(void) {
         Suite *s = suite_create("spam-hmm");
         TCase *tc;
@@ -530,6 +612,8 @@ static Suite* spam_hmm_suite(void) {
         tcase_add_test(tc, test_split_joined);
         tcase_add_test(tc, test_homoglyphs);
         tcase_add_test(tc, test_weighting);
+        tcase_add_test(tc, test_repeated);
+        tcase_add_test(tc, test_long_words);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("false reports");
