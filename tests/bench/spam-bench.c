@@ -106,6 +106,7 @@ static bool arg_hmm = false;
 static unsigned arg_hmm_every = 500;
 static unsigned arg_explain = 0;
 static unsigned arg_repeat = 1;
+static double arg_obfuscate = 0.0;
 static SpamBayesParams arg_params;
 
 /* ---- a minimal reader for the corpus' flat JSON objects --------------------------- */
@@ -850,6 +851,103 @@ static void explain(Bench *b, const Message *msgs, size_t n) {
         }
 }
 
+/* --obfuscate P: before protocol A classifies group 2, each body word of 4 to 12 letters
+ * of its spam is disguised with probability P, the way spam hides words from token
+ * filters: a letter or two replaced by a look-alike ("v1agra", "m0rtgage"), separators
+ * between the letters ("v.i.a.g.r.a"), or a hyphen in the middle ("mort-gage"). Words
+ * inside HTML tags, header fields and base64 bodies are left alone; ham stays as it is.
+ * The same seed always gives the same disguises, so runs with and without --hmm see the
+ * same text: what the de-obfuscator adds. */
+static uint64_t obf_rng = 20261127;
+
+static uint32_t obf_next(void) {
+        obf_rng ^= obf_rng << 13;
+        obf_rng ^= obf_rng >> 7;
+        obf_rng ^= obf_rng << 17;
+        return (uint32_t) (obf_rng >> 32);
+}
+
+static char look_alike(char c) {
+        switch (c) {
+        case 'a': return '@';
+        case 'e': return '3';
+        case 'i': case 'l': return '1';
+        case 'o': return '0';
+        case 's': return '$';
+        case 't': return '7';
+        default: return 0;
+        }
+}
+
+static int obfuscate_message(Message *m, size_t *ret_words) {
+        const char *t = m->text, *body = strstr(t, "\n\n");
+        _cleanup_free_ char *out = NULL;
+        size_t o = 0, n = m->len;
+        bool in_tag = false;
+
+        if (!body || strcasestr(t, "Content-Transfer-Encoding: base64"))
+                return 0;
+        out = malloc(n * 3 + 1);
+        if (!out)
+                return -ENOMEM;
+        memcpy(out, t, (size_t) (body - t));
+        o = (size_t) (body - t);
+        for (size_t i = o; i < n;) {
+                size_t j = i;
+
+                if (t[i] == '<')
+                        in_tag = true;
+                else if (t[i] == '>')
+                        in_tag = false;
+                while (j < n && ((t[j] >= 'a' && t[j] <= 'z') || (t[j] >= 'A' && t[j] <= 'Z')))
+                        j++;
+                if (j == i) {
+                        out[o++] = t[i++];
+                        continue;
+                }
+                if (!in_tag && j - i >= 4 && j - i <= 12 && obf_next() % 1000 < (uint32_t) (arg_obfuscate * 1000)) {
+                        unsigned kind = obf_next() % 3;
+                        size_t k;
+
+                        (*ret_words)++;
+                        if (kind == 0) {                /* look-alikes */
+                                bool any = false;
+
+                                for (k = i; k < j; k++) {
+                                        char l = look_alike((char) (t[k] | 0x20));
+
+                                        if (l && (!any || obf_next() % 2 == 0)) {
+                                                out[o++] = l;
+                                                any = true;
+                                        } else
+                                                out[o++] = t[k];
+                                }
+                        } else if (kind == 1) {         /* separators */
+                                for (k = i; k < j; k++) {
+                                        out[o++] = t[k];
+                                        if (k + 1 < j)
+                                                out[o++] = '.';
+                                }
+                        } else {                        /* split in the middle */
+                                for (k = i; k < j; k++) {
+                                        if (k == i + (j - i) / 2)
+                                                out[o++] = '-';
+                                        out[o++] = t[k];
+                                }
+                        }
+                } else {
+                        memcpy(out + o, t + i, j - i);
+                        o += j - i;
+                }
+                i = j;
+        }
+        out[o] = 0;
+        free(m->text);
+        m->text = TAKE_PTR(out);
+        m->len = o;
+        return 0;
+}
+
 static int protocol_a(Message *msgs, size_t n, size_t corpus_bytes) {
         _cleanup_free_ Scored *s = NULL;
         size_t n_train = 0, n_test = 0;
@@ -881,6 +979,22 @@ static int protocol_a(Message *msgs, size_t n, size_t corpus_bytes) {
                 }
         }
         b.opts.on_word = NULL;
+
+        if (arg_obfuscate > 0) {
+                size_t words = 0, touched = 0;
+
+                for (size_t i = 0; i < n; i++)
+                        if (!group_one(&msgs[i]) && msgs[i].spam) {
+                                size_t before = words;
+
+                                r = obfuscate_message(&msgs[i], &words);
+                                if (r < 0)
+                                        return r;
+                                touched += words > before;
+                        }
+                printf("obfuscated: %zu words in %zu spam messages of group 2 (p=%.2f)\n", words, touched,
+                       arg_obfuscate);
+        }
 
         /* --repeat N: classify group 2 N times (for profiling the classification alone);
          * the figures are the last pass's */
@@ -1266,12 +1380,13 @@ static int export(const Message *msgs, size_t n, const char *dir) {
 static void help(void) {
         printf("usage: spam-bench --corpus DIR (--protocol a|b|cv | --export OUTDIR) [options]\n"
                "  --scores FILE  --explain N  --folds K  --sweep  --no-bigrams  --hmm  --hmm-every N\n"
-               "  --s X  --x X  --min-dev X  --max-tokens N  --ham-cutoff X  --spam-cutoff X\n");
+               "  --s X  --x X  --min-dev X  --max-tokens N  --ham-cutoff X  --spam-cutoff X\n"
+               "  --obfuscate P (protocol a: disguise words of group 2's spam with probability P)\n");
 }
 
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_S = 0x100, ARG_X, ARG_MIN_DEV, ARG_MAX_TOKENS, ARG_HAM_CUTOFF, ARG_SPAM_CUTOFF,
-               ARG_NO_BIGRAMS, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT };
+               ARG_NO_BIGRAMS, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "corpus", required_argument, NULL, 'c' },
@@ -1296,6 +1411,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "store", required_argument, NULL, ARG_STORE },
                 { "esf", required_argument, NULL, ARG_ESF },
                 { "repeat", required_argument, NULL, ARG_REPEAT },
+                { "obfuscate", required_argument, NULL, ARG_OBFUSCATE },
                 {}
         };
         int c;
@@ -1328,6 +1444,7 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_STORE: arg_store = optarg; break;
                 case ARG_ESF: arg_params.esf = strtod(optarg, NULL); break;
                 case ARG_REPEAT: arg_repeat = MAX(1U, (unsigned) strtoul(optarg, NULL, 10)); break;
+                case ARG_OBFUSCATE: arg_obfuscate = strtod(optarg, NULL); break;
                 default:
                         return -EINVAL;
                 }
