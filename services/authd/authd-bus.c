@@ -252,28 +252,8 @@ const sd_bus_vtable manager_vtable[] = {
 };
 
 int manager_connect_bus(Manager *m) {
-        int r;
-
-        r = sd_bus_error_add_map(auth_error_map);
-        if (r < 0)
-                return log_error_errno(r, "Cannot register the bus error names: %m");
-
-        r = bus_open_system_with_description("mailsec-authd", &m->bus);
-        if (r < 0)
-                return log_error_errno(r, "Cannot connect to the system bus: %m");
-
-        r = sd_bus_add_object_vtable(m->bus, NULL, AUTH_BUS_PATH, AUTH_BUS_INTERFACE, manager_vtable, m);
-        if (r < 0)
-                return log_error_errno(r, "Cannot add the manager object: %m");
-
-        r = bus_log_control_api_register(m->bus);
-        if (r < 0)
-                return log_error_errno(r, "Cannot add LogControl1: %m");
-
-        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0)
-                return log_error_errno(r, "Cannot attach the bus to the event loop: %m");
-        return 0;
+        return bus_service_connect(m->event, "mailsec-authd", auth_error_map, AUTH_BUS_PATH, AUTH_BUS_INTERFACE,
+                                   manager_vtable, m, &m->bus);
 }
 
 int manager_request_name(Manager *m) {

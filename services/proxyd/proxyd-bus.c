@@ -127,25 +127,10 @@ const sd_bus_vtable manager_vtable[] = {
 int manager_connect_bus(Manager *m) {
         int r;
 
-        r = sd_bus_error_add_map(proxy_error_map);
+        r = bus_service_connect(m->event, "mailsec-proxyd", proxy_error_map, PROXY_BUS_PATH, PROXY_BUS_INTERFACE,
+                                manager_vtable, m, &m->bus);
         if (r < 0)
-                return log_error_errno(r, "Cannot register the bus error names: %m");
-
-        r = bus_open_system_with_description("mailsec-proxyd", &m->bus);
-        if (r < 0)
-                return log_error_errno(r, "Cannot connect to the system bus: %m");
-
-        r = sd_bus_add_object_vtable(m->bus, NULL, PROXY_BUS_PATH, PROXY_BUS_INTERFACE, manager_vtable, m);
-        if (r < 0)
-                return log_error_errno(r, "Cannot add the manager object: %m");
-
-        r = bus_log_control_api_register(m->bus);
-        if (r < 0)
-                return log_error_errno(r, "Cannot add LogControl1: %m");
-
-        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0)
-                return log_error_errno(r, "Cannot attach the bus to the event loop: %m");
+                return r;
 
         r = bus_request_name_async_or_exit(m->bus, PROXY_BUS_NAME);
         if (r < 0)

@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "bus-util.h"
+#include "cleanup.h"
 #include "log.h"
 #include "string-util.h"
 
@@ -246,6 +247,33 @@ fail:
         if (e)
                 (void) sd_event_exit(e, r);
         return 1;
+}
+
+int bus_service_connect(sd_event *event, const char *description, const sd_bus_error_map *errors,
+                        const char *path, const char *interface, const sd_bus_vtable *vtable, void *userdata,
+                        sd_bus **ret) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        if (errors) {
+                r = sd_bus_error_add_map(errors);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot register the bus error names: %m");
+        }
+        r = bus_open_system_with_description(description, &bus);
+        if (r < 0)
+                return log_error_errno(r, "Cannot connect to the system bus: %m");
+        r = sd_bus_add_object_vtable(bus, NULL, path, interface, vtable, userdata);
+        if (r < 0)
+                return log_error_errno(r, "Cannot add the manager object: %m");
+        r = bus_log_control_api_register(bus);
+        if (r < 0)
+                return log_error_errno(r, "Cannot add LogControl1: %m");
+        r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Cannot attach the bus to the event loop: %m");
+        *ret = TAKE_PTR(bus);
+        return 0;
 }
 
 int bus_request_name_async_or_exit(sd_bus *bus, const char *name) {

@@ -32,6 +32,14 @@ int bus_check_sender_admin(sd_bus_message *m, const char *group, sd_bus_error *e
  * log.h (LogLevel, LogTarget, SyslogIdentifier). Writes need a privileged caller. */
 int bus_log_control_api_register(sd_bus *bus);
 
+/* A service's connection to the system bus: its error map registered, the manager object
+ * (path, interface, vtable, userdata) and LogControl1 served, attached to event. Logs what
+ * failed. The name is requested separately (bus_request_name_async_or_exit()), once the
+ * service is ready for calls. */
+int bus_service_connect(sd_event *event, const char *description, const sd_bus_error_map *errors,
+                        const char *path, const char *interface, const sd_bus_vtable *vtable, void *userdata,
+                        sd_bus **ret);
+
 /* Request a name asynchronously; a failure to get it makes the event loop exit with an error. */
 int bus_request_name_async_or_exit(sd_bus *bus, const char *name);
 

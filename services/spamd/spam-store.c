@@ -2019,8 +2019,8 @@ int spam_store_totals(SpamStore *s, const char *domain, SpamTotals *ret) {
         return store_totals_scope(s, scope, ret);
 }
 
-int spam_store_class_of(SpamStore *s, const uint8_t digest[static SPAM_DIGEST_SIZE], SpamClass *ret) {
-        DigestInfo info;
+/* The record of a learned digest; -ENOENT when it is not learned. */
+static int store_digest_known(SpamStore *s, const uint8_t digest[static SPAM_DIGEST_SIZE], DigestInfo *ret) {
         int r;
 
         assert_return(s, -EINVAL);
@@ -2029,11 +2029,19 @@ int spam_store_class_of(SpamStore *s, const uint8_t digest[static SPAM_DIGEST_SI
         r = store_ensure_usable(s);
         if (r < 0)
                 return r;
-        r = store_digest_lookup(s, digest, &info);
+        r = store_digest_lookup(s, digest, ret);
         if (r < 0)
                 return r;
-        if (!info.known)
-                return -ENOENT;
+        return ret->known ? 0 : -ENOENT;
+}
+
+int spam_store_class_of(SpamStore *s, const uint8_t digest[static SPAM_DIGEST_SIZE], SpamClass *ret) {
+        DigestInfo info;
+        int r;
+
+        r = store_digest_known(s, digest, &info);
+        if (r < 0)
+                return r;
         if (ret)
                 *ret = info.class;
         return 0;
@@ -2045,17 +2053,9 @@ int spam_store_learned_by(SpamStore *s, const uint8_t digest[static SPAM_DIGEST_
         DigestInfo info;
         int r;
 
-        assert_return(s, -EINVAL);
-        assert_return(digest, -EINVAL);
-
-        r = store_ensure_usable(s);
+        r = store_digest_known(s, digest, &info);
         if (r < 0)
                 return r;
-        r = store_digest_lookup(s, digest, &info);
-        if (r < 0)
-                return r;
-        if (!info.known)
-                return -ENOENT;
         r = journal_read_record(s, info.offset, &rec);
         if (r < 0)
                 return r;
