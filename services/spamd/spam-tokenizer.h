@@ -32,6 +32,12 @@
 
 typedef struct SpamHmm SpamHmm;
 
+/* Raised whenever a change makes the same message give other tokens (a new rule, another
+ * hash of a bigram): counts learned by an older tokenizer then match fewer tokens, and
+ * mailsec-spamd says so at start (the journal holds hashes, not words, so only learning
+ * the messages again helps). */
+#define SPAM_TOKENIZER_VERSION 2U
+
 /* Which body words a bigram token is made of, for combining that does not count the same
  * evidence twice (spam_bayes_classify_tiled()): word[i] holds, for token i of the set, the
  * indexes of the w: tokens of its two words when token i is a bigram, and

@@ -120,12 +120,45 @@ static int manager_build_hmm(Manager *m) {
         return 0;
 }
 
+/* "tokenizer-version" in the state directory names the tokenizer the statistics were
+ * learned with. An empty store takes the current one; a store of another version is
+ * used as it is, with a notice: its counts match fewer of today's tokens until the
+ * messages are learned again. */
+static void check_tokenizer_version(Manager *m) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        SpamStoreStats st = {};
+        unsigned v = 0;
+
+        if (asprintf_safe(&path, "%s/tokenizer-version", m->state_dir) < 0)
+                return;
+        f = fopen(path, "re");
+        if (f && fscanf(f, "%u", &v) == 1 && v == SPAM_TOKENIZER_VERSION)
+                return;
+        if (spam_store_stats(m->store, &st) >= 0 && st.journal_records > 0) {
+                if (f)
+                        log_notice("The statistics in %s were learned with tokenizer version %u; this "
+                                   "mailsec-spamd tokenizes as version %u, so they match fewer tokens: learn "
+                                   "the messages again (mailsecctl spam learn) to bring them up to date.",
+                                   m->state_dir, v, SPAM_TOKENIZER_VERSION);
+                else    /* a store from before the version was recorded */
+                        log_notice("The statistics in %s do not say which tokenizer learned them; if they are "
+                                   "older than this mailsec-spamd, learn the messages again.", m->state_dir);
+                return;
+        }
+        f = safe_fclose(f);
+        f = fopen(path, "we");
+        if (!f || fprintf(f, "%u\n", SPAM_TOKENIZER_VERSION) < 0 || fflush(f) != 0)
+                log_warning_errno(-errno, "Cannot write %s, ignoring: %m", path);
+}
+
 int manager_open_store(Manager *m) {
         int r;
 
         r = spam_store_open(m->state_dir, &m->store);
         if (r < 0)
                 return log_error_errno(r, "Cannot open the statistics in %s: %m", m->state_dir);
+        check_tokenizer_version(m);
         (void) manager_build_hmm(m);
         return 0;
 }

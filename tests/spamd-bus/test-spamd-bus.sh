@@ -84,6 +84,8 @@ json() { "$MT_PYTHON" -c 'import json,sys; v=json.load(sys.stdin); print(v[sys.a
 mkdir -p "$W/state"
 start_spamd "$W/spamd.log"
 ok "mailsec-spamd is on the private bus"
+[ -s "$W/state/tokenizer-version" ] && ok "a new store records its tokenizer version ($(cat "$W/state/tokenizer-version"))" ||
+        bad "no tokenizer-version in the state directory"
 
 # --- training
 "$MT_PYTHON" "$HERE/gen-messages.py" "$W/train" 40 1 t
@@ -258,6 +260,16 @@ printf '[Filter]\nScanSize=100\n' >"$W/spamd.conf.d/scan.conf"
 "$MAILSEC_SPAMD" --config="$W/spamd.conf" --check-config >"$W/check.log" 2>&1 &&
         bad "ScanSize=100 accepted" || { grep -q "ScanSize=100 is below 1K" "$W/check.log" && ok "ScanSize= below 1K is refused" || bad "check-config: $(cat "$W/check.log")"; }
 rm -f "$W/spamd.conf.d/scan.conf"
+
+# --- statistics of another tokenizer: used, with a notice
+kill -TERM "$SPAMD_PID"; wait "$SPAMD_PID" 2>/dev/null; SPAMD_PID=
+version=$(cat "$W/state/tokenizer-version")
+echo 1 >"$W/state/tokenizer-version"
+start_spamd "$W/spamd4.log"
+grep -q "learned with tokenizer version 1; this mailsec-spamd tokenizes as version $version" "$W/spamd4.log" &&
+        ok "statistics of an older tokenizer are named at start" || bad "no notice about the tokenizer version"
+[ "$(stat_of SpamLearned)" -ge 40 ] && ok "and still used ($(stat_of SpamLearned) spam)" || bad "statistics gone: $(stat_of SpamLearned)"
+echo "$version" >"$W/state/tokenizer-version"
 
 # --- SIGTERM: pending counts written, clean exit
 kill -TERM "$SPAMD_PID"
