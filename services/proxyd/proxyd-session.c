@@ -38,6 +38,7 @@
 #define OBUF_HIGH (64U * 1024U)
 /* Reads per session_advance() call, so one busy client cannot starve the others. */
 #define READS_PER_ADVANCE 4U
+#define READS_BLOCKED (READS_PER_ADVANCE + 1)  /* a read found nothing: no more this advance */
 
 #define log_session_full_errno(s, level, error, ...)                                    \
         ({                                                                              \
@@ -214,7 +215,7 @@ static void session_release_upstream(Session *s) {
                 return;
         if (session_busy(s) || (s->flags & SESSION_FLAG_BACKEND_DEAD))
                 s->upstream = upstream_free(s->upstream);
-        else if (!s->tx)
+        else if (!s->tx || s->tx->mail_line)   /* a MAIL held back never reached it */
                 manager_pool_put(s->manager, s->config, TAKE_PTR(s->upstream));
         else
                 s->upstream = upstream_quit_and_free(s->upstream);
@@ -950,10 +951,34 @@ static int session_retry_fresh_backend(Session *s, int error) {
         return session_connect(s, on_retry_greeting);
 }
 
-static void on_hello_reply(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
-        Session *s = userdata;
+/* The backend accepted the client's name: answer EHLO with the capabilities we offer
+ * on top of the backend's, or HELO. */
+static void session_hello_accepted(Session *s, Upstream *u) {
         _cleanup_free_ char *text = NULL;
         int r;
+
+        if (!s->esmtp) {
+                s->extensions = 0;
+                s->size_limit = s->config->max_message_size;
+                session_reply(s, "250 %s", s->config->hostname);
+                return;
+        }
+
+        r = ehlo_reply_build(s->config->hostname, upstream_capabilities(u), s->config->max_message_size,
+                             s->config->server_ctx && s->config->starttls && !s->ssl,
+                             &text, &s->size_limit, &s->extensions);
+        if (r < 0) {
+                log_session_errno(s, LOG_ERR, r, "Cannot build EHLO reply: %m");
+                session_close(s, "421 4.3.0 %s Internal error (session %016" PRIx64 ")",
+                              s->config->hostname, s->id);
+                return;
+        }
+        (void) session_append(s, text, strlen(text));
+        log_session(s, LOG_DEBUG, "> EHLO reply (%zu bytes)", strlen(text));
+}
+
+static void on_hello_reply(Upstream *u, const SmtpReply *reply, int error, void *userdata) {
+        Session *s = userdata;
 
         s->flags &= ~SESSION_FLAG_BACKEND_BUSY;
         s->flags |= SESSION_FLAG_FLUSH;
@@ -978,24 +1003,7 @@ static void on_hello_reply(Upstream *u, const SmtpReply *reply, int error, void 
                 goto finish;
         }
 
-        if (!s->esmtp) {
-                s->extensions = 0;
-                s->size_limit = s->config->max_message_size;
-                session_reply(s, "250 %s", s->config->hostname);
-                goto finish;
-        }
-
-        r = ehlo_reply_build(s->config->hostname, upstream_capabilities(u), s->config->max_message_size,
-                             s->config->server_ctx && s->config->starttls && !s->ssl,
-                             &text, &s->size_limit, &s->extensions);
-        if (r < 0) {
-                log_session_errno(s, LOG_ERR, r, "Cannot build EHLO reply: %m");
-                session_close(s, "421 4.3.0 %s Internal error (session %016" PRIx64 ")",
-                              s->config->hostname, s->id);
-                goto finish;
-        }
-        (void) session_append(s, text, strlen(text));
-        log_session(s, LOG_DEBUG, "> EHLO reply (%zu bytes)", strlen(text));
+        session_hello_accepted(s, u);
 
 finish:
         session_advance(s);
@@ -1014,6 +1022,15 @@ static void proceed_hello(Session *s, const SmtpCommand *c, CommandArgs *a) {
         if (!s->helo || asprintf_safe(&s->log_helo, "MAILSEC_HELO=%s", s->helo) < 0) {
                 session_close(s, "421 4.3.0 %s Internal error (session %016" PRIx64 ")",
                               s->config->hostname, s->id);
+                return;
+        }
+
+        if ((s->flags & SESSION_FLAG_UPSTREAM_REUSED) && upstream_introduced_as(s->upstream, s->helo)) {
+                /* The first EHLO on a connection handed on (without a transaction) by a
+                 * session whose client said the same name: the backend knows it already. */
+                s->flags &= ~SESSION_FLAG_UPSTREAM_REUSED;
+                s->flags |= SESSION_FLAG_FLUSH;
+                session_hello_accepted(s, s->upstream);
                 return;
         }
 
@@ -1193,6 +1210,20 @@ static void proceed_mail(Session *s, const SmtpCommand *c, CommandArgs *a) {
         t->body_8bit = a->body_8bit;
         t->declared_size = a->size;
 
+        if (upstream_has_capability(s->upstream, "PIPELINING", NULL) && !upstream_is_dead(s->upstream)) {
+                /* MAIL waits for the first recipient and goes with it in one write: a
+                 * round trip less per message. The backend's answer to MAIL then comes
+                 * with the RCPT's (a refusal is the answer to that RCPT, as with
+                 * Postfix's smtpd_delay_reject); a transaction without recipients never
+                 * reaches the backend at all. */
+                t->mail_line = TAKE_PTR(line);
+                t->state = TX_STATE_RCPT;
+                s->tx = TAKE_PTR(t);
+                session_reply(s, "250 2.1.0 Ok");
+                session_check_spf(s);
+                return;
+        }
+
         r = upstream_command(s->upstream, line, s->config->upstream.mail_timeout, on_mail_reply, s);
         if (r < 0) {
                 session_backend_failed(s, r, "MAIL");
@@ -1233,7 +1264,13 @@ static void on_rcpt_reply(Upstream *u, const SmtpReply *reply, int error, void *
                 session_backend_failed(s, error, "RCPT");
                 session_reply(s, "451 4.4.1 Backend mail server not available, try again later");
                 s->tx = transaction_free(s->tx);
+        } else if (upstream_reply_to_first(u)) {
+                /* The MAIL sent along was refused: that is this recipient's answer, and
+                 * the next RCPT brings the MAIL again. */
+                session_reply_relay(s, reply);
         } else {
+                if (t)
+                        t->mail_line = mfree(t->mail_line);
                 session_reply_relay(s, reply);
                 if (t && t->pending_rcpt && smtp_reply_is_positive(reply)) {
                         if (transaction_add_rcpt(t, t->pending_rcpt) < 0) {
@@ -1274,7 +1311,11 @@ static void proceed_rcpt(Session *s, const SmtpCommand *c, CommandArgs *a) {
         }
 
         s->tx->n_rcpt_relayed++;
-        r = upstream_command(s->upstream, line, s->config->upstream.rcpt_timeout, on_rcpt_reply, s);
+        if (s->tx->mail_line)
+                r = upstream_command_pipelined(s->upstream, s->tx->mail_line, s->config->upstream.mail_timeout,
+                                               line, s->config->upstream.rcpt_timeout, on_rcpt_reply, s);
+        else
+                r = upstream_command(s->upstream, line, s->config->upstream.rcpt_timeout, on_rcpt_reply, s);
         if (r < 0) {
                 session_backend_failed(s, r, "RCPT");
                 session_reply(s, "451 4.4.1 Backend mail server not available, try again later");
@@ -1871,8 +1912,11 @@ static int session_step(Session *s, unsigned *reads) {
         (*reads)++;
 
         r = session_read(s);
-        if (r == -EAGAIN)
+        if (r == -EAGAIN) {
+                /* nothing more will come within this advance: do not ask again */
+                *reads = READS_BLOCKED;
                 return progress;
+        }
         if (r < 0) {
                 log_session_errno(s, LOG_DEBUG, r, "Cannot read from client: %m");
                 return r;
@@ -1990,7 +2034,7 @@ void session_advance(Session *s) {
 
         /* Stopped because of the read budget with decrypted bytes still inside OpenSSL:
          * epoll would not tell us, so come back on the next loop iteration. */
-        if (reads >= READS_PER_ADVANCE && s->ssl && SSL_pending(s->ssl) > 0 && !s->defer_source)
+        if (reads == READS_PER_ADVANCE && s->ssl && SSL_pending(s->ssl) > 0 && !s->defer_source)
                 (void) sd_event_add_defer(s->manager->event, &s->defer_source, on_defer, s);
 
         session_update_io(s);

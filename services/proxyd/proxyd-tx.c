@@ -244,6 +244,7 @@ Transaction* transaction_free(Transaction *t) {
         free(t->mail_from);
         strv_free(t->rcpts);
         free(t->pending_rcpt);
+        free(t->mail_line);
         safe_close(t->spool_fd);
         smtp_reply_done(&t->data_refusal);
         free(t->received);

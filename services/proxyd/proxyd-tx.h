@@ -129,6 +129,8 @@ typedef struct Transaction {
         size_t n_rcpts;
         unsigned n_rcpt_relayed;
         char *pending_rcpt;     /* RCPT waiting for the backend's reply */
+        char *mail_line;        /* MAIL held back, to go with the first RCPT (backend
+                                 * PIPELINING); NULL once the backend accepted it */
 
         int spool_fd;           /* memfd, -1 until DATA/BDAT */
         DataScanner scanner;

@@ -113,6 +113,8 @@ typedef enum UpstreamState {
         UPSTREAM_XCLIENT,       /* the new 220 after XCLIENT */
         UPSTREAM_HELLO,         /* EHLO/HELO of upstream_hello() */
         UPSTREAM_COMMAND,
+        UPSTREAM_PIPE_FIRST,    /* the first reply of upstream_command_pipelined() */
+        UPSTREAM_PIPE_SKIP,     /* the first failed: the second's reply is not wanted */
         UPSTREAM_DATA_INIT,     /* 354 */
         UPSTREAM_DATA_EARLY,    /* 354 to a DATA sent before the message was complete */
         UPSTREAM_DATA_READY,    /* the backend said 354 and waits for the message */
@@ -167,7 +169,14 @@ struct Upstream {
 
         /* upstream_hello() in progress */
         char *hello_name;
-        bool hello_esmtp;
+        bool hello_esmtp;               /* the client said EHLO */
+        bool hello_verb_ehlo;           /* we said EHLO for it (HELO after a refused EHLO) */
+
+        /* upstream_command_pipelined(): the first command failed, its reply is kept
+         * until the second's has been read, and then goes to the handler */
+        SmtpReply first_reply;
+        bool reply_to_first;
+        usec_t second_timeout;
 
         UpstreamClientInfo info;
         struct sockaddr_storage client, local;
@@ -210,6 +219,7 @@ static Upstream* upstream_unref(Upstream *u) {
         free(u->prefix);
         free(u->chunk);
         free(u->hello_name);
+        smtp_reply_done(&u->first_reply);
         sd_event_unref(u->event);
         free(u);
         return NULL;
@@ -561,6 +571,7 @@ static void upstream_dispatch(Upstream *u) {
                 }
                 u->xclient_done = true;
                 smtp_reply_done(reply);
+                u->hello_verb_ehlo = u->hello_esmtp;
                 r = upstream_queue_hello(u, u->hello_esmtp ? "EHLO" : "HELO", u->hello_name);
                 if (r < 0)
                         return upstream_fail(u, r);
@@ -569,8 +580,19 @@ static void upstream_dispatch(Upstream *u) {
                 return;
 
         case UPSTREAM_HELLO:
+                if (reply->code / 100 == 5 && u->hello_verb_ehlo && !u->hello_esmtp) {
+                        /* EHLO for a client that said HELO, refused: an old server; the
+                         * client's own HELO then. */
+                        smtp_reply_done(reply);
+                        u->hello_verb_ehlo = false;
+                        r = upstream_queue_hello(u, "HELO", u->hello_name);
+                        if (r < 0)
+                                return upstream_fail(u, r);
+                        (void) upstream_arm_timer(u, u->config->greeting_timeout);
+                        return;
+                }
                 if (reply->code == 250) {
-                        if (upstream_store_ehlo(u, u->hello_esmtp ? reply : NULL) < 0)
+                        if (upstream_store_ehlo(u, u->hello_verb_ehlo ? reply : NULL) < 0)
                                 return upstream_fail(u, -ENOMEM);
                 }
                 upstream_complete(u, reply, 0);
@@ -578,6 +600,35 @@ static void upstream_dispatch(Upstream *u) {
 
         case UPSTREAM_COMMAND:
                 upstream_complete(u, reply, 0);
+                return;
+
+        case UPSTREAM_PIPE_FIRST:
+                if (smtp_reply_is_positive(reply)) {
+                        /* the second command's reply is the answer */
+                        smtp_reply_done(reply);
+                        u->state = UPSTREAM_COMMAND;
+                        (void) upstream_arm_timer(u, u->second_timeout);
+                        return;
+                }
+                smtp_reply_done(&u->first_reply);
+                u->first_reply = *reply;
+                *reply = (SmtpReply) SMTP_REPLY_NULL;
+                if (u->first_reply.code == 421) {
+                        /* going away: the second reply may never come */
+                        u->reply_to_first = true;
+                        upstream_complete_full(u, &u->first_reply, 0, /* close= */ true, UPSTREAM_IDLE);
+                        return;
+                }
+                u->state = UPSTREAM_PIPE_SKIP;
+                return;
+
+        case UPSTREAM_PIPE_SKIP:
+                /* the second command's reply (typically 503, as the first failed) is read
+                 * and dropped; the first's goes to the handler */
+                log_debug("upstream: dropping the reply %u to the second pipelined command.", reply->code);
+                smtp_reply_done(reply);
+                u->reply_to_first = true;
+                upstream_complete(u, &u->first_reply, 0);
                 return;
 
         case UPSTREAM_DATA_INIT:
@@ -1159,6 +1210,7 @@ static void upstream_begin(Upstream *u, UpstreamState state, usec_t timeout,
         u->state = state;
         u->handler = handler;
         u->userdata = userdata;
+        u->reply_to_first = false;
         (void) upstream_arm_timer(u, timeout);
         /* The socket is nearly always writable: send at once instead of waiting for the
          * loop to say so. A failure is left to the loop, where the socket reports it
@@ -1304,11 +1356,23 @@ int upstream_hello(Upstream *u, const char *helo, bool esmtp, bool client_tls,
                 return 0;
         }
 
-        r = upstream_queue_hello(u, esmtp ? "EHLO" : "HELO", helo);
+        /* EHLO even for a client that said HELO: the backend's extensions (PIPELINING,
+         * CHUNKING) serve the relay, and the client is offered none of them. (With
+         * XCLIENT the client's own verb goes through, above: PROTO= says which.) */
+        u->hello_verb_ehlo = true;
+        r = upstream_queue_hello(u, "EHLO", helo);
         if (r < 0)
                 return r;
         upstream_begin(u, UPSTREAM_HELLO, u->config->greeting_timeout, handler, userdata);
         return 0;
+}
+
+bool upstream_introduced_as(Upstream *u, const char *helo) {
+        /* Only without client information: XCLIENT and PROXY v2 introduce a client once
+         * per connection and never hand a connection on. */
+        return u && u->config->client_info == BACKEND_CLIENT_INFO_NONE &&
+                upstream_is_idle(u) && u->have_ehlo && u->hello_verb_ehlo &&
+                u->hello_name && helo && streq(u->hello_name, helo);
 }
 
 int upstream_command(Upstream *u, const char *line, usec_t timeout, UpstreamHandler handler, void *userdata) {
@@ -1323,6 +1387,35 @@ int upstream_command(Upstream *u, const char *line, usec_t timeout, UpstreamHand
                 return r;
         upstream_begin(u, UPSTREAM_COMMAND, timeout, handler, userdata);
         return 0;
+}
+
+int upstream_command_pipelined(Upstream *u, const char *first, usec_t first_timeout,
+                               const char *second, usec_t second_timeout,
+                               UpstreamHandler handler, void *userdata) {
+        int r;
+
+        assert_return(first && second, -EINVAL);
+        r = upstream_check_idle(u);
+        if (r < 0)
+                return r;
+        if (!upstream_has_capability(u, "PIPELINING", NULL))
+                return -EOPNOTSUPP;
+        r = upstream_queue_command(u, first);
+        if (r < 0)
+                return r;
+        r = upstream_queue_command(u, second);
+        if (r < 0) {
+                /* nothing was sent yet: take the first back too */
+                upstream_close(u);
+                return r;
+        }
+        u->second_timeout = second_timeout;
+        upstream_begin(u, UPSTREAM_PIPE_FIRST, first_timeout, handler, userdata);
+        return 0;
+}
+
+bool upstream_reply_to_first(Upstream *u) {
+        return u && u->reply_to_first;
 }
 
 int upstream_send_message(Upstream *u, const char *prefix, size_t prefix_len, int memfd, uint64_t size,

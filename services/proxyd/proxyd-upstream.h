@@ -85,15 +85,34 @@ int upstream_new(sd_event *e, const UpstreamConfig *c, const UpstreamClientInfo 
 
 /* Introduce the client. XCLIENT mode: "XCLIENT ADDR= PORT= NAME=[UNAVAILABLE] PROTO= HELO="
  * (values xtext-encoded, only attributes the backend advertised), the new 220, then
- * EHLO/HELO helo. Other modes: EHLO/HELO helo only. handler gets the EHLO/HELO reply,
+ * EHLO/HELO helo, the client's own verb. Other modes: EHLO helo, also for a client that
+ * said HELO (HELO only when the backend refuses EHLO). handler gets the EHLO/HELO reply,
  * whose lines are the backend's capabilities (also kept, see upstream_capabilities()).
  * May be called again after the client's STARTTLS (the session then starts afresh). */
 int upstream_hello(Upstream *u, const char *helo, bool esmtp, bool client_tls,
                    UpstreamHandler handler, void *userdata);
 
+/* The connection is idle and was last introduced (upstream_hello(), answered 250 to EHLO)
+ * with this HELO name, without client information (BackendClientInfo=none): an EHLO
+ * with the same name would change nothing at the backend, and upstream_capabilities()
+ * holds its answer. A connection handed on from a session whose client said the same
+ * name does not need it again. */
+bool upstream_introduced_as(Upstream *u, const char *helo);
+
 /* Send one command (line without CRLF, e.g. "MAIL FROM:<a@b> SIZE=10") and wait for its
  * reply, bounded by timeout. */
 int upstream_command(Upstream *u, const char *line, usec_t timeout, UpstreamHandler handler, void *userdata);
+
+/* Send two commands in one write (RFC 2920; the backend must offer PIPELINING, else
+ * -EOPNOTSUPP and nothing is sent), e.g. a MAIL held back until its first RCPT. handler
+ * gets the second command's reply when the first was answered 2xx, else the first
+ * command's reply (the second's, typically 503, is read and dropped; after a 421 the
+ * connection is closed without waiting for it). upstream_reply_to_first() tells which,
+ * during the handler. Each reply is bounded by its own timeout. */
+int upstream_command_pipelined(Upstream *u, const char *first, usec_t first_timeout,
+                               const char *second, usec_t second_timeout,
+                               UpstreamHandler handler, void *userdata);
+bool upstream_reply_to_first(Upstream *u);
 
 /* Relay one message: "DATA", its 354, then prefix (e.g. our Received: field, CRLF-terminated)
  * and the memfd's content with dot-stuffing, then ".", and wait for the final reply

@@ -44,9 +44,11 @@ struct Upstream {
         void *userdata;
         const char *reply;
         SmtpReply caps;
+        bool reply_to_first;
+        char *hello_name;
 };
 
-static const char EHLO_REPLY[] = "250-backend\r\n250-SIZE 3000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
+static const char EHLO_REPLY[] = "250-backend\r\n250-SIZE 3000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-PIPELINING\r\n"
                                  "250-DSN\r\n250 ENHANCEDSTATUSCODES\r\n";
 
 static int on_stub_defer(sd_event_source *s, void *userdata) {
@@ -71,6 +73,7 @@ static int stub_call(Upstream *u, const char *reply, UpstreamHandler handler, vo
         u->handler = handler;
         u->userdata = userdata;
         u->reply = reply;
+        u->reply_to_first = false;
         return sd_event_add_defer(u->event, &u->defer, on_stub_defer, u);
 }
 
@@ -93,7 +96,13 @@ int upstream_new(sd_event *e, const UpstreamConfig *c, const UpstreamClientInfo 
 
 int upstream_hello(Upstream *u, const char *helo, bool esmtp, bool client_tls,
                    UpstreamHandler handler, void *userdata) {
+        free(u->hello_name);
+        u->hello_name = esmtp ? strdup(helo) : NULL;
         return stub_call(u, esmtp ? EHLO_REPLY : "250 backend\r\n", handler, userdata);
+}
+
+bool upstream_introduced_as(Upstream *u, const char *helo) {
+        return u && !u->defer && u->caps.code && u->hello_name && helo && streq(u->hello_name, helo);
 }
 
 int upstream_command(Upstream *u, const char *line, usec_t timeout, UpstreamHandler handler, void *userdata) {
@@ -102,6 +111,26 @@ int upstream_command(Upstream *u, const char *line, usec_t timeout, UpstreamHand
         return stub_call(u, startswith_no_case(line, "RCPT TO:<bad") ? "550 5.1.1 No such user\r\n"
                                                                      : "250 2.0.0 Ok\r\n",
                          handler, userdata);
+}
+
+int upstream_command_pipelined(Upstream *u, const char *first, usec_t first_timeout,
+                               const char *second, usec_t second_timeout,
+                               UpstreamHandler handler, void *userdata) {
+        int r;
+
+        /* only a held-back MAIL goes ahead of a RCPT */
+        assert_se(!strpbrk(first, "\r\n") && !strpbrk(second, "\r\n"));
+        assert_se(startswith_no_case(first, "MAIL FROM:") && startswith_no_case(second, "RCPT TO:"));
+        if (startswith_no_case(first, "MAIL FROM:<bad")) {
+                r = stub_call(u, "553 5.7.1 Sender refused\r\n", handler, userdata);
+                u->reply_to_first = true;
+                return r;
+        }
+        return upstream_command(u, second, second_timeout, handler, userdata);
+}
+
+bool upstream_reply_to_first(Upstream *u) {
+        return u && u->reply_to_first;
 }
 
 int upstream_send_message(Upstream *u, const char *prefix, size_t prefix_len, int memfd, uint64_t size,
@@ -149,6 +178,7 @@ Upstream* upstream_free(Upstream *u) {
                 return NULL;
         sd_event_source_disable_unref(u->defer);
         smtp_reply_done(&u->caps);
+        free(u->hello_name);
         free(u);
         return NULL;
 }

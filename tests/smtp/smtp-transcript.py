@@ -160,6 +160,7 @@ class Backend:
         c.settimeout(30)
         f = c.makefile('rb')
         in_data = False
+        have_mail = False       # as Postfix: RCPT before an accepted MAIL is 503
 
         def say(text):
             c.sendall(text.encode() + b'\r\n')
@@ -182,6 +183,8 @@ class Backend:
                 if verb in self.hang:
                     self.hang_until_closed(c, verb)
                     return
+                if verb in ('EHLO', 'HELO', 'RSET', 'XCLIENT'):
+                    have_mail = False
                 if verb == 'EHLO':
                     say('250-backend.test\r\n250-PIPELINING\r\n250-SIZE 100000000\r\n'
                         '250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n250-ENHANCEDSTATUSCODES\r\n'
@@ -192,9 +195,12 @@ class Backend:
                     say(self.greeting)
                 elif verb == 'MAIL':
                     say(self.mail_reply)
+                    have_mail = self.mail_reply.startswith('2')
                 elif verb == 'RCPT':
                     m = re.match(r'RCPT TO:<([^>]*)>', line, re.I)
-                    if m and m.group(1) in self.reject:
+                    if not have_mail:
+                        say('503 5.5.1 Error: need MAIL command')
+                    elif m and m.group(1) in self.reject:
                         say('550 5.1.1 <%s>: Recipient address rejected: User unknown' % m.group(1))
                     else:
                         say('250 2.1.5 Ok')
@@ -214,6 +220,7 @@ class Backend:
                             return
                         body += chunk
                     in_data = False
+                    have_mail = False
                     self.record_message(body)
                     if 'DOT' in self.hang:
                         self.hang_until_closed(c, 'final dot')

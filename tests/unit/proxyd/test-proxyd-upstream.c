@@ -493,6 +493,7 @@ typedef enum ActionOp {
         HELLO,          /* arg: helo name; esmtp */
         HELLO_SMTP,
         COMMAND,        /* arg: line */
+        PIPELINED,      /* arg: "first\nsecond", upstream_command_pipelined() */
         MESSAGE,        /* the test's message */
         DATA_START,     /* upstream_data_start(); expect_error of the call itself in arg "EOPNOTSUPP" */
         EXPECT_DEAD,    /* the next call must fail with -ENOTCONN; then free */
@@ -506,6 +507,7 @@ typedef struct Action {
         unsigned expect_code;   /* of the reply that ends the previous call */
         int expect_error;
         int expect_error_alt;   /* another acceptable error */
+        bool expect_first;      /* that reply answers the first of two pipelined commands */
 } Action;
 
 typedef struct Client {
@@ -614,6 +616,14 @@ static void on_step(Upstream *u, const SmtpReply *reply, int error, void *userda
                          reply->n_lines > 0 ? reply->lines[0] : "", a->expect_code);
                 return client_fail(c, msg);
         }
+        if (upstream_reply_to_first(u) != a->expect_first) {
+                snprintf(msg, sizeof(msg), "reply %u taken as the answer to the %s command", reply->code,
+                         upstream_reply_to_first(u) ? "first" : "second (or only)");
+                return client_fail(c, msg);
+        }
+        if (upstream_is_idle(u) && !upstream_has_capability(u, "PIPELINING", NULL))
+                ck_assert_int_eq(upstream_command_pipelined(u, "NOOP", USEC_PER_SEC, "NOOP", USEC_PER_SEC, on_step, c),
+                                 -EOPNOTSUPP);
         if (upstream_tls_description(u) && !c->tls)
                 c->tls = strdup(upstream_tls_description(u));
 
@@ -632,6 +642,14 @@ static void on_step(Upstream *u, const SmtpReply *reply, int error, void *userda
         case COMMAND:
                 r = upstream_command(u, a->arg, 5 * USEC_PER_SEC, on_step, c);
                 break;
+        case PIPELINED: {
+                const char *nl = strchr(a->arg, '\n');
+                _cleanup_free_ char *first = strndup(a->arg, nl - a->arg);
+
+                ck_assert(first);
+                r = upstream_command_pipelined(u, first, 5 * USEC_PER_SEC, nl + 1, 5 * USEC_PER_SEC, on_step, c);
+                break;
+        }
         case MESSAGE:
                 r = upstream_send_message(u, c->prefix, c->prefix ? strlen(c->prefix) : 0,
                                           c->memfd, c->size, on_step, c);
@@ -794,6 +812,98 @@ START_TEST(test_no_own_ehlo)
 }
 END_TEST
 
+START_TEST(test_pipelined)
+{
+        /* MAIL held back and sent with the first RCPT in one write: accepted, the RCPT's
+         * reply is the answer; refused, the MAIL's reply is, and the RCPT's 503 is read
+         * and dropped; the connection goes on either way. A client that said HELO is
+         * introduced with EHLO, so that the backend's PIPELINING can be used. */
+        static const Step steps[] = {
+                { SEND, "220 fake.test ESMTP\r\n" },
+                { EXPECT, "EHLO old.example" },
+                { SEND, "250-fake.test\r\n250 PIPELINING\r\n" },
+                { EXPECT, "MAIL FROM:<a@example.org>" },
+                { EXPECT, "RCPT TO:<b@example.com>" },
+                { SEND, "250 2.1.0 sender ok\r\n250 2.1.5 recipient ok\r\n" },
+                { EXPECT, "RSET" },
+                { SEND, "250 2.0.0 ok\r\n" },
+                { EXPECT, "MAIL FROM:<bad@example.org>" },
+                { EXPECT, "RCPT TO:<b@example.com>" },
+                { SEND, "553 5.7.1 sender refused\r\n" },
+                { SEND, "503 5.5.1 need MAIL\r\n" },
+                { EXPECT, "MAIL FROM:<a@example.org>" },
+                { EXPECT, "RCPT TO:<nobody@example.com>" },
+                { SEND, "250 2.1.0 ok\r\n550 5.1.1 no such user\r\n" },
+                { EXPECT, "NOOP" },
+                { SEND, "250 2.0.0 ok\r\n" },
+                { EXPECT, "QUIT" },
+                { CLOSE },
+        };
+        static const Action actions[] = {
+                { .expect_code = 220 },
+                { HELLO_SMTP, "old.example", .expect_code = 250 },
+                { PIPELINED, "MAIL FROM:<a@example.org>\nRCPT TO:<b@example.com>", .expect_code = 250 },
+                { COMMAND, "RSET", .expect_code = 250 },
+                { PIPELINED, "MAIL FROM:<bad@example.org>\nRCPT TO:<b@example.com>", .expect_code = 553,
+                  .expect_first = true },
+                { PIPELINED, "MAIL FROM:<a@example.org>\nRCPT TO:<nobody@example.com>", .expect_code = 550 },
+                { COMMAND, "NOOP", .expect_code = 250 },
+                { QUIT },
+        };
+        FakeServer s = {};
+        Client c;
+
+        server_start(&s, steps, ELEMENTSOF(steps));
+        client_init(&c, s.port);
+        c.config.tls = BACKEND_TLS_NO;
+        c.config.client_info = BACKEND_CLIENT_INFO_NONE;
+        client_run(&c, actions, ELEMENTSOF(actions), NULL);
+        server_join(&s);
+        ASSERT_CLIENT_OK(&c);
+        ASSERT_SERVER_OK(&s);
+        client_done(&c);
+}
+END_TEST
+
+START_TEST(test_pipelined_not_offered)
+{
+        /* Without PIPELINING nothing is sent and the connection stays usable (on_step()
+         * checks that after every reply, here after the first EHLO); a 421 to the first
+         * command ends the call at once, without waiting for the second. */
+        static const Step steps[] = {
+                { SEND, "220 fake.test ESMTP\r\n" },
+                { EXPECT, "EHLO client.example" },
+                { SEND, "250-fake.test\r\n250 SIZE 1000\r\n" },
+                { EXPECT, "EHLO client.example" },
+                { SEND, "250-fake.test\r\n250 PIPELINING\r\n" },
+                { EXPECT, "MAIL FROM:<a@example.org>" },
+                { EXPECT, "RCPT TO:<b@example.com>" },
+                { SEND, "421 4.3.2 going down\r\n" },
+                { CLOSE },
+        };
+        static const Action actions[] = {
+                { .expect_code = 220 },
+                { HELLO, "client.example", .expect_code = 250 },
+                { HELLO, "client.example", .expect_code = 250 },
+                { PIPELINED, "MAIL FROM:<a@example.org>\nRCPT TO:<b@example.com>", .expect_code = 421,
+                  .expect_first = true },
+                { EXPECT_DEAD },
+        };
+        FakeServer s = {};
+        Client c;
+
+        server_start(&s, steps, ELEMENTSOF(steps));
+        client_init(&c, s.port);
+        c.config.tls = BACKEND_TLS_NO;
+        c.config.client_info = BACKEND_CLIENT_INFO_NONE;
+        client_run(&c, actions, ELEMENTSOF(actions), NULL);
+        server_join(&s);
+        ASSERT_CLIENT_OK(&c);
+        ASSERT_SERVER_OK(&s);
+        client_done(&c);
+}
+END_TEST
+
 START_TEST(test_data_ahead)
 {
         /* DATA sent before the message is complete: the 354 comes back alone, and the
@@ -884,11 +994,14 @@ END_TEST
 
 START_TEST(test_session_no_final_crlf)
 {
-        /* Content without a final CRLF gets one; HELO for a non-ESMTP client; caps. */
+        /* Content without a final CRLF gets one; a non-ESMTP client is introduced with
+         * EHLO, and with HELO when the backend refuses EHLO. */
         static const Step steps[] = {
                 { SEND, "220 fake.test ESMTP\r\n" },
                 { EXPECT, "EHLO proxy.test" },
                 { SEND, "250-fake.test\r\n250 SIZE 1000\r\n" },
+                { EXPECT, "EHLO old.example" },
+                { SEND, "502 5.5.1 EHLO not implemented\r\n" },
                 { EXPECT, "HELO old.example" },
                 { SEND, "250 fake.test\r\n" },
                 { EXPECT, "DATA" },
@@ -1586,6 +1699,8 @@ static Suite* upstream_suite(void) {
         tcase_add_test(tc, test_session_xclient);
         tcase_add_test(tc, test_session_no_final_crlf);
         tcase_add_test(tc, test_no_own_ehlo);
+        tcase_add_test(tc, test_pipelined);
+        tcase_add_test(tc, test_pipelined_not_offered);
         tcase_add_test(tc, test_data_ahead);
         tcase_add_test(tc, test_data_ahead_refused_and_chunking);
         tcase_add_test(tc, test_capabilities);
