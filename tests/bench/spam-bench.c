@@ -107,6 +107,9 @@ static unsigned arg_hmm_every = 500;
 static unsigned arg_explain = 0;
 static unsigned arg_repeat = 1;
 static double arg_obfuscate = 0.0;
+static double arg_lr = 0.0;             /* learning rate of the logistic stage; 0: off */
+static unsigned arg_lr_epochs = 3;
+static double arg_lr_mix = -1.0;        /* < 0: the logistic score alone; else logit + mix·(2f − 1) */
 static SpamBayesParams arg_params;
 
 /* ---- a minimal reader for the corpus' flat JSON objects --------------------------- */
@@ -633,6 +636,80 @@ typedef struct Scored {
         SpamVerdict verdict;
 } Scored;
 
+/* --lr RATE: an experiment beside the Bayesian stage, online logistic regression over the
+ * same tokens (Goodman & Yih 2006; Sculley & Wachman 2007): binary features scaled by
+ * 1/sqrt(n), weights in a table of 2^LR_BITS floats indexed by the token hash. */
+#define LR_BITS 22
+typedef struct Lr {
+        float *w;
+} Lr;
+
+static int lr_init(Lr *l) {
+        l->w = calloc((size_t) 1 << LR_BITS, sizeof(float));
+        return l->w ? 0 : -ENOMEM;
+}
+
+static void lr_done(Lr *l) {
+        free(l->w);
+        l->w = NULL;
+}
+
+static double lr_margin(const Lr *l, const uint64_t *h, size_t n) {
+        double d = 0, x = n > 0 ? 1.0 / sqrt((double) n) : 0;
+
+        for (size_t i = 0; i < n; i++)
+                d += l->w[h[i] >> (64 - LR_BITS)];
+        return d * x;
+}
+
+static void lr_learn(Lr *l, const uint64_t *h, size_t n, bool spam) {
+        double x = n > 0 ? 1.0 / sqrt((double) n) : 0, p, g;
+
+        p = 1.0 / (1.0 + exp(-lr_margin(l, h, n)));
+        g = arg_lr * ((spam ? 1.0 : 0.0) - p) * x;
+        for (size_t i = 0; i < n; i++)
+                l->w[h[i] >> (64 - LR_BITS)] += (float) g;
+}
+
+/* The score reported with --lr: the logistic one alone, or mixed with the Fisher score f. */
+static double lr_final(double margin, double f) {
+        double z = margin;
+
+        if (arg_lr_mix >= 0)
+                z += arg_lr_mix * (2.0 * f - 1.0);
+        return 1.0 / (1.0 + exp(-z));
+}
+
+static SpamVerdict verdict_of(double score) {
+        return score >= arg_params.spam_cutoff ? SPAM_VERDICT_SPAM :
+               score < arg_params.ham_cutoff ? SPAM_VERDICT_HAM : SPAM_VERDICT_UNSURE;
+}
+
+static uint64_t splitmix64(uint64_t *x);
+
+/* Learns msgs[i] for every i with use[i], arg_lr_epochs times, each pass in its own fixed
+ * shuffled order. */
+static void lr_train(Lr *l, Message **msgs, size_t n, const bool *use) {
+        _cleanup_free_ size_t *o = malloc(n * sizeof(size_t));
+        uint64_t seed = UINT64_C(1066);
+
+        if (!o)
+                abort();
+        for (unsigned e = 0; e < arg_lr_epochs; e++) {
+                for (size_t i = 0; i < n; i++)
+                        o[i] = i;
+                for (size_t i = n; i > 1; i--) {
+                        size_t j = (size_t) (splitmix64(&seed) % i), t = o[i - 1];
+
+                        o[i - 1] = o[j];
+                        o[j] = t;
+                }
+                for (size_t k = 0; k < n; k++)
+                        if (!use || use[o[k]])
+                                lr_learn(l, msgs[o[k]]->tokens, msgs[o[k]]->n_tokens, msgs[o[k]]->spam);
+        }
+}
+
 static int scored_cmp(const void *a, const void *b) {
         const Scored *x = a, *y = b;
 
@@ -733,6 +810,8 @@ static void write_scores(const char *path, const Scored *s, size_t n) {
 
 typedef struct Bench {
         Counts counts;
+        Lr lr;
+        bool lr_online;         /* protocol b: a logistic step with every learn */
         Lexicon lexicon;
         SpamTokenizerOptions opts;
         SpamTokenParts parts;
@@ -756,6 +835,8 @@ static int learn(Bench *b, const Message *m) {
         if (r < 0)
                 return r;
         r = counts_learn(&b->counts, t.hashes, t.n, m->spam);
+        if (arg_lr > 0 && b->lr.w && b->lr_online)
+                lr_learn(&b->lr, t.hashes, t.n, m->spam);
         spam_tokens_done(&t);
         return r < 0 ? r : b->lexicon.error;
 }
@@ -771,6 +852,12 @@ static int classify(Bench *b, const Message *m, Scored *ret) {
         counts_prefetch(&b->counts, t.hashes, t.n);
         r = spam_bayes_classify_tiled(&arg_params, &t, b->opts.parts ? b->parts.word : NULL, b->counts.totals, NULL,
                                       counts_lookup, &b->counts, 0, &res);
+        if (r >= 0 && arg_lr > 0 && b->lr.w) {
+                double score = lr_final(lr_margin(&b->lr, t.hashes, t.n), res.score);
+
+                res.score = score;
+                res.verdict = verdict_of(score);
+        }
         spam_tokens_done(&t);
         if (r < 0)
                 return r;
@@ -797,6 +884,7 @@ static void bench_init(Bench *b) {
 
 static void bench_done(Bench *b) {
         counts_done(&b->counts);
+        lr_done(&b->lr);
         lexicon_done(&b->lexicon);
         spam_token_parts_done(&b->parts);
 #if HAVE_SPAM_HMM
@@ -970,6 +1058,29 @@ static int protocol_a(Message *msgs, size_t n, size_t corpus_bytes) {
                         n_train++;
                 }
         t_learn = now() - t0;
+
+        if (arg_lr > 0) {
+                _cleanup_free_ Message **all = calloc(n, sizeof(Message*));
+                _cleanup_free_ bool *use = calloc(n, sizeof(bool));
+
+                if (!all || !use || lr_init(&b.lr) < 0)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++) {
+                        all[i] = &msgs[i];
+                        use[i] = group_one(&msgs[i]);
+                        if (use[i]) {
+                                SpamTokens t;
+
+                                r = tokenize(&b, &msgs[i], &t);
+                                if (r < 0)
+                                        return r;
+                                msgs[i].tokens = TAKE_PTR(t.hashes);
+                                msgs[i].n_tokens = t.n;
+                                spam_tokens_done(&t);
+                        }
+                }
+                lr_train(&b.lr, all, n, use);
+        }
 
         if (arg_hmm) {
                 r = bench_rebuild_hmm(&b);
@@ -1156,6 +1267,11 @@ static int protocol_b(Message *msgs, size_t n, size_t corpus_bytes) {
         o = order_b(n);
         if (!s || !o)
                 return -ENOMEM;
+        if (arg_lr > 0) {
+                if (lr_init(&b.lr) < 0)
+                        return -ENOMEM;
+                b.lr_online = true;
+        }
 
         for (size_t k = 0; k < n; k++) {
                 const Message *m = &msgs[o[k]];
@@ -1227,6 +1343,7 @@ static int cv_run(Message **g1, size_t n, const SpamBayesParams *params, Result 
 
         for (unsigned fold = 0; fold < arg_folds; fold++) {
                 Counts c = {};
+                Lr lr = {};
 
                 for (size_t i = 0; i < n; i++)
                         if (i % arg_folds != fold) {
@@ -1234,6 +1351,15 @@ static int cv_run(Message **g1, size_t n, const SpamBayesParams *params, Result 
                                 if (r < 0)
                                         return r;
                         }
+                if (arg_lr > 0) {
+                        _cleanup_free_ bool *use = calloc(n, sizeof(bool));
+
+                        if (!use || lr_init(&lr) < 0)
+                                return -ENOMEM;
+                        for (size_t i = 0; i < n; i++)
+                                use[i] = i % arg_folds != fold;
+                        lr_train(&lr, g1, n, use);
+                }
                 for (size_t i = 0; i < n; i++) {
                         SpamTokens t = SPAM_TOKENS_NULL;
                         SpamBayesResult res;
@@ -1249,6 +1375,10 @@ static int cv_run(Message **g1, size_t n, const SpamBayesParams *params, Result 
                         if (r < 0)
                                 return r;
                         s[k++] = (Scored) { .score = res.score, .spam = g1[i]->spam, .verdict = res.verdict };
+                        if (arg_lr > 0) {
+                                s[k - 1].score = lr_final(lr_margin(&lr, t.hashes, t.n), res.score);
+                                s[k - 1].verdict = verdict_of(s[k - 1].score);
+                        }
                         if (arg_explain > 0 && explained < arg_explain &&
                             res.verdict != (g1[i]->spam ? SPAM_VERDICT_SPAM : SPAM_VERDICT_HAM)) {
                                 explain_one(params, g1[i], &c);
@@ -1257,6 +1387,7 @@ static int cv_run(Message **g1, size_t n, const SpamBayesParams *params, Result 
                         spam_bayes_result_done(&res);
                 }
                 counts_done(&c);
+                lr_done(&lr);
         }
         *ret = evaluate(s, k);
         free(cv_scores);
@@ -1381,12 +1512,13 @@ static void help(void) {
         printf("usage: spam-bench --corpus DIR (--protocol a|b|cv | --export OUTDIR) [options]\n"
                "  --scores FILE  --explain N  --folds K  --sweep  --no-bigrams  --hmm  --hmm-every N\n"
                "  --s X  --x X  --min-dev X  --max-tokens N  --ham-cutoff X  --spam-cutoff X\n"
-               "  --obfuscate P (protocol a: disguise words of group 2's spam with probability P)\n");
+               "  --obfuscate P (protocol a: disguise words of group 2's spam with probability P)\n"
+               "  --lr RATE [--lr-epochs N] [--lr-mix W] (logistic regression beside the Fisher score)\n");
 }
 
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_S = 0x100, ARG_X, ARG_MIN_DEV, ARG_MAX_TOKENS, ARG_HAM_CUTOFF, ARG_SPAM_CUTOFF,
-               ARG_NO_BIGRAMS, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE };
+               ARG_NO_BIGRAMS, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE, ARG_LR, ARG_LR_EPOCHS, ARG_LR_MIX };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "corpus", required_argument, NULL, 'c' },
@@ -1398,6 +1530,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "explain", required_argument, NULL, ARG_EXPLAIN },
                 { "no-bigrams", no_argument, NULL, ARG_NO_BIGRAMS },
                 { "hmm", no_argument, NULL, ARG_HMM },
+                { "lr", required_argument, NULL, ARG_LR },
+                { "lr-epochs", required_argument, NULL, ARG_LR_EPOCHS },
+                { "lr-mix", required_argument, NULL, ARG_LR_MIX },
                 { "hmm-every", required_argument, NULL, ARG_HMM_EVERY },
                 { "s", required_argument, NULL, ARG_S },
                 { "x", required_argument, NULL, ARG_X },
@@ -1445,6 +1580,9 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_ESF: arg_params.esf = strtod(optarg, NULL); break;
                 case ARG_REPEAT: arg_repeat = MAX(1U, (unsigned) strtoul(optarg, NULL, 10)); break;
                 case ARG_OBFUSCATE: arg_obfuscate = strtod(optarg, NULL); break;
+                case ARG_LR: arg_lr = strtod(optarg, NULL); break;
+                case ARG_LR_EPOCHS: arg_lr_epochs = (unsigned) strtoul(optarg, NULL, 10); break;
+                case ARG_LR_MIX: arg_lr_mix = strtod(optarg, NULL); break;
                 default:
                         return -EINVAL;
                 }
