@@ -120,6 +120,7 @@
 #define JOURNAL_FILE "journal"
 #define DB_FILE "tokens.gdbm"
 #define DB_NEW_FILE "tokens.gdbm.new"
+#define JOURNAL_NEW_FILE "journal.new"
 #define DIRTY_FILE "tokens.dirty"
 #define SECRET_FILE "secret"
 #define DIRTY_WRITING "w"       /* the content of DIRTY_FILE while the database is written */
@@ -1665,6 +1666,145 @@ fail:
         store_reset_pending(s);
         s->db_broken = true;
         return r;
+}
+
+/* ---- compaction and reset ---- */
+
+static int store_ensure_usable(SpamStore *s);
+
+/* Writes journal.new with the records still in force (keep_live: the learn record that
+ * gives each learned message its class, in journal order, byte for byte; otherwise none),
+ * puts it in place of the journal and rebuilds the counts from it. The old records'
+ * sequence numbers stay; the next record follows the last one kept.
+ *
+ * Crash safety: journal.new is synced before the rename, and the dirty marker says
+ * "writing" before it, so a crash after the rename rebuilds the counts from the new
+ * journal at the next open; a crash before it leaves the old journal in force (and a
+ * stale journal.new, truncated by the next compaction). */
+static int store_rewrite_journal(SpamStore *s, bool keep_live, uint64_t *ret_kept) {
+        _cleanup_(journal_reader_done) JournalReader jr = {
+                .fd = s->journal_fd,
+                .end = s->journal_end,
+        };
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ uint8_t *buf = NULL;
+        uint64_t kept = 0, out = 0, last_seq = 0;
+        size_t buf_size = 0;
+        int r;
+
+        assert(s);
+
+        if (s->journal_broken)
+                return -EIO;
+        r = store_ensure_usable(s);
+        if (r < 0)
+                return r;
+        /* every message's record offset in the database, not in pending items */
+        r = store_flush(s);
+        if (r < 0)
+                return r;
+
+        fd = openat(s->dir_fd, JOURNAL_NEW_FILE, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0)
+                return log_error_errno(errno, "%s/" JOURNAL_NEW_FILE ": cannot create: %m", s->dir);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+                return log_error_errno(errno, "%s/" JOURNAL_NEW_FILE ": cannot lock: %m", s->dir);
+
+        while (keep_live) {
+                _cleanup_(spam_learn_done) SpamLearn rec = {};
+                uint64_t seq, offset;
+                DigestInfo info;
+                bool forget;
+                size_t len;
+                ssize_t k;
+
+                r = journal_reader_next(&jr, &rec, &forget, &seq, &offset, &len);
+                if (r == 0)
+                        break;
+                if (r < 0)
+                        return log_error_errno(r, "%s/" JOURNAL_FILE ": cannot read the record at offset %" PRIu64 ": %m",
+                                               s->dir, offset);
+                if (forget)
+                        continue;
+                r = store_digest_lookup(s, rec.digest, &info);
+                if (r < 0)
+                        return log_error_errno(r, "%s: cannot look a message up (%s): %m", s->dir, db_strerror(s->db));
+                if (!info.known || info.offset != offset)
+                        continue;       /* forgotten, or moved by a later record */
+
+                if (len > buf_size) {
+                        uint8_t *b = realloc(buf, len);
+
+                        if (!b)
+                                return log_oom();
+                        buf = b;
+                        buf_size = len;
+                }
+                r = pread_full(s->journal_fd, buf, len, offset);
+                if (r < 0)
+                        return log_error_errno(r, "%s/" JOURNAL_FILE ": cannot read: %m", s->dir);
+                k = pwrite(fd, buf, len, (off_t) out);
+                if (k < 0 || (size_t) k != len)
+                        return log_error_errno(k < 0 ? errno : ENOSPC, "%s/" JOURNAL_NEW_FILE ": cannot write: %m", s->dir);
+                out += len;
+                kept++;
+                last_seq = seq;
+        }
+        if (fsync(fd) < 0)
+                return log_error_errno(errno, "%s/" JOURNAL_NEW_FILE ": cannot sync: %m", s->dir);
+
+        r = store_mark_writing(s);
+        if (r < 0)
+                return r;
+        if (renameat(s->dir_fd, JOURNAL_NEW_FILE, s->dir_fd, JOURNAL_FILE) < 0)
+                return log_error_errno(errno, "%s/" JOURNAL_NEW_FILE ": cannot rename to " JOURNAL_FILE ": %m", s->dir);
+        if (fsync(s->dir_fd) < 0)
+                log_warning_errno(errno, "%s: cannot sync the directory, ignoring: %m", s->dir);
+
+        /* From here on the new journal is the one in force. */
+        safe_close(s->journal_fd);
+        s->journal_fd = TAKE_FD(fd);
+        s->journal_end = out;
+        s->n_records = kept;
+        s->seq = last_seq;
+
+        r = spam_store_rebuild(s);
+        if (r < 0)
+                return r;
+        if (ret_kept)
+                *ret_kept = kept;
+        return 0;
+}
+
+int spam_store_compact(SpamStore *s, uint64_t *ret_kept) {
+        uint64_t before, kept = 0;
+        int r;
+
+        assert_return(s, -EINVAL);
+
+        before = s->journal_end;
+        r = store_rewrite_journal(s, /* keep_live= */ true, &kept);
+        if (r < 0)
+                return r;
+        log_info("%s/" JOURNAL_FILE ": compacted to %" PRIu64 " records, %" PRIu64 " bytes (from %" PRIu64 ").",
+                 s->dir, kept, s->journal_end, before);
+        if (ret_kept)
+                *ret_kept = kept;
+        return 0;
+}
+
+int spam_store_reset(SpamStore *s) {
+        uint64_t before;
+        int r;
+
+        assert_return(s, -EINVAL);
+
+        before = s->n_records;
+        r = store_rewrite_journal(s, /* keep_live= */ false, NULL);
+        if (r < 0)
+                return r;
+        log_notice("%s: statistics reset, %" PRIu64 " journal records dropped.", s->dir, before);
+        return 0;
 }
 
 /* ---- opening and closing ---- */

@@ -123,6 +123,15 @@ int spam_store_flush(SpamStore *s);
 /* Throws the counts away and replays the whole journal. */
 int spam_store_rebuild(SpamStore *s);
 
+/* Rewrites the journal with only the records still in force (for every learned message
+ * the record that gave it its class; forgotten messages, moved messages' older records
+ * and forget records go), then rebuilds the counts from it: the statistics stay as they
+ * are, the journal shrinks. *ret_kept: the records kept. */
+int spam_store_compact(SpamStore *s, uint64_t *ret_kept);
+/* Throws every learned message away: an empty journal, empty counts. The secret (and so
+ * the token hashes) stays. */
+int spam_store_reset(SpamStore *s);
+
 /* Every lexicon word seen in at least min_messages learned messages. */
 typedef int (*SpamLexiconCallback)(const char *word, uint32_t spam, uint32_t ham, void *userdata);
 int spam_store_lexicon(SpamStore *s, uint32_t min_messages, SpamLexiconCallback cb, void *userdata);

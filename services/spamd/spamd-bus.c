@@ -384,6 +384,37 @@ static int method_rebuild(sd_bus_message *message, void *userdata, sd_bus_error 
         return sd_bus_reply_method_return(message, "t", st.journal_records);
 }
 
+static int method_compact(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint64_t records = 0, bytes = 0;
+        int r;
+
+        r = bus_check_sender_admin(message, SPAMD_ADMIN_GROUP, error);
+        if (r < 0)
+                return r;
+        r = manager_compact(m, &records, &bytes);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(message, "tt", records, bytes);
+}
+
+static int method_reset(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *who = NULL;
+        Manager *m = userdata;
+        uid_t uid;
+        int r;
+
+        r = bus_check_sender_admin(message, SPAMD_ADMIN_GROUP, error);
+        if (r < 0)
+                return r;
+        if (sender_uid(message, &uid) < 0 || asprintf_safe(&who, "admin:uid:%u", (unsigned) uid) < 0)
+                return -ENOMEM;
+        r = manager_reset(m, who);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(message, NULL);
+}
+
 static int property_get_store(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
@@ -435,6 +466,14 @@ const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("t", records),
                                 method_rebuild, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Compact",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("t", records, "t", bytes),
+                                method_compact, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reset",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_NO_RESULT,
+                                method_reset, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("Learned",
                                 SD_BUS_ARGS("s", digest, "s", class, "s", source),
                                 0),

@@ -507,6 +507,34 @@ int manager_forget(Manager *m, const char *digest_hex, const char *reporter) {
         return r;
 }
 
+int manager_compact(Manager *m, uint64_t *ret_records, uint64_t *ret_bytes) {
+        SpamStoreStats st = {};
+        uint64_t kept = 0;
+        int r;
+
+        r = spam_store_compact(m->store, &kept);
+        if (r < 0)
+                return r;
+        (void) spam_store_stats(m->store, &st);
+        if (ret_records)
+                *ret_records = kept;
+        if (ret_bytes)
+                *ret_bytes = st.journal_bytes;
+        return 0;
+}
+
+int manager_reset(Manager *m, const char *who) {
+        int r;
+
+        r = spam_store_reset(m->store);
+        if (r < 0)
+                return r;
+        log_notice("Statistics reset by %s: nothing is learned any more.", strna(who));
+        /* the de-obfuscator's lexicon came from what was learned */
+        (void) manager_build_hmm(m);
+        return 0;
+}
+
 int manager_rate_check(Manager *m, const char *reporter) {
         usec_t t = now(CLOCK_MONOTONIC);
         ReporterWindow *w = NULL;

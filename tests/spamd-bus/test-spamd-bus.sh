@@ -10,7 +10,8 @@
 #                  for root and the group mailsec
 #   durability     learns acknowledged before a kill -9 are all there after a restart
 #                  (the journal record is synced before the reply); rebuild gives the
-#                  same totals
+#                  same totals; compact keeps them and shrinks the journal; reset
+#                  empties them (root and the group mailsec only)
 #   interface      the live introspection equals interfaces/ch.webtrend.Mailsec.Spam1.Manager.xml
 #
 # Environment: MAILSEC_SPAMD, MAILSECCTL, CHECK_INTERFACES, SPAMD_XML, MT_LIB_DIR.
@@ -270,6 +271,37 @@ grep -q "learned with tokenizer version 1; this mailsec-spamd tokenizes as versi
         ok "statistics of an older tokenizer are named at start" || bad "no notice about the tokenizer version"
 [ "$(stat_of SpamLearned)" -ge 40 ] && ok "and still used ($(stat_of SpamLearned) spam)" || bad "statistics gone: $(stat_of SpamLearned)"
 echo "$version" >"$W/state/tokenizer-version"
+
+# --- compaction keeps the statistics, shrinks the journal; reset empties them
+spam=$(stat_of SpamLearned) ham=$(stat_of HamLearned)
+records=$(busctl --system --timeout=120 call "$NAME" "$OBJ" "$IFACE" Rebuild | awk '{print $2}')
+as_nobody "$MAILSECCTL" spam compact >/dev/null 2>"$W/err" && bad "compact by nobody accepted" ||
+        ok "a plain user may not compact"
+tokens=$(stat_of Tokens)
+"$MAILSECCTL" --json spam explain --top 10 "$W/new/n-spam-9.eml" >"$W/explain-before.json"
+size_before=$(stat -c %s "$W/state/journal")
+out=$("$MAILSECCTL" --json spam compact) || bad "compact failed: $out"
+kept=$(echo "$out" | json records) bytes=$(echo "$out" | json bytes)
+[ "$kept" = $((spam + ham)) ] && [ "$kept" -lt "$records" ] &&
+        ok "compact keeps one record per learned message ($kept of $records)" || bad "compact: $out (records $records, learned $((spam + ham)))"
+[ "$bytes" = "$(stat -c %s "$W/state/journal")" ] && [ "$bytes" -lt "$size_before" ] &&
+        ok "the journal shrank from $size_before to $bytes bytes" || bad "journal size: $bytes, file $(stat -c %s "$W/state/journal"), before $size_before"
+[ "$(stat_of SpamLearned)/$(stat_of HamLearned)/$(stat_of Tokens)" = "$spam/$ham/$tokens" ] &&
+        ok "compact keeps totals and tokens ($spam/$ham/$tokens)" || bad "after compact: $(stat_of SpamLearned)/$(stat_of HamLearned)/$(stat_of Tokens)"
+"$MAILSECCTL" --json spam explain --top 10 "$W/new/n-spam-9.eml" >"$W/explain-after.json"
+cmp -s "$W/explain-before.json" "$W/explain-after.json" && ok "and the same classification, token for token" ||
+        bad "classification changed: $(diff "$W/explain-before.json" "$W/explain-after.json" | head -4)"
+"$MAILSECCTL" spam reset >/dev/null 2>&1; [ $? = 2 ] && [ "$(stat_of SpamLearned)" = "$spam" ] &&
+        ok "reset without --yes is a usage error and changes nothing" || bad "reset without --yes: $(stat_of SpamLearned)"
+as_nobody "$MAILSECCTL" spam reset --yes >/dev/null 2>&1 && bad "reset by nobody accepted" || ok "a plain user may not reset"
+"$MAILSECCTL" spam reset --yes || bad "reset failed"
+[ "$(stat_of SpamLearned)/$(stat_of HamLearned)/$(stat_of Tokens)" = "0/0/0" ] && [ "$(stat -c %s "$W/state/journal")" = 0 ] &&
+        ok "reset: nothing learned, an empty journal" || bad "after reset: $(stat_of SpamLearned)/$(stat_of HamLearned)/$(stat_of Tokens)"
+verdict=$("$MAILSECCTL" --json spam classify "$W/new/n-spam-9.eml" | json verdict)
+[ "$verdict" = unsure ] && ok "after reset a spam is unsure again" || bad "after reset: $verdict"
+while read -r class f; do "$MAILSECCTL" spam learn "$class" "$f" >/dev/null || bad "learning again: $f"; done <"$W/acked"
+[ "$(( $(stat_of SpamLearned) + $(stat_of HamLearned) ))" = "$n_acked" ] &&
+        ok "learning starts again after reset ($n_acked)" || bad "after relearning: $(stat_of SpamLearned)/$(stat_of HamLearned)"
 
 # --- SIGTERM: pending counts written, clean exit
 kill -TERM "$SPAMD_PID"

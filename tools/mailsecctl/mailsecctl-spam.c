@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * mailsecctl spam classify|explain|report|learn|forget|stats|rebuild: talk to
+ * mailsecctl spam classify|explain|report|learn|forget|stats|rebuild|compact|reset: talk to
  * mailsec-spamd (ch.webtrend.Mailsec.Spam1). A message is read from a file or stdin into
  * a sealed memfd, which is what the service takes.
  *
@@ -14,6 +14,8 @@
  *   forget DIGEST          take a learned message out again (group mailsec)
  *   stats                  the service's properties
  *   rebuild                recompute the counts from the training journal (group mailsec)
+ *   compact                rewrite the journal with only the records in force (group mailsec)
+ *   reset                  forget everything learned (group mailsec)
  *
  * Exit status: 0 success, 1 the call failed, 2 usage error, 3 the service is not running.
  */
@@ -363,6 +365,37 @@ static int spam_rebuild(sd_bus *bus) {
         return 0;
 }
 
+static int spam_compact(sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        Output o = OUTPUT_INIT(stdout, 8);
+        uint64_t records, bytes;
+        int r;
+
+        /* Like Rebuild, it takes as long as the journal is long: no call timeout. */
+        r = sd_bus_call_method(bus, SPAM_NAME, SPAM_PATH, SPAM_IFACE, "Compact", &error, &reply, "");
+        if (r < 0)
+                return ctl_call_failed("Compacting the training journal", &error, r);
+        r = sd_bus_message_read(reply, "tt", &records, &bytes);
+        if (r < 0)
+                return EXIT_CALL_FAILED;
+        o.json = arg_json;
+        output_unsigned(&o, "records", records);
+        output_unsigned(&o, "bytes", bytes);
+        output_end(&o);
+        return 0;
+}
+
+static int spam_reset(sd_bus *bus) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, SPAM_NAME, SPAM_PATH, SPAM_IFACE, "Reset", &error, NULL, "");
+        if (r < 0)
+                return ctl_call_failed("Resetting the statistics", &error, r);
+        return 0;
+}
+
 static int spam_stats(sd_bus *bus) {
         static const char* const props[] = {
                 "Version", "MessagesClassified", "SpamLearned", "HamLearned", "Tokens", "LexiconWords",
@@ -400,12 +433,14 @@ int verb_spam(int argc, char *argv[]) {
         const char *verb = argv[0];
         int r;
 
-        if (!STR_IN_SET(verb, "classify", "explain", "report", "learn", "forget", "stats", "rebuild")) {
+        if (!STR_IN_SET(verb, "classify", "explain", "report", "learn", "forget", "stats", "rebuild", "compact",
+                        "reset")) {
                 fprintf(stderr, "Unknown command 'spam %s'; see mailsecctl --help.\n", verb);
                 return EXIT_USAGE;
         }
         /* the counts of arguments, before anything talks to the bus */
-        if ((STR_IN_SET(verb, "stats", "rebuild") && argc != 1) ||
+        if ((STR_IN_SET(verb, "stats", "rebuild", "compact") && argc != 1) ||
+            (streq(verb, "reset") && (argc != 2 || !streq(argv[1], "--yes"))) ||
             (STR_IN_SET(verb, "classify", "explain") && argc < 2) ||
             (STR_IN_SET(verb, "report", "learn") && argc < 3) ||
             (streq(verb, "forget") && argc != 2)) {
@@ -413,7 +448,8 @@ int verb_spam(int argc, char *argv[]) {
                         STR_IN_SET(verb, "classify", "explain") ? " FILE|- [--client-ip IP] [--domain D] [--top N]" :
                         streq(verb, "report") ? " spam|ham FILE|- [--domain D] [--reporter R]" :
                         streq(verb, "learn") ? " spam|ham FILE|- [--domain D]" :
-                        streq(verb, "forget") ? " DIGEST" : "");
+                        streq(verb, "forget") ? " DIGEST" :
+                        streq(verb, "reset") ? " --yes" : "");
                 return EXIT_USAGE;
         }
         r = ctl_bus_connect(&bus);
@@ -432,5 +468,9 @@ int verb_spam(int argc, char *argv[]) {
                 return spam_forget(bus, argc, argv);
         if (streq(verb, "rebuild"))
                 return spam_rebuild(bus);
+        if (streq(verb, "compact"))
+                return spam_compact(bus);
+        if (streq(verb, "reset"))
+                return spam_reset(bus);
         return spam_stats(bus);
 }

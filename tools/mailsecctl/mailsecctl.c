@@ -613,7 +613,9 @@ static void help(void) {
                "  spam forget DIGEST\n"
                "                    Take a learned message out of the statistics\n"
                "  spam stats        Show the spam filter's statistics\n"
-               "  spam rebuild      Recompute the counts from the training journal\n\n"
+               "  spam rebuild      Recompute the counts from the training journal\n"
+               "  spam compact      Rewrite the training journal with only what is in force\n"
+               "  spam reset --yes  Forget everything the filter learned\n\n"
                "Options:\n"
                "  -h --help         Show this help\n"
                "     --version      Show the version\n"
@@ -721,7 +723,7 @@ int main(int argc, char *argv[]) {
         verb = argv[optind];
         if (streq(verb, "spam")) {
                 if (left < 2) {
-                        fprintf(stderr, "Usage: mailsecctl spam classify|explain|report|learn|forget|stats|rebuild ...\n");
+                        fprintf(stderr, "Usage: mailsecctl spam classify|explain|report|learn|forget|stats|rebuild|compact|reset ...\n");
                         return EXIT_USAGE;
                 }
                 r = verb_spam(left - 1, argv + optind + 1);

@@ -853,6 +853,151 @@ START_TEST(test_rebuild_equals_incremental)
 }
 END_TEST
 
+static void write_marker(const char *content);
+
+START_TEST(test_compact_and_reset)
+{
+        _cleanup_free_ Msg *msgs = calloc(100, sizeof(Msg));
+        SpamStore *s = open_store();
+        SpamStoreStats before, after;
+        uint64_t size_before, kept = 0, learned = 0;
+        SpamClass cls;
+        SpamSource src;
+        uint8_t d[SPAM_DIGEST_SIZE];
+
+        rng_state = 0xc0ffeeULL;
+        ck_assert_ptr_nonnull(msgs);
+
+        /* learns, moves and forgets: many records no longer in force */
+        for (unsigned op = 0; op < 500; op++) {
+                unsigned n = (unsigned) (rng() % 100);
+                Msg *m = msgs + n;
+
+                if (rng() % 10 < 7 || !m->learned) {
+                        Msg fresh;
+                        int r;
+
+                        random_msg(&fresh);
+                        r = learn_msg(s, n, &fresh);
+                        ck_assert_int_ge(r, 0);
+                        if (r > 0 || !m->learned)
+                                *m = fresh;
+                        m->learned = true;
+                } else {
+                        ck_assert_int_eq(forget(s, n), 1);
+                        m->learned = false;
+                }
+        }
+        for (unsigned n = 0; n < 100; n++)
+                learned += msgs[n].learned;
+        ck_assert_int_eq(spam_store_stats(s, &before), 0);
+        ck_assert_uint_gt(before.journal_records, learned);
+        size_before = file_size("journal");
+
+        /* Compaction: one record per learned message, the same statistics. */
+        ck_assert_int_eq(spam_store_compact(s, &kept), 0);
+        ck_assert_uint_eq(kept, learned);
+        ck_assert(!exists("journal.new"));
+        ck_assert_uint_lt(file_size("journal"), size_before);
+        check_model(s, msgs, 100);
+        ck_assert_int_eq(spam_store_stats(s, &after), 0);
+        ck_assert_uint_eq(after.journal_records, learned);
+        ck_assert_uint_eq(after.totals.spam, before.totals.spam);
+        ck_assert_uint_eq(after.totals.ham, before.totals.ham);
+        ck_assert_uint_eq(after.tokens, before.tokens);
+        ck_assert_uint_eq(after.lexicon_words, before.lexicon_words);
+        for (unsigned n = 0; n < 100; n++) {
+                ck_assert_int_eq(class_of(s, n), msgs[n].learned ? (int) msgs[n].class : _SPAM_CLASS_INVALID);
+                if (msgs[n].learned) {
+                        make_digest(n, d);
+                        ck_assert_int_eq(spam_store_learned_by(s, d, &cls, &src), 0);
+                        ck_assert_int_eq(cls, msgs[n].class);
+                        ck_assert_int_eq(src, SPAM_SOURCE_REPORT);
+                }
+        }
+
+        /* Compacting again changes nothing; learning, moving and forgetting go on, and an
+         * open reads the compacted journal. */
+        size_before = file_size("journal");
+        ck_assert_int_eq(spam_store_compact(s, &kept), 0);
+        ck_assert_uint_eq(kept, learned);
+        ck_assert_uint_eq(file_size("journal"), size_before);
+        for (unsigned op = 0; op < 60; op++) {
+                unsigned n = (unsigned) (rng() % 100);
+                Msg fresh;
+                int r;
+
+                if (msgs[n].learned && op % 3 == 0) {
+                        ck_assert_int_eq(forget(s, n), 1);
+                        msgs[n].learned = false;
+                        continue;
+                }
+                random_msg(&fresh);
+                r = learn_msg(s, n, &fresh);
+                ck_assert_int_ge(r, 0);
+                if (r > 0 || !msgs[n].learned)
+                        msgs[n] = fresh;
+                msgs[n].learned = true;
+        }
+        check_model(s, msgs, 100);
+        s = spam_store_free(s);
+        s = open_store();
+        check_model(s, msgs, 100);
+
+        /* Reset: nothing learned, an empty journal, and learning starts afresh. */
+        ck_assert_int_eq(spam_store_reset(s), 0);
+        ck_assert_uint_eq(file_size("journal"), 0);
+        for (unsigned n = 0; n < 100; n++)
+                msgs[n].learned = false;
+        check_model(s, msgs, 100);
+        ck_assert_int_eq(spam_store_stats(s, &after), 0);
+        ck_assert_uint_eq(after.journal_records, 0);
+        ck_assert_uint_eq(after.tokens, 0);
+        ck_assert_uint_eq(after.lexicon_words, 0);
+        random_msg(&msgs[7]);
+        ck_assert_int_eq(learn_msg(s, 7, &msgs[7]), 1);
+        msgs[7].learned = true;
+        check_model(s, msgs, 100);
+        s = spam_store_free(s);
+        s = open_store();
+        check_model(s, msgs, 100);
+        spam_store_free(s);
+}
+END_TEST
+
+START_TEST(test_compact_crash_after_rename)
+{
+        /* A crash between putting the new journal in place and the end of the rebuild: the
+         * dirty marker says "writing", and the next open rebuilds from the new journal. */
+        _cleanup_free_ Msg *msgs = calloc(30, sizeof(Msg));
+        SpamStore *s = open_store();
+        uint64_t kept = 0;
+
+        rng_state = 0xbadc0deULL;
+        ck_assert_ptr_nonnull(msgs);
+        for (unsigned n = 0; n < 30; n++) {
+                random_msg(&msgs[n]);
+                ck_assert_int_eq(learn_msg(s, n, &msgs[n]), 1);
+                msgs[n].learned = true;
+        }
+        for (unsigned n = 0; n < 30; n += 3) {
+                ck_assert_int_eq(forget(s, n), 1);
+                msgs[n].learned = false;
+        }
+        ck_assert_int_eq(spam_store_compact(s, &kept), 0);
+        ck_assert_uint_eq(kept, 20);
+        s = spam_store_free(s);
+
+        /* what a crash right after the rename leaves: the marker, and a database that
+         * cannot be trusted */
+        write_marker("w");
+        ck_assert_int_eq(truncate(path_in("tokens.gdbm"), 0), 0);
+        s = open_store();
+        check_model(s, msgs, 30);
+        spam_store_free(s);
+}
+END_TEST
+
 static void write_marker(const char *content) {
         int fd = open(path_in("tokens.dirty"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
@@ -1188,6 +1333,8 @@ static Suite* spam_store_suite(void) {
         tcase_add_test(tc, test_catch_up);
         tcase_add_test(tc, test_schema_and_damage_rebuild);
         tcase_add_test(tc, test_rebuild_equals_incremental);
+        tcase_add_test(tc, test_compact_and_reset);
+        tcase_add_test(tc, test_compact_crash_after_rename);
         tcase_add_test(tc, test_kill9);
         tcase_set_timeout(tc, 120);
         suite_add_tcase(s, tc);
