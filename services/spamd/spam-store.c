@@ -481,6 +481,19 @@ typedef struct Item {
         uint8_t key[];
 } Item;
 
+/* A direct-mapped cache of the database's token counts (also of tokens it does not
+ * have), in front of every look-up by spam_store_counts(): the database is ours alone,
+ * so it changes only where we write it (store_write_pending(), a new database), and
+ * those places drop what they change. 2^18 entries of 24 bytes, 6 MiB. A GDBM look-up
+ * costs about 0.4 µs more than a hit here, and a classification looks up hundreds of
+ * tokens, most of them common ones. */
+#define COUNTS_CACHE_BITS 18
+typedef struct CountsCacheEntry {
+        uint64_t token;
+        uint32_t scope;                 /* scope + 1; 0: the entry is empty */
+        uint32_t spam, ham;
+} CountsCacheEntry;
+
 typedef struct DigestInfo {
         bool known;
         SpamClass class;
@@ -494,6 +507,7 @@ struct SpamStore {
         int dir_fd;
         int journal_fd;
         GDBM_FILE db;
+        CountsCacheEntry *cache;        /* what the database says, for tokens looked up lately */
         SpamTokenKey key;
         uint8_t key_id[KEY_ID_SIZE];
 
@@ -609,6 +623,24 @@ static size_t token_slot(const SpamStore *s, uint32_t scope, uint64_t token) {
         return (size_t) mix64(token ^ ((uint64_t) scope * UINT64_C(0x9e3779b97f4a7c15))) & (s->tokens_size - 1);
 }
 
+static CountsCacheEntry* counts_cache_slot(const SpamStore *s, uint32_t scope, uint64_t token) {
+        if (!s->cache)
+                return NULL;
+        return s->cache + (mix64(token ^ ((uint64_t) scope << 32)) >> (64 - COUNTS_CACHE_BITS));
+}
+
+static void counts_cache_drop(SpamStore *s, uint32_t scope, uint64_t token) {
+        CountsCacheEntry *e = counts_cache_slot(s, scope, token);
+
+        if (e && e->scope == scope + 1 && e->token == token)
+                e->scope = 0;
+}
+
+static void counts_cache_clear(SpamStore *s) {
+        if (s->cache)
+                memset(s->cache, 0, sizeof(CountsCacheEntry) << COUNTS_CACHE_BITS);
+}
+
 static const TokenDelta* token_delta_find(const SpamStore *s, uint32_t scope, uint64_t token) {
         if (s->tokens_used == 0)
                 return NULL;
@@ -680,6 +712,7 @@ static void token_table_clear(SpamStore *s) {
         /* After a rebuild's large batch, give the memory back rather than clearing it. */
         if (s->tokens_size > 1024U * 1024U) {
                 free(s->tokens);
+        free(s->cache);
                 s->tokens = NULL;
                 s->tokens_size = 0;
         } else
@@ -1089,6 +1122,7 @@ static int store_write_pending(SpamStore *s) {
 
                 if (!d->used)
                         continue;
+                counts_cache_drop(s, d->scope, d->token);
                 r = write_counts(s, key, key_token(key, d->scope, d->token), d->spam, d->ham,
                                  d->scope == 0 ? &s->global_tokens : NULL, "token count");
                 if (r < 0)
@@ -1628,6 +1662,7 @@ int spam_store_rebuild(SpamStore *s) {
 
         old_db = s->db;
         s->db = new_db;
+        counts_cache_clear(s);
         store_reset_pending(s);
         s->next_scope = 1;
         s->global_tokens = 0;
@@ -1663,6 +1698,7 @@ fail:
         gdbm_close(new_db);
         (void) unlinkat(s->dir_fd, DB_NEW_FILE, 0);
         s->db = old_db;
+        counts_cache_clear(s);
         store_reset_pending(s);
         s->db_broken = true;
         return r;
@@ -1929,6 +1965,7 @@ static int store_open_db(SpamStore *s) {
                                  "(" DIRTY_FILE ")");
         }
 
+        counts_cache_clear(s);
         s->db = gdbm_open(s->db_path, 0, GDBM_WRCREAT | GDBM_CLOEXEC, 0600, NULL);
         if (!s->db) {
                 gdbm_error e = gdbm_errno;
@@ -2010,6 +2047,10 @@ int spam_store_open(const char *dir, SpamStore **ret) {
         s->dir = strdup(dir);
         if (!s->dir)
                 return log_oom();
+        /* without it, every look-up goes to the database */
+        s->cache = calloc((size_t) 1 << COUNTS_CACHE_BITS, sizeof(CountsCacheEntry));
+        if (!s->cache)
+                log_warning("%s: no memory for the counts cache, going without.", dir);
         r = asprintf_safe(&s->db_path, "%s/" DB_FILE, dir);
         if (r < 0)
                 return log_oom();
@@ -2105,6 +2146,7 @@ int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCoun
         uint8_t key[TOKEN_KEY_SIZE], v[COUNTS_SIZE];
         uint64_t spam = 0, ham = 0;
         const TokenDelta *d;
+        CountsCacheEntry *e;
         uint32_t scope;
         int r;
 
@@ -2122,12 +2164,21 @@ int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCoun
                 return 0;
         }
 
-        r = db_fetch(s->db, key, key_token(key, scope, token), v, sizeof(v));
-        if (r < 0)
-                return r;
-        if (r > 0) {
-                spam = get_le32(v);
-                ham = get_le32(v + 4);
+        e = counts_cache_slot(s, scope, token);
+        if (e && e->scope == scope + 1 && e->token == token) {
+                spam = e->spam;
+                ham = e->ham;
+        } else {
+                r = db_fetch(s->db, key, key_token(key, scope, token), v, sizeof(v));
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        spam = get_le32(v);
+                        ham = get_le32(v + 4);
+                }
+                if (e)
+                        *e = (CountsCacheEntry) { .token = token, .scope = scope + 1,
+                                                  .spam = (uint32_t) spam, .ham = (uint32_t) ham };
         }
         d = token_delta_find(s, scope, token);
         if (d) {
