@@ -1144,8 +1144,85 @@ static int store_lookup(uint64_t hash, bool domain, SpamCounts *ret, void *userd
         return spam_store_counts(userdata, NULL, hash, ret);
 }
 
+/* The body words of one message, for its journal record's lexicon (what the daemon
+ * learns the de-obfuscator's lexicon from). */
+typedef struct WordList {
+        char **v;
+        size_t n, alloc;
+        int error;
+} WordList;
+
+static void word_list_add(const char *word, size_t len, void *userdata) {
+        WordList *w = userdata;
+
+        if (w->error || len == 0 || len > SPAM_STORE_WORD_MAX || w->n >= SPAM_STORE_WORDS_MAX)
+                return;
+        if (w->n >= w->alloc) {
+                size_t a = w->alloc ? 2 * w->alloc : 64;
+                char **v = realloc(w->v, a * sizeof(char*));
+
+                if (!v) {
+                        w->error = -ENOMEM;
+                        return;
+                }
+                w->v = v;
+                w->alloc = a;
+        }
+        w->v[w->n] = strndup(word, len);
+        if (!w->v[w->n]) {
+                w->error = -ENOMEM;
+                return;
+        }
+        w->n++;
+}
+
+static int str_ptr_compare(const void *a, const void *b) {
+        return strcmp(*(char * const *) a, *(char * const *) b);
+}
+
+/* sorted, each word once */
+static void word_list_finish(WordList *w) {
+        size_t k = 0;
+
+        if (w->n == 0)
+                return;
+        qsort(w->v, w->n, sizeof(char*), str_ptr_compare);
+        for (size_t i = 0; i < w->n; i++) {
+                if (k > 0 && strcmp(w->v[k - 1], w->v[i]) == 0) {
+                        free(w->v[i]);
+                        continue;
+                }
+                w->v[k++] = w->v[i];
+        }
+        w->n = k;
+}
+
+static void word_list_clear(WordList *w) {
+        for (size_t i = 0; i < w->n; i++)
+                free(w->v[i]);
+        w->n = 0;
+}
+
+#if HAVE_SPAM_HMM
+static int store_lexicon_add(const char *word, uint32_t spam, uint32_t ham, void *userdata) {
+        size_t n = strlen(word);
+        int r;
+
+        if (n < SPAM_HMM_WORD_MIN || n > SPAM_HMM_WORD_MAX)
+                return 0;
+        r = spam_hmm_add_word(userdata, word, spam + ham);
+        return r == -EINVAL ? 0 : r;
+}
+#endif
+
 static int protocol_a_store(Message *msgs, size_t n) {
         _cleanup_(spam_store_freep) SpamStore *store = NULL;
+#if HAVE_SPAM_HMM
+        _cleanup_(spam_hmm_freep) SpamHmm *hmm = NULL;
+#else
+        void *hmm = NULL;
+#endif
+        WordList words = {};
         SpamTokenParts parts = SPAM_TOKEN_PARTS_NULL;
         SpamTokenizerOptions opts = { .bigrams = arg_bigrams, .bigram_window = arg_window };
         size_t n_train = 0, n_test = 0, lookups = 0;
@@ -1159,6 +1236,10 @@ static int protocol_a_store(Message *msgs, size_t n) {
         opts.key = spam_store_key(store);
         if (arg_tiled)
                 opts.parts = &parts;
+        if (arg_hmm) {
+                opts.on_word = word_list_add;
+                opts.userdata = &words;
+        }
 
         t0 = now();
         for (size_t i = 0; i < n; i++) {
@@ -1176,8 +1257,14 @@ static int protocol_a_store(Message *msgs, size_t n) {
                 l.class = msgs[i].spam ? SPAM_CLASS_SPAM : SPAM_CLASS_HAM;
                 l.tokens = t.hashes;
                 l.n_tokens = t.n;
+                if (words.error < 0)
+                        return words.error;
+                word_list_finish(&words);
+                l.words = words.v;
+                l.n_words = words.n;
                 r = spam_store_learn(store, &l);
                 spam_tokens_done(&t);
+                word_list_clear(&words);
                 if (r < 0)
                         return r;
                 n_train++;
@@ -1186,6 +1273,26 @@ static int protocol_a_store(Message *msgs, size_t n) {
         if (r < 0)
                 return r;
         t_learn = now() - t0;
+        free(words.v);
+        opts.on_word = NULL;
+
+        if (arg_hmm) {
+#if HAVE_SPAM_HMM
+                /* as mailsec-spamd builds it: the store's lexicon, words of at least
+                 * LexiconMinMessages= messages (its default, 2: spamd-conf.h) */
+                r = spam_hmm_new(&hmm);
+                if (r >= 0)
+                        r = spam_store_lexicon(store, 2, store_lexicon_add, hmm);
+                if (r >= 0)
+                        r = spam_hmm_build(hmm);
+                if (r < 0)
+                        return r;
+                opts.hmm = hmm;
+                fprintf(stderr, "spam-bench: de-obfuscator of %zu lexicon words\n", spam_hmm_size(hmm));
+#else
+                return -EOPNOTSUPP;
+#endif
+        }
         r = spam_store_totals(store, NULL, &totals);
         if (r < 0)
                 return r;
@@ -1214,9 +1321,9 @@ static int protocol_a_store(Message *msgs, size_t n) {
 
         /* accuracy is protocol A's without --store; this mode only times the store */
         printf("protocol=a-store trained=%zu classified=%zu learn/s=%.1f classify/s=%.1f lookups=%zu "
-               "us_per_lookup_and_token=%.3f rss_kb=%ld\n",
+               "us_per_lookup_and_token=%.3f rss_kb=%ld hmm=%s\n",
                n_train, n_test, n_train / t_learn, n_test / t_classify, lookups, 1e6 * t_classify / lookups,
-               peak_rss_kb());
+               peak_rss_kb(), hmm ? "on" : "off");
         return 0;
 }
 #else
