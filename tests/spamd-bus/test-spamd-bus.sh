@@ -280,10 +280,14 @@ as_nobody "$MAILSECCTL" spam compact >/dev/null 2>"$W/err" && bad "compact by no
 tokens=$(stat_of Tokens)
 "$MAILSECCTL" --json spam explain --top 10 "$W/new/n-spam-9.eml" >"$W/explain-before.json"
 size_before=$(stat -c %s "$W/state/journal")
+[ "$(stat_of JournalRecords)" = "$records" ] && [ "$(stat_of JournalBytes)" = "$size_before" ] &&
+        ok "JournalRecords and JournalBytes ($records, $size_before)" || bad "journal properties: $(stat_of JournalRecords)/$(stat_of JournalBytes), records $records, size $size_before"
 out=$("$MAILSECCTL" --json spam compact) || bad "compact failed: $out"
 kept=$(echo "$out" | json records) bytes=$(echo "$out" | json bytes)
 [ "$kept" = $((spam + ham)) ] && [ "$kept" -lt "$records" ] &&
         ok "compact keeps one record per learned message ($kept of $records)" || bad "compact: $out (records $records, learned $((spam + ham)))"
+[ "$(stat_of JournalRecords)/$(stat_of JournalBytes)" = "$kept/$bytes" ] &&
+        ok "JournalRecords and JournalBytes say so" || bad "properties: $(stat_of JournalRecords)/$(stat_of JournalBytes)"
 [ "$bytes" = "$(stat -c %s "$W/state/journal")" ] && [ "$bytes" -lt "$size_before" ] &&
         ok "the journal shrank from $size_before to $bytes bytes" || bad "journal size: $bytes, file $(stat -c %s "$W/state/journal"), before $size_before"
 [ "$(stat_of SpamLearned)/$(stat_of HamLearned)/$(stat_of Tokens)" = "$spam/$ham/$tokens" ] &&

@@ -399,7 +399,7 @@ static int spam_reset(sd_bus *bus) {
 static int spam_stats(sd_bus *bus) {
         static const char* const props[] = {
                 "Version", "MessagesClassified", "SpamLearned", "HamLearned", "Tokens", "LexiconWords",
-                "ReportsAccepted", "ReportsRefused", "AutoLearned",
+                "ReportsAccepted", "ReportsRefused", "AutoLearned", "JournalRecords", "JournalBytes",
         };
         Output o = OUTPUT_INIT(stdout, 18);
 
