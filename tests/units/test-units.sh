@@ -23,7 +23,7 @@ need() { command -v "$1" >/dev/null 2>&1 || skip "$1 is not installed"; }
 
 units_in() { # the unit files of a directory, by name
         local f
-        for f in "$1"/*.service "$1"/*.socket; do
+        for f in "$1"/*.service "$1"/*.socket "$1"/*.timer; do
                 [ -f "$f" ] && basename "$f"
         done
 }
