@@ -41,6 +41,7 @@
  * --scores writes "class score" lines for the classified messages.
  */
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -50,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -109,7 +111,8 @@ static unsigned arg_repeat = 1;
 static double arg_obfuscate = 0.0;
 static double arg_lr = 0.0;             /* learning rate of the logistic stage; 0: off */
 static unsigned arg_lr_epochs = 3;
-static double arg_lr_mix = -1.0;        /* < 0: the logistic score alone; else logit + mix·(2f − 1) */
+static double arg_lr_mix = -1.0;
+static bool arg_folds_by_sender = false; /* cv: a message's fold from its From domain */        /* < 0: the logistic score alone; else logit + mix·(2f − 1) */
 static SpamBayesParams arg_params;
 
 /* ---- a minimal reader for the corpus' flat JSON objects --------------------------- */
@@ -1435,6 +1438,45 @@ static void explain_one(const SpamBayesParams *params, const Message *m, const C
         spam_token_parts_done(&parts);
 }
 
+/* The domain of the first From: field's address, lower case ("" when there is none). */
+static void from_domain(const Message *m, char *buf, size_t size) {
+        const char *p = m->text, *end = m->text + m->len, *at, *e;
+        size_t n = 0;
+
+        buf[0] = 0;
+        for (;;) {
+                if ((size_t) (end - p) >= 5 && strncasecmp(p, "From:", 5) == 0)
+                        break;
+                p = memchr(p, '\n', (size_t) (end - p));
+                if (!p || p + 1 >= end || p[1] == '\n' || (p[1] == '\r' && p + 2 < end && p[2] == '\n'))
+                        return;         /* the end of the header */
+                p++;
+        }
+        e = memchr(p, '\n', (size_t) (end - p));
+        if (!e)
+                e = end;
+        at = memchr(p, '@', (size_t) (e - p));
+        if (!at)
+                return;
+        for (at++; at < e && n + 1 < size && (isalnum((unsigned char) *at) || *at == '.' || *at == '-'); at++)
+                buf[n++] = (char) tolower((unsigned char) *at);
+        buf[n] = 0;
+}
+
+/* The fold of g1[i]: by position, or with --folds-by-sender by the From domain, so that
+ * a sender's messages (a mailing list, a spam campaign from one domain) are never on both
+ * sides of a split. */
+static unsigned cv_fold(Message **g1, size_t i) {
+        char d[256];
+
+        if (!arg_folds_by_sender)
+                return (unsigned) (i % arg_folds);
+        from_domain(g1[i], d, sizeof(d));
+        if (!d[0])
+                return (unsigned) (i % arg_folds);
+        return (unsigned) (str_hash(d, strlen(d)) % arg_folds);
+}
+
 /* Cross-validation within group 1; the scores of the last run are kept for --scores. */
 static Scored *cv_scores = NULL;
 
@@ -1453,7 +1495,7 @@ static int cv_run(Message **g1, size_t n, const SpamBayesParams *params, Result 
                 Lr lr = {};
 
                 for (size_t i = 0; i < n; i++)
-                        if (i % arg_folds != fold) {
+                        if (cv_fold(g1, i) != fold) {
                                 r = counts_learn(&c, g1[i]->tokens, g1[i]->n_tokens, g1[i]->spam);
                                 if (r < 0)
                                         return r;
@@ -1464,14 +1506,14 @@ static int cv_run(Message **g1, size_t n, const SpamBayesParams *params, Result 
                         if (!use || lr_init(&lr) < 0)
                                 return -ENOMEM;
                         for (size_t i = 0; i < n; i++)
-                                use[i] = i % arg_folds != fold;
+                                use[i] = cv_fold(g1, i) != fold;
                         lr_train(&lr, g1, n, use);
                 }
                 for (size_t i = 0; i < n; i++) {
                         SpamTokens t = SPAM_TOKENS_NULL;
                         SpamBayesResult res;
 
-                        if (i % arg_folds != fold)
+                        if (cv_fold(g1, i) != fold)
                                 continue;
                         t.hashes = g1[i]->tokens;
                         t.kinds = g1[i]->kinds;
@@ -1625,7 +1667,7 @@ static void help(void) {
 
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_S = 0x100, ARG_X, ARG_MIN_DEV, ARG_MAX_TOKENS, ARG_HAM_CUTOFF, ARG_SPAM_CUTOFF,
-               ARG_NO_BIGRAMS, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE, ARG_LR, ARG_LR_EPOCHS, ARG_LR_MIX };
+               ARG_NO_BIGRAMS, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE, ARG_LR, ARG_LR_EPOCHS, ARG_LR_MIX, ARG_FOLDS_BY_SENDER };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "corpus", required_argument, NULL, 'c' },
@@ -1640,6 +1682,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "lr", required_argument, NULL, ARG_LR },
                 { "lr-epochs", required_argument, NULL, ARG_LR_EPOCHS },
                 { "lr-mix", required_argument, NULL, ARG_LR_MIX },
+                { "folds-by-sender", no_argument, NULL, ARG_FOLDS_BY_SENDER },
                 { "hmm-every", required_argument, NULL, ARG_HMM_EVERY },
                 { "s", required_argument, NULL, ARG_S },
                 { "x", required_argument, NULL, ARG_X },
@@ -1690,6 +1733,7 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_LR: arg_lr = strtod(optarg, NULL); break;
                 case ARG_LR_EPOCHS: arg_lr_epochs = (unsigned) strtoul(optarg, NULL, 10); break;
                 case ARG_LR_MIX: arg_lr_mix = strtod(optarg, NULL); break;
+                case ARG_FOLDS_BY_SENDER: arg_folds_by_sender = true; break;
                 default:
                         return -EINVAL;
                 }
