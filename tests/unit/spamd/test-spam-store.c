@@ -853,6 +853,63 @@ START_TEST(test_rebuild_equals_incremental)
 }
 END_TEST
 
+START_TEST(test_many_tokens)
+{
+        /* More distinct tokens than the look-up structures in front of GDBM (the counts
+         * cache, the Bloom filter of known tokens, built at the first look-up for a few
+         * thousand) were made for: every count stays right while they grow, across
+         * batches, a rebuild and an open. */
+        enum { MSGS = 60, PER = 250 };
+        _cleanup_free_ uint64_t *tokens = calloc(MSGS * PER, sizeof(uint64_t));
+        SpamStore *s = open_store();
+
+        ck_assert_ptr_nonnull(tokens);
+        for (unsigned i = 0; i < MSGS * PER; i++)
+                tokens[i] = UINT64_C(0xfeed000000000000) + (uint64_t) i * 7919;
+
+        /* the filter is built here, from a nearly empty database */
+        ck_assert_int_eq(learn(s, 0, SPAM_CLASS_SPAM, NULL, tokens, PER, NULL, 0), 1);
+        assert_counts(s, NULL, tokens[0], 1, 0);
+        assert_counts(s, NULL, tokens[PER], 0, 0);
+
+        for (unsigned m = 1; m < MSGS; m++) {
+                ck_assert_int_eq(learn(s, m, m % 2 ? SPAM_CLASS_HAM : SPAM_CLASS_SPAM, "example.org",
+                                       tokens + m * PER, PER, NULL, 0), 1);
+                /* look-ups in between, so that the filter is in use while it fills */
+                assert_counts(s, NULL, tokens[m * PER], m % 2 ? 0 : 1, m % 2 ? 1 : 0);
+                assert_counts(s, NULL, tokens[(m - 1) * PER + 1], (m - 1) % 2 ? 0 : 1, (m - 1) % 2 ? 1 : 0);
+        }
+        ck_assert_int_eq(spam_store_flush(s), 0);
+        for (unsigned i = 0; i < MSGS * PER; i++) {
+                unsigned m = i / PER;
+
+                assert_counts(s, NULL, tokens[i], m % 2 ? 0 : 1, m % 2 ? 1 : 0);
+                if (m > 0)
+                        assert_counts(s, "example.org", tokens[i], m % 2 ? 0 : 1, m % 2 ? 1 : 0);
+                else
+                        assert_counts(s, "example.org", tokens[i], 0, 0);
+        }
+        assert_counts(s, NULL, UINT64_C(0x1234), 0, 0);
+
+        /* forgotten: zero again, though the filter still has them */
+        ck_assert_int_eq(forget(s, 3), 1);
+        ck_assert_int_eq(spam_store_flush(s), 0);
+        assert_counts(s, NULL, tokens[3 * PER + 5], 0, 0);
+
+        ck_assert_int_eq(spam_store_rebuild(s), 0);
+        assert_counts(s, NULL, tokens[3 * PER + 5], 0, 0);
+        assert_counts(s, NULL, tokens[MSGS * PER - 1], 0, 1);
+        s = spam_store_free(s);
+        s = open_store();
+        for (unsigned i = 0; i < MSGS * PER; i += 37) {
+                unsigned m = i / PER;
+
+                assert_counts(s, NULL, tokens[i], m == 3 || m % 2 ? 0 : 1, m == 3 || !(m % 2) ? 0 : 1);
+        }
+        spam_store_free(s);
+}
+END_TEST
+
 static void write_marker(const char *content);
 
 START_TEST(test_compact_and_reset)
@@ -1334,6 +1391,7 @@ static Suite* spam_store_suite(void) {
         tcase_add_test(tc, test_schema_and_damage_rebuild);
         tcase_add_test(tc, test_rebuild_equals_incremental);
         tcase_add_test(tc, test_compact_and_reset);
+        tcase_add_test(tc, test_many_tokens);
         tcase_add_test(tc, test_compact_crash_after_rename);
         tcase_add_test(tc, test_kill9);
         tcase_set_timeout(tc, 120);
