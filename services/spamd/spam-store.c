@@ -814,8 +814,6 @@ static void token_table_clear(SpamStore *s) {
         /* After a rebuild's large batch, give the memory back rather than clearing it. */
         if (s->tokens_size > 1024U * 1024U) {
                 free(s->tokens);
-        free(s->cache);
-        free(s->bloom);
                 s->tokens = NULL;
                 s->tokens_size = 0;
         } else
@@ -2206,6 +2204,8 @@ SpamStore* spam_store_free(SpamStore *s) {
                 gdbm_close(s->db);
 
         free(s->tokens);
+        free(s->cache);
+        free(s->bloom);
         items_clear(&s->items);
         items_clear(&s->domains);
         safe_close(s->journal_fd);
