@@ -508,9 +508,6 @@ struct SpamStore {
         int journal_fd;
         GDBM_FILE db;
         CountsCacheEntry *cache;        /* what the database says, for tokens looked up lately */
-        uint64_t *bloom;                /* every token the database has counts for (see below) */
-        unsigned bloom_log2;            /* bits: 2^bloom_log2 */
-        uint64_t bloom_added, bloom_capacity;
         SpamTokenKey key;
         uint8_t key_id[KEY_ID_SIZE];
 
@@ -642,105 +639,6 @@ static void counts_cache_drop(SpamStore *s, uint32_t scope, uint64_t token) {
 static void counts_cache_clear(SpamStore *s) {
         if (s->cache)
                 memset(s->cache, 0, sizeof(CountsCacheEntry) << COUNTS_CACHE_BITS);
-}
-
-/* A Bloom filter of the (scope, token) pairs the database holds: about a quarter of a
- * message's tokens are unknown to the filter, and a token the Bloom filter has never
- * seen needs neither the cache nor GDBM. It never misses a token the database has: it
- * is built from the database's keys (lazily, at the first look-up after the store is
- * opened or rebuilt), and store_write_pending() adds every token it writes. Tokens whose
- * counts went back to zero stay in it (a false positive costs a look-up, nothing
- * else). 16 bits and 4 probes per token: about 0.2 % false positives. When more tokens
- * were added than it was sized for, it is dropped and built again, larger. */
-#define BLOOM_PROBES 4
-#define BLOOM_BITS_PER_TOKEN 16
-#define BLOOM_MIN_LOG2 16
-
-static uint64_t bloom_hash(uint32_t scope, uint64_t token) {
-        return mix64(token ^ ((uint64_t) scope * UINT64_C(0x9e3779b97f4a7c15)));
-}
-
-static void bloom_set(uint64_t *bits, unsigned log2, uint64_t h) {
-        uint64_t step = mix64(h) | 1, mask = (UINT64_C(1) << log2) - 1;
-
-        for (unsigned i = 0; i < BLOOM_PROBES; i++, h += step)
-                bits[(h & mask) >> 6] |= UINT64_C(1) << (h & 63);
-}
-
-static bool bloom_test(const uint64_t *bits, unsigned log2, uint64_t h) {
-        uint64_t step = mix64(h) | 1, mask = (UINT64_C(1) << log2) - 1;
-
-        for (unsigned i = 0; i < BLOOM_PROBES; i++, h += step)
-                if (!(bits[(h & mask) >> 6] & (UINT64_C(1) << (h & 63))))
-                        return false;
-        return true;
-}
-
-static void store_bloom_drop(SpamStore *s) {
-        free(s->bloom);
-        s->bloom = NULL;
-        s->bloom_added = s->bloom_capacity = 0;
-}
-
-static void store_bloom_add(SpamStore *s, uint32_t scope, uint64_t token) {
-        if (!s->bloom)
-                return;
-        if (++s->bloom_added > s->bloom_capacity) {
-                /* full: built again, larger, at the next look-up */
-                store_bloom_drop(s);
-                return;
-        }
-        bloom_set(s->bloom, s->bloom_log2, bloom_hash(scope, token));
-}
-
-/* From the database's token keys. On failure there is simply no filter. */
-static void store_bloom_build(SpamStore *s) {
-        _cleanup_free_ uint64_t *hashes = NULL;
-        size_t n = 0, alloc = 0;
-        unsigned log2 = BLOOM_MIN_LOG2;
-        datum key;
-
-        store_bloom_drop(s);
-        if (!s->db)
-                return;
-
-        gdbm_errno = GDBM_NO_ERROR;
-        for (key = gdbm_firstkey(s->db); key.dptr; ) {
-                datum next;
-
-                if (key.dsize == TOKEN_KEY_SIZE && key.dptr[0] == KEY_TOKEN) {
-                        if (n >= alloc) {
-                                size_t a = alloc ? 2 * alloc : 4096;
-                                uint64_t *h = realloc(hashes, a * sizeof(uint64_t));
-
-                                if (!h) {
-                                        free(key.dptr);
-                                        return;
-                                }
-                                hashes = h;
-                                alloc = a;
-                        }
-                        hashes[n++] = bloom_hash(get_le32((const uint8_t*) key.dptr + 1),
-                                                 get_le64((const uint8_t*) key.dptr + 5));
-                }
-                next = gdbm_nextkey(s->db, key);
-                free(key.dptr);
-                key = next;
-        }
-        if (gdbm_errno != GDBM_NO_ERROR && gdbm_errno != GDBM_ITEM_NOT_FOUND)
-                return;         /* the iteration broke off: a filter would miss tokens */
-
-        /* room for twice the tokens there are now */
-        while (log2 < 40 && (UINT64_C(1) << log2) < (uint64_t) (2 * n + 1) * BLOOM_BITS_PER_TOKEN)
-                log2++;
-        s->bloom = calloc((size_t) 1 << (log2 - 6), sizeof(uint64_t));
-        if (!s->bloom)
-                return;
-        s->bloom_log2 = log2;
-        s->bloom_capacity = (UINT64_C(1) << log2) / BLOOM_BITS_PER_TOKEN;
-        s->bloom_added = n;
-        for (size_t i = 0; i < n; i++)
-                bloom_set(s->bloom, log2, hashes[i]);
 }
 
 static const TokenDelta* token_delta_find(const SpamStore *s, uint32_t scope, uint64_t token) {
@@ -1224,7 +1122,6 @@ static int store_write_pending(SpamStore *s) {
                 if (!d->used)
                         continue;
                 counts_cache_drop(s, d->scope, d->token);
-                store_bloom_add(s, d->scope, d->token);
                 r = write_counts(s, key, key_token(key, d->scope, d->token), d->spam, d->ham,
                                  d->scope == 0 ? &s->global_tokens : NULL, "token count");
                 if (r < 0)
@@ -1765,7 +1662,6 @@ int spam_store_rebuild(SpamStore *s) {
         old_db = s->db;
         s->db = new_db;
         counts_cache_clear(s);
-        store_bloom_drop(s);
         store_reset_pending(s);
         s->next_scope = 1;
         s->global_tokens = 0;
@@ -1802,7 +1698,6 @@ fail:
         (void) unlinkat(s->dir_fd, DB_NEW_FILE, 0);
         s->db = old_db;
         counts_cache_clear(s);
-        store_bloom_drop(s);
         store_reset_pending(s);
         s->db_broken = true;
         return r;
@@ -2070,7 +1965,6 @@ static int store_open_db(SpamStore *s) {
         }
 
         counts_cache_clear(s);
-        store_bloom_drop(s);
         s->db = gdbm_open(s->db_path, 0, GDBM_WRCREAT | GDBM_CLOEXEC, 0600, NULL);
         if (!s->db) {
                 gdbm_error e = gdbm_errno;
@@ -2205,7 +2099,6 @@ SpamStore* spam_store_free(SpamStore *s) {
 
         free(s->tokens);
         free(s->cache);
-        free(s->bloom);
         items_clear(&s->items);
         items_clear(&s->domains);
         safe_close(s->journal_fd);
@@ -2271,12 +2164,8 @@ int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCoun
                 return 0;
         }
 
-        if (!s->bloom)
-                store_bloom_build(s);
         e = counts_cache_slot(s, scope, token);
-        if (s->bloom && !bloom_test(s->bloom, s->bloom_log2, bloom_hash(scope, token)))
-                ;               /* not in the database: zero, and what is pending */
-        else if (e && e->scope == scope + 1 && e->token == token) {
+        if (e && e->scope == scope + 1 && e->token == token) {
                 spam = e->spam;
                 ham = e->ham;
         } else {

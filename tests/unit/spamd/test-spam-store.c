@@ -855,10 +855,9 @@ END_TEST
 
 START_TEST(test_many_tokens)
 {
-        /* More distinct tokens than the look-up structures in front of GDBM (the counts
-         * cache, the Bloom filter of known tokens, built at the first look-up for a few
-         * thousand) were made for: every count stays right while they grow, across
-         * batches, a rebuild and an open. */
+        /* Many distinct tokens in two scopes, looked up while they are learned (through
+         * the counts cache in front of GDBM, and colliding in it): every count stays
+         * right across batches, a forget, a rebuild and an open. */
         enum { MSGS = 60, PER = 250 };
         _cleanup_free_ uint64_t *tokens = calloc(MSGS * PER, sizeof(uint64_t));
         SpamStore *s = open_store();
@@ -867,7 +866,6 @@ START_TEST(test_many_tokens)
         for (unsigned i = 0; i < MSGS * PER; i++)
                 tokens[i] = UINT64_C(0xfeed000000000000) + (uint64_t) i * 7919;
 
-        /* the filter is built here, from a nearly empty database */
         ck_assert_int_eq(learn(s, 0, SPAM_CLASS_SPAM, NULL, tokens, PER, NULL, 0), 1);
         assert_counts(s, NULL, tokens[0], 1, 0);
         assert_counts(s, NULL, tokens[PER], 0, 0);
@@ -875,7 +873,7 @@ START_TEST(test_many_tokens)
         for (unsigned m = 1; m < MSGS; m++) {
                 ck_assert_int_eq(learn(s, m, m % 2 ? SPAM_CLASS_HAM : SPAM_CLASS_SPAM, "example.org",
                                        tokens + m * PER, PER, NULL, 0), 1);
-                /* look-ups in between, so that the filter is in use while it fills */
+                /* look-ups in between, of tokens pending and written */
                 assert_counts(s, NULL, tokens[m * PER], m % 2 ? 0 : 1, m % 2 ? 1 : 0);
                 assert_counts(s, NULL, tokens[(m - 1) * PER + 1], (m - 1) % 2 ? 0 : 1, (m - 1) % 2 ? 1 : 0);
         }
@@ -891,7 +889,7 @@ START_TEST(test_many_tokens)
         }
         assert_counts(s, NULL, UINT64_C(0x1234), 0, 0);
 
-        /* forgotten: zero again, though the filter still has them */
+        /* forgotten: zero again */
         ck_assert_int_eq(forget(s, 3), 1);
         ck_assert_int_eq(spam_store_flush(s), 0);
         assert_counts(s, NULL, tokens[3 * PER + 5], 0, 0);
