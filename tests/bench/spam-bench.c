@@ -689,6 +689,7 @@ static SpamVerdict verdict_of(double score) {
 }
 
 static uint64_t splitmix64(uint64_t *x);
+static void shuffled_indexes(size_t *o, size_t n, uint64_t *seed);
 
 /* Learns msgs[i] for every i with use[i], arg_lr_epochs times, each pass in its own fixed
  * shuffled order. */
@@ -699,14 +700,7 @@ static void lr_train(Lr *l, Message **msgs, size_t n, const bool *use) {
         if (!o)
                 abort();
         for (unsigned e = 0; e < arg_lr_epochs; e++) {
-                for (size_t i = 0; i < n; i++)
-                        o[i] = i;
-                for (size_t i = n; i > 1; i--) {
-                        size_t j = (size_t) (splitmix64(&seed) % i), t = o[i - 1];
-
-                        o[i - 1] = o[j];
-                        o[j] = t;
-                }
+                shuffled_indexes(o, n, &seed);
                 for (size_t k = 0; k < n; k++)
                         if (!use || use[o[k]])
                                 lr_learn(l, msgs[o[k]]->tokens, msgs[o[k]]->n_tokens, msgs[o[k]]->spam);
@@ -1346,6 +1340,18 @@ static uint64_t splitmix64(uint64_t *x) {
         return z ^ (z >> 31);
 }
 
+/* o[0..n) = 0 .. n-1 in the order of a Fisher-Yates shuffle driven by seed. */
+static void shuffled_indexes(size_t *o, size_t n, uint64_t *seed) {
+        for (size_t i = 0; i < n; i++)
+                o[i] = i;
+        for (size_t i = n; i > 1; i--) {
+                size_t j = (size_t) (splitmix64(seed) % i), t = o[i - 1];
+
+                o[i - 1] = o[j];
+                o[j] = t;
+        }
+}
+
 /* The protocol b order: indexes into the sorted messages. */
 static size_t* order_b(size_t n) {
         size_t *o = malloc(n * sizeof(size_t));
@@ -1353,14 +1359,7 @@ static size_t* order_b(size_t n) {
 
         if (!o)
                 return NULL;
-        for (size_t i = 0; i < n; i++)
-                o[i] = i;
-        for (size_t i = n; i > 1; i--) {
-                size_t j = (size_t) (splitmix64(&seed) % i), t = o[i - 1];
-
-                o[i - 1] = o[j];
-                o[j] = t;
-        }
+        shuffled_indexes(o, n, &seed);
         return o;
 }
 
