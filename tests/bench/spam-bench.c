@@ -111,8 +111,8 @@ static unsigned arg_repeat = 1;
 static double arg_obfuscate = 0.0;
 static double arg_lr = 0.0;             /* learning rate of the logistic stage; 0: off */
 static unsigned arg_lr_epochs = 3;
-static double arg_lr_mix = -1.0;
-static bool arg_folds_by_sender = false; /* cv: a message's fold from its From domain */        /* < 0: the logistic score alone; else logit + mix·(2f − 1) */
+static double arg_lr_mix = -1.0;       /* < 0: the logistic score alone; else logit + mix·(2f − 1) */
+static bool arg_folds_by_sender = false; /* cv: a message's fold from its From domain */
 static SpamBayesParams arg_params;
 
 /* ---- a minimal reader for the corpus' flat JSON objects --------------------------- */
