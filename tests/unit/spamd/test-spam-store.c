@@ -38,9 +38,12 @@ static void rm_rf_flat(const char *path) {
         (void) rmdir(path);
 }
 
+static uint64_t test_memory_limit;
+
 static void setup(void) {
         const char *tmp = getenv("TMPDIR") ?: "/var/tmp";
 
+        test_memory_limit = UINT64_MAX;
         snprintf(test_dir, sizeof(test_dir), "%s/test-spam-store-XXXXXX", tmp);
         ck_assert_ptr_nonnull(mkdtemp(test_dir));
 }
@@ -153,11 +156,18 @@ static int forget(SpamStore *s, unsigned n) {
         return spam_store_forget(s, d, SPAM_SOURCE_ADMIN, "uid:0");
 }
 
+/* The memory the stores of a test may hold all counts in (spam_store_set_memory_limit());
+ * loop tests run with each of these: the table of all counts, GDBM behind the cache only,
+ * and a table that outgrows its limit on the way and is dropped for the cache. */
+static const uint64_t memory_limits[] = { UINT64_MAX, 0, 256 * 1024 };
+
 static SpamStore* open_store(void) {
         SpamStore *s = NULL;
 
         ck_assert_int_eq(spam_store_open(test_dir, &s), 0);
         ck_assert_ptr_nonnull(s);
+        if (test_memory_limit != UINT64_MAX)
+                spam_store_set_memory_limit(s, test_memory_limit);
         return s;
 }
 
@@ -793,6 +803,7 @@ static int learn_msg(SpamStore *s, unsigned n, const Msg *m) {
 
 START_TEST(test_rebuild_equals_incremental)
 {
+        test_memory_limit = memory_limits[_i];
         _cleanup_free_ Msg *msgs = calloc(120, sizeof(Msg));
         SpamStore *s = open_store();
         SpamStoreStats before, after;
@@ -855,6 +866,7 @@ END_TEST
 
 START_TEST(test_many_tokens)
 {
+        test_memory_limit = memory_limits[_i];
         /* Many distinct tokens in two scopes, looked up while they are learned (through
          * the counts cache in front of GDBM, and colliding in it): every count stays
          * right across batches, a forget, a rebuild and an open. */
@@ -912,6 +924,7 @@ static void write_marker(const char *content);
 
 START_TEST(test_compact_and_reset)
 {
+        test_memory_limit = memory_limits[_i];
         _cleanup_free_ Msg *msgs = calloc(100, sizeof(Msg));
         SpamStore *s = open_store();
         SpamStoreStats before, after;
@@ -1387,9 +1400,9 @@ static Suite* spam_store_suite(void) {
         tcase_add_test(tc, test_dirty_rebuild);
         tcase_add_test(tc, test_catch_up);
         tcase_add_test(tc, test_schema_and_damage_rebuild);
-        tcase_add_test(tc, test_rebuild_equals_incremental);
-        tcase_add_test(tc, test_compact_and_reset);
-        tcase_add_test(tc, test_many_tokens);
+        tcase_add_loop_test(tc, test_rebuild_equals_incremental, 0, ELEMENTSOF(memory_limits));
+        tcase_add_loop_test(tc, test_compact_and_reset, 0, ELEMENTSOF(memory_limits));
+        tcase_add_loop_test(tc, test_many_tokens, 0, ELEMENTSOF(memory_limits));
         tcase_add_test(tc, test_compact_crash_after_rename);
         tcase_add_test(tc, test_kill9);
         tcase_set_timeout(tc, 120);
