@@ -495,7 +495,8 @@ typedef struct CountsCacheEntry {
 } CountsCacheEntry;
 
 /* Every token count of the database in memory, when they fit in memory_limit
- * (spam_store_set_memory_limit(), 64 MiB by default: about 1.4 million tokens): then a
+ * (spam_store_set_memory_limit(), 64 MiB by default: 2^21 entries of 24 bytes, at most
+ * half full, so about a million tokens): then a
  * look-up never goes to GDBM, and a token that is not in the table has no counts. Loaded
  * from the database's keys when the store is opened and after a rebuild (GDBM gives
  * 440,000 tokens in about a quarter of a second here; a look-up loads it when it is
@@ -741,8 +742,8 @@ static void counts_table_load(SpamStore *s) {
         if (!s->db || s->table_unfit)
                 return;
 
-        /* the global tokens are most of them: room for twice those from the start */
-        while (size < 4 * s->global_tokens && size < SIZE_MAX / 4)
+        /* the global tokens are most of them: at most half full with those */
+        while (size < 2 * s->global_tokens + 2 && size < SIZE_MAX / 4)
                 size *= 2;
         if (!counts_table_resize(s, size))
                 return;

@@ -99,7 +99,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(SpamStore*, spam_store_free);
 const SpamTokenKey* spam_store_key(const SpamStore *s);
 
 /* How much memory the store may take to hold all token counts of the database, so that a
- * look-up never reads GDBM (64 MiB by default, about 1.4 million tokens; 0: never, every
+ * look-up never reads GDBM (64 MiB by default, about a million tokens; 0: never, every
  * look-up goes through a cache of 6 MiB to GDBM). */
 void spam_store_set_memory_limit(SpamStore *s, uint64_t bytes);
 
