@@ -482,7 +482,8 @@ typedef struct Item {
 } Item;
 
 /* A direct-mapped cache of the database's token counts (also of tokens it does not
- * have), in front of every look-up by spam_store_counts(): the database is ours alone,
+ * have), in front of every look-up by spam_store_counts() while the counts table below
+ * is not loaded (allocated the first time it is needed): the database is ours alone,
  * so it changes only where we write it (store_write_pending(), a new database), and
  * those places drop what they change. 2^18 entries of 24 bytes, 6 MiB. A GDBM look-up
  * costs about 0.4 µs more than a hit here, and a classification looks up hundreds of
@@ -2195,10 +2196,6 @@ int spam_store_open(const char *dir, SpamStore **ret) {
         if (!s->dir)
                 return log_oom();
         s->memory_limit = SPAM_STORE_MEMORY_LIMIT_DEFAULT;
-        /* without it, every look-up goes to the database */
-        s->cache = calloc((size_t) 1 << COUNTS_CACHE_BITS, sizeof(CountsCacheEntry));
-        if (!s->cache)
-                log_warning("%s: no memory for the counts cache, going without.", dir);
         r = asprintf_safe(&s->db_path, "%s/" DB_FILE, dir);
         if (r < 0)
                 return log_oom();
@@ -2327,6 +2324,13 @@ int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCoun
 
         if (!s->table && !s->table_unfit)
                 counts_table_load(s);
+        if (!s->table && !s->cache) {
+                /* only needed when the counts do not fit in memory; without it, every
+                 * look-up goes to the database */
+                s->cache = calloc((size_t) 1 << COUNTS_CACHE_BITS, sizeof(CountsCacheEntry));
+                if (!s->cache)
+                        log_warning("%s: no memory for the counts cache, going without.", s->dir);
+        }
         e = s->table ? NULL : counts_cache_slot(s, scope, token);
         if (s->table) {
                 const CountsTableEntry *te = counts_table_find(s, scope, token);
