@@ -4,9 +4,10 @@
  * input byte picks the configuration (bit 0: XCLIENT, bit 1: PROXY v2, bit 2: BackendTLS=may,
  * bit 3: the client says HELO); the rest is the backend's byte stream, written to an
  * abstract AF_UNIX socket the Upstream connects to. The client walks a fixed transaction
- * (hello, MAIL, RCPT, message, NOOP, QUIT) and goes on after every reply, whatever its
- * code, until the stream ends or a call fails. What the client sends is read and
- * dropped. */
+ * (hello, MAIL, RCPT, message, NOOP, QUIT; MAIL and RCPT in one pipelined call when the
+ * backend offers PIPELINING, as mailsec-proxyd does) and goes on after every reply,
+ * whatever its code, until the stream ends or a call fails. What the client sends is read
+ * and dropped. */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ typedef struct FuzzState {
         Upstream *upstream;
         unsigned step;
         bool esmtp;
+        bool pipelined;         /* the call under way is upstream_command_pipelined() */
         int memfd;
 } FuzzState;
 
@@ -58,12 +60,27 @@ static void on_reply(Upstream *u, const SmtpReply *reply, int error, void *userd
         (void) upstream_capabilities(u);
         (void) upstream_has_capability(u, "SIZE", NULL);
         (void) upstream_tls_description(u);
+        /* only the pipelined pair answers with the first command's reply */
+        if (upstream_reply_to_first(u) && !f->pipelined)
+                abort();
+        f->pipelined = false;
 
         switch (f->step++) {
         case 0:
                 r = upstream_hello(u, "client.example", f->esmtp, false, on_reply, f);
                 break;
         case 1:
+                if (upstream_has_capability(u, "PIPELINING", NULL)) {
+                        r = upstream_command_pipelined(u, "MAIL FROM:<a@example.test>", USEC_PER_SEC,
+                                                       "RCPT TO:<b@example.test>", USEC_PER_SEC, on_reply, f);
+                        f->step++;      /* the RCPT went with it */
+                        f->pipelined = r >= 0;
+                        break;
+                }
+                r = upstream_command_pipelined(u, "MAIL FROM:<a@example.test>", USEC_PER_SEC,
+                                               "RCPT TO:<b@example.test>", USEC_PER_SEC, on_reply, f);
+                if (r != -EOPNOTSUPP && r != -ENOTCONN)
+                        abort();        /* without PIPELINING nothing may be sent */
                 r = upstream_command(u, "MAIL FROM:<a@example.test>", USEC_PER_SEC, on_reply, f);
                 break;
         case 2:
