@@ -133,7 +133,7 @@ cat "$W/sig.txt" "$W/msg.eml" >"$W/signed.eml"
 
 # 2. the intermediary: verify, modify, seal with what it saw
 out=$("$AUTHD_CLIENT" verify "$W/signed.eml" client_ip="$DNS_TB_MX_IP" helo=mx.example.test mail_from=alice@example.test 2>&1)
-echo "$out" | grep -q '^dmarc pass reject none' && ok "the intermediary sees DMARC pass" || bad "intermediary: $out"
+grep -q '^dmarc pass reject none' <<<"$out" && ok "the intermediary sees DMARC pass" || bad "intermediary: $out"
 seen=$(echo "$out" | sed -n 's/^ar //p' | sed 's/\\r\\n[[:space:]]*/ /g; s/^ *//')
 case $seen in *'dmarc=pass'*'header.from=example.test'*) ok "its Authentication-Results: $seen";;
         *) bad "intermediary Authentication-Results: $seen";; esac
@@ -146,7 +146,7 @@ seal() { # seal IN AR OUT
         cat "$W/set.txt" "$1" >"$3"
 }
 seal "$W/modified.eml" "$seen" "$W/sealed.eml" && ok "SealArc sealed the modified message" || bad "SealArc"
-grep -q '^ARC-Seal: i=1;.*d=example.test' "$W/sealed.eml" || grep -A3 '^ARC-Seal:' "$W/sealed.eml" | grep -q 'd=example.test' ||
+grep -q '^ARC-Seal: i=1;.*d=example.test' "$W/sealed.eml" || grep -q 'd=example.test' < <(grep -A3 '^ARC-Seal:' "$W/sealed.eml") ||
         bad "the seal is not by example.test: $(grep -A3 '^ARC-Seal:' "$W/sealed.eml")"
 
 # 3. the receiver, trusting the sealer
@@ -157,9 +157,9 @@ verify_at_receiver() { # verify_at_receiver FILE
 n0=$(records)
 out=$(verify_at_receiver "$W/sealed.eml")
 echo "$out" | sed 's/^/    /'
-echo "$out" | grep -q '^dkim example.test sel1 fail' && ok "the modification broke the DKIM signature" || bad "dkim: $out"
-echo "$out" | grep -q '^arc pass' && ok "the ARC chain validates" || bad "arc: $out"
-echo "$out" | grep -q '^dmarc fail reject none$' &&
+grep -q '^dkim example.test sel1 fail' <<<"$out" && ok "the modification broke the DKIM signature" || bad "dkim: $out"
+grep -q '^arc pass' <<<"$out" && ok "the ARC chain validates" || bad "arc: $out"
+grep -q '^dmarc fail reject none$' <<<"$out" &&
         ok "trusted sealer: DMARC fail, policy reject, disposition none (overridden)" || bad "trusted: $out"
 ar=$(echo "$out" | sed -n 's/^ar //p' | sed 's/\\r\\n[[:space:]]*/ /g')
 case $ar in *'dmarc=fail reason="local policy override: arc=pass as[1].d=example.test as[1].s=sel1" header.from=example.test'*)
@@ -179,7 +179,7 @@ fi
 # a broken chain never rescues: the body changes after sealing
 sed 's/^team mailing list/team mailing list, changed/' "$W/sealed.eml" >"$W/broken.eml"
 out=$(verify_at_receiver "$W/broken.eml")
-echo "$out" | grep -q '^arc fail' && echo "$out" | grep -q '^dmarc fail reject reject$' &&
+grep -q '^arc fail' <<<"$out" && grep -q '^dmarc fail reject reject$' <<<"$out" &&
         ok "broken chain (arc=fail): policy applied" || bad "broken chain: $out"
 case $(last_record) in *local_policy*) bad "broken chain recorded an override";; *) ok "broken chain: no override recorded";; esac
 
@@ -187,11 +187,11 @@ case $(last_record) in *local_policy*) bad "broken chain recorded an override";;
 seal "$W/modified.eml" "lists.example.test; dkim=pass header.d=example.test; dmarc=fail header.from=example.test" \
         "$W/nopass.eml" || bad "SealArc (no pass)"
 out=$(verify_at_receiver "$W/nopass.eml")
-echo "$out" | grep -q '^arc pass' && echo "$out" | grep -q '^dmarc fail reject reject$' &&
+grep -q '^arc pass' <<<"$out" && grep -q '^dmarc fail reject reject$' <<<"$out" &&
         ok "trusted sealer whose set says dmarc=fail: policy applied" || bad "no pass: $out"
 seal "$W/modified.eml" "lists.example.test; dmarc=pass header.from=other.test" "$W/otherfrom.eml" || bad "SealArc (other From)"
 out=$(verify_at_receiver "$W/otherfrom.eml")
-echo "$out" | grep -q '^dmarc fail reject reject$' &&
+grep -q '^dmarc fail reject reject$' <<<"$out" &&
         ok "trusted sealer vouching for another From domain: policy applied" || bad "other From: $out"
 
 stop_authd
@@ -199,7 +199,7 @@ stop_authd
 # the same message at a receiver that does not trust example.test
 start_authd "$W/untrusted.conf" "$W/authd2.log" || { echo "FAIL: $NAME did not appear again"; exit 1; }
 out=$(verify_at_receiver "$W/sealed.eml")
-echo "$out" | grep -q '^arc pass' && echo "$out" | grep -q '^dmarc fail reject reject$' &&
+grep -q '^arc pass' <<<"$out" && grep -q '^dmarc fail reject reject$' <<<"$out" &&
         ok "untrusted sealer: policy applied (disposition reject)" || bad "untrusted: $out"
 case $out in *'local policy'*) bad "untrusted: override shown: $out";; *) ok "untrusted: no override in Authentication-Results";; esac
 case $(last_record) in *local_policy*) bad "untrusted: override recorded";;

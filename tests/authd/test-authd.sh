@@ -138,11 +138,11 @@ cat "$W/sig.txt" "$W/msg.eml" >"$W/signed.eml"
 out=$("$AUTHD_CLIENT" verify "$W/signed.eml" client_ip="$DNS_TB_MX_IP" helo=mx.example.test \
         mail_from=alice@example.test session=test-1 2>&1)
 echo "$out" | sed 's/^/    /'
-echo "$out" | grep -q '^dkim example.test sel1 pass' && ok "Ed25519 signature verifies (dkim=pass)" || bad "dkim sel1"
-echo "$out" | grep -q '^dkim example.test rsa1 permerror' && ok "RSA signature without a published key: permerror" ||
+grep -q '^dkim example.test sel1 pass' <<<"$out" && ok "Ed25519 signature verifies (dkim=pass)" || bad "dkim sel1"
+grep -q '^dkim example.test rsa1 permerror' <<<"$out" && ok "RSA signature without a published key: permerror" ||
         bad "dkim rsa1"
-echo "$out" | grep -q '^dmarc pass reject none' && ok "DMARC pass (p=reject, disposition none)" || bad "dmarc pass"
-echo "$out" | grep -q '^arc none' && ok "no ARC chain: none" || bad "arc none"
+grep -q '^dmarc pass reject none' <<<"$out" && ok "DMARC pass (p=reject, disposition none)" || bad "dmarc pass"
+grep -q '^arc none' <<<"$out" && ok "no ARC chain: none" || bad "arc none"
 ar=$(echo "$out" | sed -n 's/^ar //p')
 case $ar in *'mx.receiver.test;'*'spf=pass'*'dkim=pass'*'header.s=sel1'*'dmarc=pass'*'header.from=example.test'*) ok "Authentication-Results carries spf, dkim, dmarc";;
         *) bad "Authentication-Results: $ar";; esac
@@ -157,8 +157,8 @@ case $out in *'spf=softfail'*) ok "spf_result from the envelope is used";; *) ba
 sed 's/signed\./changed./' "$W/signed.eml" >"$W/tampered.eml"
 out=$("$AUTHD_CLIENT" verify "$W/tampered.eml" client_ip=127.0.64.99 helo=mx.example.test mail_from=alice@example.test 2>&1)
 echo "$out" | sed 's/^/    /'
-echo "$out" | grep -q '^dkim example.test sel1 fail' && ok "tampered message: dkim=fail" || bad "tampered dkim"
-echo "$out" | grep -q '^dmarc fail reject reject' && ok "tampered message: DMARC fail, disposition reject" || bad "tampered dmarc"
+grep -q '^dkim example.test sel1 fail' <<<"$out" && ok "tampered message: dkim=fail" || bad "tampered dkim"
+grep -q '^dmarc fail reject reject' <<<"$out" && ok "tampered message: DMARC fail, disposition reject" || bad "tampered dmarc"
 
 # refusals
 out=$("$AUTHD_CLIENT" --unsealed verify "$W/signed.eml" 2>&1)
@@ -179,7 +179,7 @@ if "$AUTHD_CLIENT" seal "$W/signed.eml" "mx.receiver.test; dkim=pass header.d=ex
         ok "SealArc added ARC set i=1"
         cat "$W/arc.txt" "$W/signed.eml" >"$W/sealed.eml"
         out=$("$AUTHD_CLIENT" verify "$W/sealed.eml" client_ip="$DNS_TB_MX_IP" helo=mx.example.test mail_from=alice@example.test 2>&1)
-        echo "$out" | grep -q '^arc pass' && ok "the sealed chain validates (arc=pass)" || bad "arc after sealing: $out"
+        grep -q '^arc pass' <<<"$out" && ok "the sealed chain validates (arc=pass)" || bad "arc after sealing: $out"
 else
         bad "SealArc: $(cat "$W/arc.txt")"
 fi

@@ -67,7 +67,7 @@ expect() { # expect DESC WANT KEY...
 run 0 "auth spf, allowed address" "$CTL" --json auth spf --ip "$DNS_TB_MX_IP" --helo mx.example.test --mail-from alice@example.test --resolver "$RES"
 expect "spf allowed" pass result
 expect "spf mechanism" "ip4:$DNS_TB_MX_IP" mechanism
-if field received-spf | grep -q "^pass .*client-ip=$DNS_TB_MX_IP"; then ok "Received-SPF value"; else bad "Received-SPF: $(field received-spf)"; fi
+if grep -q "^pass .*client-ip=$DNS_TB_MX_IP" < <(field received-spf); then ok "Received-SPF value"; else bad "Received-SPF: $(field received-spf)"; fi
 run 0 "auth spf, other address" "$CTL" --json auth spf --ip 192.0.2.99 --helo mx.example.test --mail-from alice@example.test --resolver "$RES"
 expect "spf other" fail result
 if [ "$(field explanation)" != null ]; then ok "fail has an explanation"; else bad "no explanation"; fi
@@ -101,7 +101,7 @@ expect "dmarc pass" pass dmarc
 expect "dmarc policy" reject dmarc-policy
 expect "dmarc disposition" none dmarc-disposition
 expect "arc" none arc
-if field auth-results | grep -q '^ *mx.example.org; spf=pass .*dkim=pass .*header.d=example.test.*dmarc=pass'; then ok "Authentication-Results value"; else bad "A-R: $(field auth-results)"; fi
+if grep -q '^ *mx.example.org; spf=pass .*dkim=pass .*header.d=example.test.*dmarc=pass' < <(field auth-results); then ok "Authentication-Results value"; else bad "A-R: $(field auth-results)"; fi
 sed 's/^Hello\./Hello!/' "$T/signed" >"$T/tampered"
 run 0 "auth verify, tampered body" "$CTL" --json auth verify "$T/tampered" --resolver "$RES"
 expect "dkim fail" fail dkim 0 result
@@ -140,7 +140,7 @@ switch_test() {
                         bad "no replacement in the log: $(grep -i key "$T/authd.log" | head -5)"
                 cat "$T/sigs" "$T/msg" >"$T/rotated.eml"
                 out=$("$AUTHD_CLIENT" verify "$T/rotated.eml" 2>&1)
-                echo "$out" | grep -q '^dkim example.test new1 pass' && ok "the new1 signature verifies against DNS" ||
+                grep -q '^dkim example.test new1 pass' <<<"$out" && ok "the new1 signature verifies against DNS" ||
                         bad "verify after the switch: $out"
         else
                 bad "SignMessage after the switch: $(cat "$T/sigs")"; tail -5 "$T/authd.log"

@@ -54,7 +54,7 @@ if [ -z "$RESOLVED" ] || [ ! -x "$RESOLVED" ]; then
         echo "SKIP: no systemd-resolved binary (tools/setup-deps unpacks one into $CACHE)"
         exit 77
 fi
-if ldd "$RESOLVED" 2>/dev/null | grep -q 'not found'; then
+if grep -q 'not found' < <(ldd "$RESOLVED" 2>/dev/null); then
         echo "SKIP: $RESOLVED does not match the installed systemd (libraries missing)"
         exit 77
 fi
@@ -111,7 +111,7 @@ cp /etc/passwd "$W/passwd"
 cp /etc/group "$W/group"
 if ! grep -q '^systemd-resolve:' "$W/passwd"; then
         for ((uid = 999; uid > 900; uid--)); do
-                cut -d: -f3 "$W/passwd" | grep -qx "$uid" || cut -d: -f3 "$W/group" | grep -qx "$uid" || break
+                grep -qx "$uid" < <(cut -d: -f3 "$W/passwd" "$W/group") || break
         done
         echo "systemd-resolve:x:$uid:$uid:systemd Resolver:/:/usr/sbin/nologin" >>"$W/passwd"
         grep -q '^systemd-resolve:' "$W/group" || echo "systemd-resolve:x:$uid:" >>"$W/group"

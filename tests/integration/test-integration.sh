@@ -348,7 +348,7 @@ c_backend_tls_verify() {
         received_ok "$f" || return 1
         after=$(grep -c 'TLS connection established' "$PF/maillog")
         [ "$after" -gt "$before" ] || die "the backend saw no TLS connection"
-        mt_headers "$f" | grep -i '^Received:' | head -n 1 | grep -q 'using TLSv1\.[23]' ||
+        grep -m 1 -i '^Received:' < <(mt_headers "$f") | grep -q 'using TLSv1\.[23]' ||
                 die "the backend's Received: shows no TLS"
 }
 
@@ -358,7 +358,7 @@ c_backend_tls_wrong_ca() {
         out=$(sw "$PROXY_IP:$PORT_bwrong" -t user@example.test --header "Subject: $m" 2>&1)
         echo "$out"
         echo "$out" | grep -Eq '^<(\*\*|-) +4[0-9][0-9][ -]' || die "no 4xx reply to the client"
-        echo "$out" | grep -q '^<-  250 .*queued' && die "the backend accepted the message"
+        grep -q '^<-  250 .*queued' <<<"$out" && die "the backend accepted the message"
         not_delivered "$m"
 }
 

@@ -167,7 +167,7 @@ dns_testbed_start() {
                 return 1
         fi
         for ((i = 0; i < 50; i++)); do
-                if dig +time=1 +tries=1 @"$DNS_TB_RESOLVER_IP" test SOA 2>/dev/null | grep -q 'status: NOERROR'; then
+                if grep -q 'status: NOERROR' < <(dig +time=1 +tries=1 @"$DNS_TB_RESOLVER_IP" test SOA 2>/dev/null); then
                         return 0
                 fi
                 sleep 0.1

@@ -16,7 +16,7 @@ mt_log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 mt_wait_tcp() {
         local host=$1 port=$2 secs=${3:-10} i
         for ((i = 0; i < secs * 10; i++)); do
-                if ss -Hltn "sport = :$port" 2>/dev/null | grep -q "$host:$port"; then
+                if grep -q "$host:$port" < <(ss -Hltn "sport = :$port" 2>/dev/null); then
                         return 0
                 fi
                 sleep 0.1
@@ -29,7 +29,7 @@ mt_wait_tcp() {
 mt_wait_closed() {
         local host=$1 port=$2 secs=${3:-10} i
         for ((i = 0; i < secs * 10; i++)); do
-                ss -Hltn "sport = :$port" 2>/dev/null | grep -q "$host:$port" || return 0
+                grep -q "$host:$port" < <(ss -Hltn "sport = :$port" 2>/dev/null) || return 0
                 sleep 0.1
         done
         return 1
@@ -43,7 +43,7 @@ mt_free_port() {
                 port=$((20000 + RANDOM % (10000 - n)))
                 used=
                 for ((j = port; j < port + n; j++)); do
-                        if ss -Hltn "sport = :$j" 2>/dev/null | grep -q ":$j\b"; then
+                        if grep -q ":$j\b" < <(ss -Hltn "sport = :$j" 2>/dev/null); then
                                 used=1
                                 break
                         fi

@@ -315,7 +315,7 @@ case_tls_policy() {
                 grep -q '^250 ' <(sed -n '/Cipher is ECDHE/,/^RENEGOTIATING/p' "$o")
         if ! grep -q '^RENEGOTIATING' "$o"; then
                 fail "renegotiation refused: s_client did not try"; show "$o" 15
-        elif sed -n '/^RENEGOTIATING/,$p' "$o" | grep -q '^250 '; then
+        elif grep -q '^250 ' < <(sed -n '/^RENEGOTIATING/,$p' "$o"); then
                 fail "renegotiation refused: the session went on after it"; show "$o" 15
         elif ! grep -q 'no renegotiation' "$o"; then
                 fail "renegotiation refused: no 'no renegotiation' alert"; show "$o" 15

@@ -188,7 +188,7 @@ for k in 0 1 2 3 4 5; do
                 last=$(cat "$W/err")
         fi
 done
-[ $n_ok = 5 ] && echo "$last" | grep -q "reports in the last hour" && ok "ReportsPerHour=5: the sixth report of uid nobody is refused" ||
+[ $n_ok = 5 ] && grep -q "reports in the last hour" <<<"$last" && ok "ReportsPerHour=5: the sixth report of uid nobody is refused" ||
         bad "rate limit: $n_ok accepted, last error: $last"
 grep -q "uid:$(id -u nobody)" "$W/spamd.log" && ok "reports are attributed to uid:$(id -u nobody)" || bad "no uid attribution in the log"
 as_nobody "$MAILSECCTL" spam report spam "$W/new/n-spam-6.eml" --reporter imap:alice >/dev/null 2>"$W/err"

@@ -116,7 +116,7 @@ jfield() { # jfield FILE KEY
         "$MT_PYTHON" -c 'import json, sys; v = json.load(open(sys.argv[1])).get(sys.argv[2]); print("null" if v is None else v)' "$1" "$2" 2>&1
 }
 # sig_has FILE SELECTOR: FILE (header fields, folded) has a DKIM-Signature with s=SELECTOR
-sig_has() { mt_headers "$1" | grep -q "^DKIM-Signature:.* s=$2;"; }
+sig_has() { grep -q "^DKIM-Signature:.* s=$2;" < <(mt_headers "$1"); }
 # exits: "SERVICE_RESULT EXIT_CODE EXIT_STATUS" of every instance that ended, in order
 exits() { cat "$W/exits" 2>/dev/null; }
 environ_of() { # environ_of PID VAR
@@ -265,7 +265,7 @@ ok "private systemd --user running (pid $SU_PID)"
         ok "$ALIAS is an alias of $UNIT" || bad "$ALIAS does not name $UNIT"
 [ "$(prop ActiveState)" = inactive ] && ok "$UNIT is not started before a call" ||
         bad "$UNIT is $(prop ActiveState) at start"
-busctl --user --acquired --activatable list 2>/dev/null | grep -q "^$NAME " &&
+grep -q "^$NAME " < <(busctl --user --acquired --activatable list 2>/dev/null) &&
         ok "$NAME is activatable on the bus" || bad "$NAME is not activatable"
 
 # ---- 1. activation, ready, idle exit, activation again --------------------------------------
@@ -350,10 +350,10 @@ for ip in sys.argv[2:]:
 PY
 )
         echo "$probe" | sed 's/^/    /'
-        echo "$probe" | grep -qx "$DNS_TB_RESOLVER_IP sent" &&
+        grep -qx "$DNS_TB_RESOLVER_IP sent" <<<"$probe" &&
                 ok "IPAddressAllow=localhost: the resolver on loopback may be reached" ||
                 bad "sending to $DNS_TB_RESOLVER_IP from the service's cgroup: $probe"
-        echo "$probe" | grep -qx "$other_ip errno 1" &&
+        grep -qx "$other_ip errno 1" <<<"$probe" &&
                 ok "IPAddressDeny=any: $other_ip is refused with EPERM" ||
                 bad "IPAddressDeny=any is not in force: sending to $other_ip from the service's cgroup: $probe"
 fi
@@ -370,9 +370,9 @@ fi
 cat "$W/sig.txt" "$W/msg.eml" >"$W/signed.eml"
 out=$(client verify "$W/signed.eml" client_ip="$DNS_TB_MX_IP" helo=mx.example.test mail_from=alice@example.test)
 echo "$out" | sed 's/^/    /'
-echo "$out" | grep -q '^dkim example.test sel1 pass' && ok "VerifyMessage: dkim=pass (sel1, from DNS)" ||
+grep -q '^dkim example.test sel1 pass' <<<"$out" && ok "VerifyMessage: dkim=pass (sel1, from DNS)" ||
         bad "VerifyMessage dkim sel1"
-echo "$out" | grep -q '^dmarc pass reject none' && ok "VerifyMessage: DMARC pass (p=reject)" || bad "VerifyMessage dmarc"
+grep -q '^dmarc pass reject none' <<<"$out" && ok "VerifyMessage: DMARC pass (p=reject)" || bad "VerifyMessage dmarc"
 case $out in *'spf=pass'*) ok "VerifyMessage: spf=pass" ;; *) bad "VerifyMessage spf" ;; esac
 rec=$(find "$STATE_DIR/dmarc" -type f -newer "$W/msg.eml" 2>/dev/null | head -n 1)
 if [ -n "$rec" ] && grep -q "$DNS_TB_MX_IP" "$rec" && grep -q 'example.test' "$rec"; then
@@ -392,7 +392,7 @@ busctl --user --timeout=60 call "$NAME" "$OBJ" "$IFACE" CheckSpf ssst 127.0.68.9
         someone@slow.example.test 0 >"$W/slow.out" 2>&1 &
 slow_pid=$!
 for ((i = 0; i < 100; i++)); do
-        tail -n +"$((lines + 1))" "$LOG" | grep -q 'Looking up slow.example.test' && break
+        grep -q 'Looking up slow.example.test' < <(tail -n +"$((lines + 1))" "$LOG") && break
         sleep 0.02
 done
 [ $i -lt 100 ] && ok "a check for slow.example.test is pending" || bad "the slow check did not start"
@@ -434,7 +434,7 @@ INV_NEW=$(prop InvocationID)
 checks=$(busctl --user get-property "$NAME" "$OBJ" "$IFACE" ChecksTotal 2>&1 | awk '{print $2}')
 [ "$checks" = 1 ] && ok "the new instance counts that one call (ChecksTotal=1)" ||
         bad "the new instance's ChecksTotal='$checks'"
-tail -n +"$((lines + 1))" "$LOG" | grep -q 'Received SIGTERM, finishing the work in hand' &&
+grep -q 'Received SIGTERM, finishing the work in hand' < <(tail -n +"$((lines + 1))" "$LOG") &&
         ok "the old instance finished its work after SIGTERM" || bad "no SIGTERM line in the log"
 last=$(exits | tail -n 1)
 [ "$last" = "success exited 0" ] && ok "the old instance exited 0 after SIGTERM ($last)" ||
@@ -472,7 +472,7 @@ sig_has "$W/sig2.txt" old1 && bad "old1 still signs" || ok "old1 no longer signs
 sig_has "$W/sig2.txt" sel1 && ok "the Ed25519 key sel1 still signs" || bad "sel1 gone: $out"
 cat "$W/sig2.txt" "$W/msg.eml" >"$W/rotated.eml"
 out=$(client verify "$W/rotated.eml" client_ip="$DNS_TB_MX_IP" helo=mx.example.test mail_from=alice@example.test)
-echo "$out" | grep -q '^dkim example.test new1 pass' && ok "the new1 signature verifies against DNS" ||
+grep -q '^dkim example.test new1 pass' <<<"$out" && ok "the new1 signature verifies against DNS" ||
         bad "verify after the rotation: $out"
 
 # ---- teardown ---------------------------------------------------------------------------------

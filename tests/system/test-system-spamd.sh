@@ -228,7 +228,7 @@ ok "private systemd --user running (pid $SU_PID)"
         ok "$ALIAS is an alias of $UNIT" || bad "$ALIAS does not name $UNIT"
 [ "$(prop ActiveState)" = inactive ] && ok "$UNIT is not started before a call" ||
         bad "$UNIT is $(prop ActiveState) at start"
-busctl --user --acquired --activatable list 2>/dev/null | grep -q "^$NAME " &&
+grep -q "^$NAME " < <(busctl --user --acquired --activatable list 2>/dev/null) &&
         ok "$NAME is activatable on the bus" || bad "$NAME is not activatable"
 [ ! -e "$STATE_WANT" ] && ok "no state directory before the first start" || bad "$STATE_WANT exists already"
 
@@ -530,9 +530,9 @@ verdict=$(echo "$out" | json verdict)
         ok "restarted: MainPID $PID_OLD -> $(prop MainPID)" || bad "after the restart: $(prop ActiveState) $(prop MainPID)"
 new_log=$(tail -n +"$((lines + 1))" "$LOG")
 old_log=$(echo "$new_log" | sed '/running (statistics in /,$d')
-echo "$old_log" | grep -q 'Received SIGTERM, finishing the work in hand' &&
+grep -q 'Received SIGTERM, finishing the work in hand' <<<"$old_log" &&
         ok "the old instance finished its work after SIGTERM" || bad "no SIGTERM line in the old instance's log"
-echo "$old_log" | grep -q "Classified $(stat -c %s "$W/big.eml") bytes" &&
+grep -q "Classified $(stat -c %s "$W/big.eml") bytes" <<<"$old_log" &&
         ok "the old instance answered it: $(echo "$old_log" | grep -o 'Classified.*')" ||
         bad "the old instance did not classify the message: $old_log"
 n=$(stat_of MessagesClassified)
