@@ -42,6 +42,9 @@ typedef struct SpamBayesParams {
         double bigram_s;                /* strength of the prior for bigram tokens; 0: robinson_s */
         double esf;                     /* effective size factor in (0, 1): the N tokens count as
                                          * esf·N independent ones; 0 or 1: as N */
+        double order_s;                 /* > 0: a second estimate at this strength ... */
+        double order_min_dev;           /* ... and this min_dev orders the messages within the
+                                         * verdict band the first one gives (see classify()) */
 } SpamBayesParams;
 
 /* Documented defaults (mailsec-spamd.conf(5)); tuned on the SpamAssassin corpus group 1
@@ -102,3 +105,5 @@ int spam_bayes_classify_tiled(const SpamBayesParams *p, const SpamTokens *tokens
 double spam_chi2q(double x2, unsigned v);
 /* ln Q(x², 2v), finite where Q itself is below the smallest double. */
 double spam_chi2q_ln(double x2, unsigned v);
+/* ln (1 − Q(x², 2v)), the lower tail, finite where it is below the smallest double. */
+double spam_chi2p_ln(double x2, unsigned v);

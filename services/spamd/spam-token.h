@@ -32,6 +32,7 @@ typedef enum SpamTokenKind {
         SPAM_TOKEN_BIGRAM,              /* orthogonal sparse bigram, window 5 */
         SPAM_TOKEN_DEOBFUSCATED,        /* a lexicon word the HMM read out of obfuscated text */
         SPAM_TOKEN_FEATURE,             /* synthetic evidence ("obfuscation seen", defects) */
+        SPAM_TOKEN_MARKUP,              /* an HTML element used */
         _SPAM_TOKEN_KIND_MAX,
 } SpamTokenKind;
 

@@ -38,6 +38,10 @@
  *                   counts as the plain body word w:WORD (the filter's knowledge of the
  *                   plain word applies to its disguises at once, while d:WORD learns how
  *                   telling the disguise itself is)
+ *   m:ELEMENT       an HTML element used (start tags), with opts->markup only: how the
+ *                   HTML was made (font, table, img, center, ...), which a reader never
+ *                   sees; tried and not used by mailsec-spamd, as it makes HTML
+ *                   newsletters look like spam (tests/bench/README.md)
  *   f:...           features: f:type:TYPE/SUB and f:ext:EXT of each part, f:charset:CS,
  *                   f:defect:NAME for each MIME defect, f:insertions:N and f:obfuscated:N
  *                   (count buckets 1, 2, 3-4, 5-8, 9+), f:skip:C N for a word over the
@@ -972,6 +976,9 @@ static int on_mime_event(const MimeEvent *e, void *userdata) {
         case MIME_EVENT_URL:
                 r = add_host(t, e->data, e->size);
                 break;
+        case MIME_EVENT_MARKUP:
+                r = tok_add(t, SPAM_TOKEN_MARKUP, "m:", e->data, e->size);
+                break;
         case MIME_EVENT_PART_END:
                 t->insertions += e->part->insertions;
                 t->ring_n = t->ring_pos = 0;
@@ -1090,6 +1097,7 @@ int spam_tokenize(const char *msg, size_t len, const SpamTokenizerOptions *opts,
         r = mime_parser_new(NULL, on_mime_event, &t, &p);
         if (r < 0)
                 return r;
+        mime_parser_set_markup(p, opts->markup);
 
         r = mime_parser_feed(p, msg, len);
         if (r >= 0)

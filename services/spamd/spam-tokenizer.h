@@ -58,6 +58,8 @@ typedef struct SpamTokenizerOptions {
         bool bigrams;                   /* orthogonal sparse bigrams (default on) */
         unsigned bigram_window;         /* a word and the next N - 1; 0: the default; at most the max */
         bool keep_text;                 /* SpamTokens.text[] for explanations */
+        bool markup;                    /* m: tokens of the HTML elements used (an experiment:
+                                         * off in mailsec-spamd, see tests/bench/README.md) */
         size_t max_tokens;              /* 0: SPAM_TOKENIZER_MAX_TOKENS_DEFAULT */
         void (*on_word)(const char *word, size_t len, void *userdata);
         void *userdata;

@@ -25,7 +25,8 @@
 typedef struct SpamConfig {
         /* [Filter] */
         SpamBayesParams bayes;          /* HamCutoff= SpamCutoff= RobinsonS= RobinsonX=
-                                         * MinDeviation= MaxTokens= */
+                                         * MinDeviation= MaxTokens= OrderRobinsonS=
+                                         * OrderMinDeviation= */
         bool deobfuscate;               /* Deobfuscate= */
         unsigned lexicon_min_messages;  /* LexiconMinMessages= */
         bool domain_statistics;         /* DomainStatistics= */

@@ -18,6 +18,7 @@
  *   b    all 6,046 messages in one fixed pseudo-random order (SplitMix64 from a fixed
  *        seed over the messages sorted by group and id); each is classified, then
  *        learned with its true class (TREC's immediate feedback)
+ *   b1   protocol b over group 1's messages only (in b's order), for tuning
  *   cv   K-fold cross-validation within group 1 only (fold = position in the sorted
  *        list mod K), for tuning; --sweep runs a grid of the Bayesian parameters over
  *        the same folds (the tokens of each message are computed once)
@@ -28,7 +29,8 @@
  * Counts are kept in memory (an open-addressing table of token hash -> spam/ham
  * counts); the token key is fixed, so runs repeat exactly.
  *
- * Options: --no-bigrams, --s X, --x X, --min-dev X, --max-tokens N, --ham-cutoff X,
+ * Options: --no-bigrams, --markup (m: tokens of HTML elements), --s X, --x X,
+ * --min-dev X, --max-tokens N, --order-s X, --order-min-dev X, --ham-cutoff X,
  * --spam-cutoff X (Bayesian parameters; defaults: spam_bayes_params_default), --hmm
  * (build the HMM de-obfuscator from the learned lexicon and classify with it: after
  * training in protocol a, every --hmm-every messages in protocol b).
@@ -102,6 +104,7 @@ static const char *arg_store = NULL;
 static unsigned arg_folds = 5;
 static bool arg_sweep = false;
 static bool arg_bigrams = true;
+static bool arg_markup = false;
 static bool arg_tiled = true;
 static unsigned arg_window = 0;
 static bool arg_hmm = false;
@@ -637,6 +640,7 @@ typedef struct Scored {
         double score;
         bool spam;
         SpamVerdict verdict;
+        const Message *msg;             /* for --scores, when known */
 } Scored;
 
 /* --lr RATE: an experiment beside the Bayesian stage, online logistic regression over the
@@ -802,7 +806,11 @@ static void write_scores(const char *path, const Scored *s, size_t n) {
                 return;
         }
         for (size_t i = 0; i < n; i++)
-                fprintf(f, "%s %.17g\n", s[i].spam ? "spam" : "ham", s[i].score);
+                if (s[i].msg)
+                        fprintf(f, "%s %.17g %s/%s\n", s[i].spam ? "spam" : "ham", s[i].score, s[i].msg->group,
+                                s[i].msg->id);
+                else
+                        fprintf(f, "%s %.17g\n", s[i].spam ? "spam" : "ham", s[i].score);
 }
 
 typedef struct Bench {
@@ -867,7 +875,7 @@ static void bench_init(Bench *b) {
         *b = (Bench) {
                 .opts = {
                         .key = &bench_key,
-                        .bigrams = arg_bigrams,
+                        .bigrams = arg_bigrams, .markup = arg_markup,
                         .bigram_window = arg_window,
                 },
         };
@@ -1112,9 +1120,10 @@ static int protocol_a(Message *msgs, size_t n, size_t corpus_bytes) {
                 n_test = 0;
                 for (size_t i = 0; i < n; i++)
                         if (!group_one(&msgs[i])) {
-                                r = classify(&b, &msgs[i], &s[n_test++]);
+                                r = classify(&b, &msgs[i], &s[n_test]);
                                 if (r < 0)
                                         return r;
+                                s[n_test++].msg = &msgs[i];
                         }
         }
         t_classify = now() - t0;
@@ -1221,7 +1230,7 @@ static int protocol_a_store(Message *msgs, size_t n) {
 #endif
         WordList words = {};
         SpamTokenParts parts = SPAM_TOKEN_PARTS_NULL;
-        SpamTokenizerOptions opts = { .bigrams = arg_bigrams, .bigram_window = arg_window };
+        SpamTokenizerOptions opts = { .bigrams = arg_bigrams, .markup = arg_markup, .bigram_window = arg_window };
         size_t n_train = 0, n_test = 0, lookups = 0;
         double t0, t_learn, t_classify;
         SpamTotals totals;
@@ -1369,9 +1378,12 @@ static size_t* order_b(size_t n) {
         return o;
 }
 
-static int protocol_b(Message *msgs, size_t n, size_t corpus_bytes) {
+/* Protocol b; with only_group_one ("b1"), the same procedure over group 1's messages alone
+ * (in the order b gives them), for tuning what b measures without looking at group 2. */
+static int protocol_b(Message *msgs, size_t n, size_t corpus_bytes, bool only_group_one) {
         _cleanup_free_ Scored *s = NULL;
         _cleanup_free_ size_t *o = NULL;
+        size_t n_scored = 0;
         double t_classify = 0, t_learn = 0, t0;
         Bench b;
         Result res;
@@ -1391,6 +1403,8 @@ static int protocol_b(Message *msgs, size_t n, size_t corpus_bytes) {
         for (size_t k = 0; k < n; k++) {
                 const Message *m = &msgs[o[k]];
 
+                if (only_group_one && !group_one(m))
+                        continue;
                 if (arg_hmm && k > 0 && k % arg_hmm_every == 0) {
                         r = bench_rebuild_hmm(&b);
                         if (r < 0)
@@ -1398,10 +1412,11 @@ static int protocol_b(Message *msgs, size_t n, size_t corpus_bytes) {
                 }
 
                 t0 = now();
-                r = classify(&b, m, &s[k]);
+                r = classify(&b, m, &s[n_scored]);
                 if (r < 0)
                         return r;
                 t_classify += now() - t0;
+                s[n_scored++].msg = m;
 
                 t0 = now();
                 r = learn(&b, m);
@@ -1410,11 +1425,11 @@ static int protocol_b(Message *msgs, size_t n, size_t corpus_bytes) {
                 t_learn += now() - t0;
         }
 
-        write_scores(arg_scores, s, n);
-        res = evaluate(s, n);
-        print_result("protocol=b", &res);
+        write_scores(arg_scores, s, n_scored);
+        res = evaluate(s, n_scored);
+        print_result(only_group_one ? "protocol=b1" : "protocol=b", &res);
         printf(" trained=%zu classified=%zu tokens=%zu learn/s=%.1f classify/s=%.1f rss_kb=%ld corpus_kb=%zu hmm=%s\n",
-               n, n, b.counts.n, n / t_learn, n / t_classify, peak_rss_kb(), corpus_bytes / 1024,
+               n_scored, n_scored, b.counts.n, n_scored / t_learn, n_scored / t_classify, peak_rss_kb(), corpus_bytes / 1024,
                arg_hmm ? "on" : "off");
         bench_done(&b);
         return 0;
@@ -1424,7 +1439,7 @@ static int protocol_b(Message *msgs, size_t n, size_t corpus_bytes) {
  * the misjudged messages of group 1 in cross-validation). */
 static void explain_one(const SpamBayesParams *params, const Message *m, const Counts *c) {
         SpamTokenParts parts = SPAM_TOKEN_PARTS_NULL;
-        SpamTokenizerOptions o = { .key = &bench_key, .bigrams = arg_bigrams, .bigram_window = arg_window,
+        SpamTokenizerOptions o = { .key = &bench_key, .bigrams = arg_bigrams, .markup = arg_markup, .bigram_window = arg_window,
                                    .keep_text = true, .parts = &parts };
         SpamTokens t = SPAM_TOKENS_NULL;
         SpamBayesResult res;
@@ -1550,9 +1565,10 @@ static int cv_run(Message **g1, size_t n, const SpamBayesParams *params, Result 
 }
 
 static void print_params(const SpamBayesParams *p) {
-        printf(" s=%g x=%g min_dev=%g max_tokens=%zu ham_cutoff=%g spam_cutoff=%g bigrams=%s\n",
-               p->robinson_s, p->robinson_x, p->min_dev, p->max_tokens, p->ham_cutoff, p->spam_cutoff,
-               arg_bigrams ? "on" : "off");
+        printf(" s=%g x=%g min_dev=%g max_tokens=%zu ham_cutoff=%g spam_cutoff=%g order_s=%g order_min_dev=%g "
+               "bigrams=%s markup=%s\n",
+               p->robinson_s, p->robinson_x, p->min_dev, p->max_tokens, p->ham_cutoff, p->spam_cutoff, p->order_s,
+               p->order_min_dev, arg_bigrams ? "on" : "off", arg_markup ? "on" : "off");
 }
 
 static int protocol_cv(Message *msgs, size_t n) {
@@ -1663,16 +1679,18 @@ static int export(const Message *msgs, size_t n, const char *dir) {
 }
 
 static void help(void) {
-        printf("usage: spam-bench --corpus DIR (--protocol a|b|cv | --export OUTDIR) [options]\n"
-               "  --scores FILE  --explain N  --folds K  --sweep  --no-bigrams  --hmm  --hmm-every N\n"
+        printf("usage: spam-bench --corpus DIR (--protocol a|b|b1|cv | --export OUTDIR) [options]\n"
+               "  --scores FILE  --explain N  --folds K  --sweep  --no-bigrams  --markup  --hmm  --hmm-every N\n"
                "  --s X  --x X  --min-dev X  --max-tokens N  --ham-cutoff X  --spam-cutoff X\n"
+               "  --order-s X  --order-min-dev X (the ordering estimate; --order-s 0: none)\n"
                "  --obfuscate P (protocol a: disguise words of group 2's spam with probability P)\n"
                "  --lr RATE [--lr-epochs N] [--lr-mix W] (logistic regression beside the Fisher score)\n");
 }
 
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_S = 0x100, ARG_X, ARG_MIN_DEV, ARG_MAX_TOKENS, ARG_HAM_CUTOFF, ARG_SPAM_CUTOFF,
-               ARG_NO_BIGRAMS, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE, ARG_LR, ARG_LR_EPOCHS, ARG_LR_MIX, ARG_FOLDS_BY_SENDER };
+               ARG_NO_BIGRAMS, ARG_MARKUP, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE, ARG_LR, ARG_LR_EPOCHS, ARG_LR_MIX, ARG_FOLDS_BY_SENDER,
+               ARG_ORDER_S, ARG_ORDER_MIN_DEV };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "corpus", required_argument, NULL, 'c' },
@@ -1683,6 +1701,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "sweep", no_argument, NULL, ARG_SWEEP },
                 { "explain", required_argument, NULL, ARG_EXPLAIN },
                 { "no-bigrams", no_argument, NULL, ARG_NO_BIGRAMS },
+                { "markup", no_argument, NULL, ARG_MARKUP },
                 { "hmm", no_argument, NULL, ARG_HMM },
                 { "lr", required_argument, NULL, ARG_LR },
                 { "lr-epochs", required_argument, NULL, ARG_LR_EPOCHS },
@@ -1700,6 +1719,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "bigram-window", required_argument, NULL, ARG_WINDOW },
                 { "store", required_argument, NULL, ARG_STORE },
                 { "esf", required_argument, NULL, ARG_ESF },
+                { "order-s", required_argument, NULL, ARG_ORDER_S },
+                { "order-min-dev", required_argument, NULL, ARG_ORDER_MIN_DEV },
                 { "repeat", required_argument, NULL, ARG_REPEAT },
                 { "obfuscate", required_argument, NULL, ARG_OBFUSCATE },
                 {}
@@ -1720,6 +1741,7 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_SWEEP: arg_sweep = true; break;
                 case ARG_EXPLAIN: arg_explain = (unsigned) strtoul(optarg, NULL, 10); break;
                 case ARG_NO_BIGRAMS: arg_bigrams = false; break;
+                case ARG_MARKUP: arg_markup = true; break;
                 case ARG_HMM: arg_hmm = true; break;
                 case ARG_HMM_EVERY: arg_hmm_every = (unsigned) strtoul(optarg, NULL, 10); break;
                 case ARG_S: arg_params.robinson_s = strtod(optarg, NULL); break;
@@ -1733,6 +1755,8 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_WINDOW: arg_window = (unsigned) strtoul(optarg, NULL, 10); break;
                 case ARG_STORE: arg_store = optarg; break;
                 case ARG_ESF: arg_params.esf = strtod(optarg, NULL); break;
+                case ARG_ORDER_S: arg_params.order_s = strtod(optarg, NULL); break;
+                case ARG_ORDER_MIN_DEV: arg_params.order_min_dev = strtod(optarg, NULL); break;
                 case ARG_REPEAT: arg_repeat = MAX(1U, (unsigned) strtoul(optarg, NULL, 10)); break;
                 case ARG_OBFUSCATE: arg_obfuscate = strtod(optarg, NULL); break;
                 case ARG_LR: arg_lr = strtod(optarg, NULL); break;
@@ -1753,7 +1777,7 @@ static int parse_argv(int argc, char *argv[]) {
 static int dump_tokens(const char *path) {
         _cleanup_free_ char *buf = NULL;
         _cleanup_fclose_ FILE *f = NULL;
-        SpamTokenizerOptions opts = { .key = &bench_key, .bigrams = arg_bigrams, .keep_text = true };
+        SpamTokenizerOptions opts = { .key = &bench_key, .bigrams = arg_bigrams, .markup = arg_markup, .keep_text = true };
         SpamTokens t = SPAM_TOKENS_NULL;
         size_t n = 0, a = 0, k;
         int r;
@@ -1819,7 +1843,9 @@ int main(int argc, char *argv[]) {
         else if (strcmp(arg_protocol, "a") == 0)
                 r = protocol_a(msgs, n, bytes);
         else if (strcmp(arg_protocol, "b") == 0)
-                r = protocol_b(msgs, n, bytes);
+                r = protocol_b(msgs, n, bytes, false);
+        else if (strcmp(arg_protocol, "b1") == 0)
+                r = protocol_b(msgs, n, bytes, true);
         else if (strcmp(arg_protocol, "cv") == 0)
                 r = protocol_cv(msgs, n);
         else {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "html-text.h"
 #include "mime-decode.h"
 #include "mime.h"
 
@@ -72,6 +73,12 @@ static int on_event(const MimeEvent *e, void *userdata) {
                         abort();
                 hash_bytes(s, e->data, e->size);
                 break;
+        case MIME_EVENT_MARKUP:
+                /* an element name, from HTML only */
+                if (!e->part->is_html || e->size == 0 || e->size > HTML_NAME_MAX || strlen(e->data) != e->size)
+                        abort();
+                hash_bytes(s, e->data, e->size);
+                break;
         case MIME_EVENT_PART_END:
                 hash_bytes(s, &e->part->defects, sizeof(e->part->defects));
                 hash_bytes(s, &e->part->insertions, sizeof(e->part->insertions));
@@ -95,6 +102,7 @@ static uint64_t run(const uint8_t *data, size_t size, const MimeLimits *limits, 
 
         if (mime_parser_new(limits, on_event, &s, &p) < 0)
                 abort();
+        mime_parser_set_markup(p, true);
         while (i < size) {
                 size_t k = chunks ? (size_t) chunks[c++ % n_chunks] % 64 + 1 : size;
 

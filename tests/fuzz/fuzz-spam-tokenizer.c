@@ -40,6 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size--;
 
         opts.bigrams = flags & 1;
+        opts.markup = flags & 16;
         opts.keep_text = flags & 2;
         opts.max_tokens = (flags & 4) ? 64 : 0;
         if ((flags & 8) && size > 0) {

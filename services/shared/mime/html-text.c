@@ -567,7 +567,7 @@ static int report_url(HtmlText *h, const char *v, size_t n, HtmlUrlFunc url, voi
 static int tag_done(HtmlText *h, MimeBuffer *out, HtmlUrlFunc url, void *userdata) {
         const char *t = h->tag;
         size_t n = h->tag_len, i = 0, k = 0;
-        char name[16];
+        char name[HTML_NAME_MAX + 1];
         bool end = false;
         int r;
 
@@ -596,6 +596,12 @@ static int tag_done(HtmlText *h, MimeBuffer *out, HtmlUrlFunc url, void *userdat
                 h->state = S_RAW;
                 h->raw_end = name[1] == 'c' ? "</script" : "</style";
                 h->raw_match = 0;
+        }
+
+        if (h->markup && k > 0) {
+                r = h->markup(name, k, userdata);
+                if (r < 0)
+                        return r;
         }
 
         /* Attributes: name [= value], value quoted or not. */

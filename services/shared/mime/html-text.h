@@ -29,10 +29,16 @@
 #define HTML_TAG_MAX 1024U              /* bytes of a tag kept for its attributes */
 #define HTML_ENTITY_MAX 32U
 #define HTML_HOST_MAX 255U
+#define HTML_NAME_MAX 15U              /* bytes of an element name that count */
 
 /* Called with a lowercased host (not NUL-terminated); a negative return stops the
  * reducer and is returned by html_text_feed()/html_text_finish(). */
 typedef int (*HtmlUrlFunc)(const char *host, size_t len, void *userdata);
+
+/* Called for each start tag with its lowercased element name (NUL-terminated; at most
+ * HTML_NAME_MAX bytes, a longer name is cut). Gets the userdata of html_text_feed(); a
+ * negative return stops the reducer as for HtmlUrlFunc. */
+typedef int (*HtmlMarkupFunc)(const char *element, size_t len, void *userdata);
 
 typedef struct HtmlText {
         int state;
@@ -48,6 +54,8 @@ typedef struct HtmlText {
         bool last_space;        /* nothing emitted yet, or the last byte was ' ' */
         bool last_word;         /* the last byte emitted belongs to a word */
         bool gap;               /* markup was removed after that word character */
+
+        HtmlMarkupFunc markup;  /* set after html_text_init() to see the tags, or NULL */
 
         unsigned insertions;
         unsigned urls;

@@ -63,6 +63,7 @@ struct MimeParser {
         MimeCharsets *charsets;
         int error;
         bool finished;
+        bool markup;                    /* MARKUP events wanted */
         unsigned defects;
 
         Entity *stack;
@@ -122,6 +123,8 @@ static int emit(MimeParser *p, MimeEventType type, const Entity *e, const char *
         r = p->cb(&ev, p->userdata);
         return r < 0 ? r : 0;
 }
+
+static int on_html_markup(const char *element, size_t len, void *userdata);
 
 static void entity_done(Entity *e) {
         free(e->content_type);
@@ -450,6 +453,8 @@ static int headers_done(MimeParser *p, Entity *e) {
                         if (mime_converter_init(&p->conv, p->charsets, e->charset) == 0)
                                 defect(p, e, MIME_DEFECT_CHARSET);
                         html_text_init(&p->html);
+                        if (p->markup)
+                                p->html.markup = on_html_markup;
                 }
         } else if (e->state == ENTITY_MESSAGE)
                 entity_push(p, false);
@@ -465,6 +470,12 @@ static int on_html_url(const char *host, size_t len, void *userdata) {
 
         e->part.urls++;
         return emit(p, MIME_EVENT_URL, e, NULL, host, len);
+}
+
+static int on_html_markup(const char *element, size_t len, void *userdata) {
+        MimeParser *p = userdata;
+
+        return emit(p, MIME_EVENT_MARKUP, top(p), NULL, element, len);
 }
 
 static bool is_text_space(char c) {
@@ -939,6 +950,11 @@ int mime_parser_finish(MimeParser *p) {
         return 0;
 }
 
+void mime_parser_set_markup(MimeParser *p, bool b) {
+        assert(p);
+        p->markup = b;
+}
+
 unsigned mime_parser_defects(const MimeParser *p) {
         return p ? p->defects : 0;
 }
@@ -948,6 +964,7 @@ static const char *const event_type_table[_MIME_EVENT_TYPE_MAX] = {
         [MIME_EVENT_HEADER]     = "header",
         [MIME_EVENT_TEXT]       = "text",
         [MIME_EVENT_URL]        = "url",
+        [MIME_EVENT_MARKUP]     = "markup",
         [MIME_EVENT_PART_END]   = "part-end",
 };
 

@@ -11,6 +11,9 @@
  *   TEXT        UTF-8 text of a text/<any> part: transfer-decoded, converted from its
  *               charset, HTML reduced to text (html-text.h)
  *   URL         the lowercased host of a link in an HTML part
+ *   MARKUP      the lowercased element name of a start tag in an HTML part (only after
+ *               mime_parser_set_markup(): what a reader never sees, yet which tells how
+ *               the message was made)
  *   PART_END    the part is over; its counters are final
  *
  * Parts nest: PART_BEGIN/PART_END pairs of the children of a multipart or of a
@@ -118,6 +121,7 @@ typedef enum MimeEventType {
         MIME_EVENT_HEADER,
         MIME_EVENT_TEXT,
         MIME_EVENT_URL,
+        MIME_EVENT_MARKUP,
         MIME_EVENT_PART_END,
         _MIME_EVENT_TYPE_MAX,
         _MIME_EVENT_TYPE_INVALID = -EINVAL,
@@ -127,7 +131,8 @@ typedef struct MimeEvent {
         MimeEventType type;
         const MimePart *part;           /* valid during the callback only */
         const char *name;               /* HEADER: field name as written, NUL-terminated */
-        const char *data;               /* HEADER: value (NUL-terminated); TEXT: text; URL: host */
+        const char *data;               /* HEADER: value (NUL-terminated); TEXT: text; URL: host;
+                                         * MARKUP: element (NUL-terminated) */
         size_t size;                    /* bytes at data */
 } MimeEvent;
 
@@ -145,6 +150,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(MimeParser*, mime_parser_free);
 int mime_parser_feed(MimeParser *p, const void *data, size_t size);
 /* End of message: closes every open part. */
 int mime_parser_finish(MimeParser *p);
+
+/* Whether MARKUP events are emitted (off by default). */
+void mime_parser_set_markup(MimeParser *p, bool b);
 
 unsigned mime_parser_defects(const MimeParser *p) _pure_;
 

@@ -450,6 +450,144 @@ START_TEST(test_classify_saturated)
 }
 END_TEST
 
+/* ln (1 − Q): agrees with 1 − Q where that is a double well above rounding, has the
+ * closed forms of 2 and 4 degrees of freedom where it is far below, and only grows with
+ * x². */
+START_TEST(test_chi2p_ln)
+{
+        for (unsigned v = 1; v < 2000; v = v * 3 / 2 + 1) {
+                double prev = -INFINITY;
+
+                for (double x = 0.01; x < 20000; x *= 1.7) {
+                        double q = spam_chi2q(x, v), lp = spam_chi2p_ln(x, v);
+
+                        ck_assert_msg(isfinite(lp) && lp <= 0, "ln P(%g, %u) = %g", x, 2 * v, lp);
+                        ck_assert_msg(lp >= prev, "ln P(%g, %u) = %.17g falls from %.17g", x, 2 * v, lp, prev);
+                        prev = lp;
+                        if (1 - q > 1e-6 && q > 1e-6)
+                                ck_assert_msg(fabs(lp - log1p(-q)) <= 1e-8 * fmax(1.0, fabs(lp)),
+                                              "ln P(%g, %u) = %.17g, log(1 - Q) = %.17g", x, 2 * v, lp, log1p(-q));
+                }
+        }
+        /* 2 dof: P = 1 − e^(−m) ≈ m; 4 dof: P = 1 − e^(−m)(1 + m) ≈ m²/2 (m = x²/2) */
+        ck_assert(fabs(spam_chi2p_ln(2e-30, 1) - log(1e-30)) < 1e-9);
+        ck_assert(fabs(spam_chi2p_ln(2e-30, 2) - log(0.5e-60)) < 1e-9);
+        /* 200 dof at x² = 1: e^(−0.5) 0.5^100 / 100!, about 1e-188, and far below a double
+         * at 2000 dof */
+        ck_assert(fabs(spam_chi2p_ln(1, 100) -
+                       (-0.5 + 100 * log(0.5) - lgamma(101) + log1p(0.5 / 101 + 0.25 / (101 * 102)))) < 1e-6);
+        ck_assert(spam_chi2p_ln(1, 1000) < -5000 && isfinite(spam_chi2p_ln(1, 1000)));
+        ck_assert(spam_chi2p_ln(0, 5) == -INFINITY);
+        ck_assert(spam_chi2p_ln(-1, 5) == -INFINITY);
+        ck_assert(spam_chi2p_ln(3, 0) == -INFINITY);
+        ck_assert(spam_chi2p_ln(INFINITY, 5) == 0);
+}
+END_TEST
+
+/* Clear ham and clear spam keep their order: (1 + H − S) / 2 would be exactly 0 (or 1)
+ * for all of them, tying the clearest ham with a spam that scores barely as low. */
+START_TEST(test_classify_extreme)
+{
+        FakeToken table[400];
+        SpamBayesParams p = params;
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+        double prev = 1.0, prev_spam = 0.0;
+
+        p.robinson_s = 0;
+        for (size_t i = 0; i < 200; i++)
+                table[i] = (FakeToken) { 5000 + i, { 1, 99 }, {} };
+        for (size_t i = 200; i < 400; i++)
+                table[i] = (FakeToken) { 5000 + i, { 99, 1 }, {} };
+
+        for (size_t n = 20; n <= 200; n += 20) {
+                SpamBayesResult r;
+                SpamTokens t;
+                double h = spam_chi2q(-2.0 * n * log(0.01), n), s = spam_chi2q(-2.0 * n * log(0.99), n);
+
+                tokens_of(&t, table, n);
+                ck_assert_int_eq(spam_bayes_classify(&p, &t, (SpamTotals) { 100, 100 }, NULL, fake_lookup, &fake,
+                                                     0, &r), 0);
+                ck_assert_int_eq(r.verdict, SPAM_VERDICT_HAM);
+                if (n >= 60)    /* where the formula alone saturates */
+                        ck_assert_msg((1.0 + h - s) / 2.0 == 0.0, "%zu tokens: %g", n, (1.0 + h - s) / 2.0);
+                ck_assert_msg(r.score > 0 && r.score < prev, "%zu hammy tokens: %.17g after %.17g", n, r.score,
+                              prev);
+                prev = r.score;
+                spam_bayes_result_done(&r);
+                spam_tokens_done(&t);
+
+                tokens_of(&t, table + 200, n);
+                ck_assert_int_eq(spam_bayes_classify(&p, &t, (SpamTotals) { 100, 100 }, NULL, fake_lookup, &fake,
+                                                     0, &r), 0);
+                ck_assert_int_eq(r.verdict, SPAM_VERDICT_SPAM);
+                ck_assert_msg(r.score < 1 && r.score > prev_spam, "%zu spammy tokens: %.17g after %.17g", n,
+                              r.score, prev_spam);
+                prev_spam = r.score;
+                spam_bayes_result_done(&r);
+                spam_tokens_done(&t);
+        }
+}
+END_TEST
+
+/* With order_s, the verdict is the deciding estimate's and the score is the ordering
+ * estimate's, scaled into that verdict's band. */
+START_TEST(test_classify_order_band)
+{
+        FakeToken table[64];
+        SpamBayesParams p = params, decide = params, order = params;
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+        SpamTotals totals = { 50, 50 };
+        uint64_t x = 12345;
+        unsigned seen[_SPAM_VERDICT_MAX] = {};
+
+        p.robinson_s = decide.robinson_s = 0.3;
+        p.order_s = order.robinson_s = 1e-5;
+        p.order_min_dev = order.min_dev = 0.2;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+                table[i] = (FakeToken) { 7000 + i, { (x >> 33) % 51, (x >> 45) % 51 }, {} };
+        }
+
+        for (unsigned m = 0; m < 1000; m++) {
+                SpamBayesResult r, rd, ro;
+                SpamTokens t = SPAM_TOKENS_NULL;
+                double lo, hi;
+
+                /* a message: a pseudo-random subset of 1 to 12 tokens */
+                for (unsigned k = 0; k < 1 + m % 12; k++) {
+                        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+                        ck_assert_int_ge(spam_tokens_add(&t, table[(x >> 40) % ELEMENTSOF(table)].hash,
+                                                         SPAM_TOKEN_WORD, NULL, 0), 0);
+                }
+                ck_assert_int_eq(spam_bayes_classify(&p, &t, totals, NULL, fake_lookup, &fake, 3, &r), 0);
+                ck_assert_int_eq(spam_bayes_classify(&decide, &t, totals, NULL, fake_lookup, &fake, 3, &rd), 0);
+                ck_assert_int_eq(spam_bayes_classify(&order, &t, totals, NULL, fake_lookup, &fake, 0, &ro), 0);
+
+                ck_assert_int_eq(r.verdict, rd.verdict);
+                ck_assert_uint_eq(r.n_used, rd.n_used);
+                ck_assert_uint_eq(r.n_top, rd.n_top);
+                for (size_t i = 0; i < r.n_top; i++)
+                        ck_assert_uint_eq(r.top[i].index, rd.top[i].index);
+                lo = r.verdict == SPAM_VERDICT_SPAM ? p.spam_cutoff :
+                     r.verdict == SPAM_VERDICT_UNSURE ? p.ham_cutoff : 0;
+                hi = r.verdict == SPAM_VERDICT_SPAM ? 1 :
+                     r.verdict == SPAM_VERDICT_UNSURE ? p.spam_cutoff : p.ham_cutoff;
+                ck_assert_msg(r.score >= lo && (r.score < hi || r.verdict == SPAM_VERDICT_SPAM),
+                              "message %u: %.17g outside [%g, %g)", m, r.score, lo, hi);
+                ck_assert_msg(fabs(r.score - (lo + (hi - lo) * ro.score)) < 1e-12,
+                              "message %u: %.17g, order estimate %.17g", m, r.score, ro.score);
+                seen[r.verdict]++;
+                spam_bayes_result_done(&r);
+                spam_bayes_result_done(&rd);
+                spam_bayes_result_done(&ro);
+                spam_tokens_done(&t);
+        }
+        /* the draw reaches every band */
+        for (int v = 0; v < _SPAM_VERDICT_MAX; v++)
+                ck_assert_msg(seen[v] > 10, "verdict %s seen %u times", spam_verdict_to_string(v), seen[v]);
+}
+END_TEST
+
 START_TEST(test_verdict_strings)
 {
         static const struct {
@@ -482,6 +620,8 @@ START_TEST(test_defaults_sane)
         ck_assert(p->min_dev >= 0 && p->min_dev < 0.5);
         ck_assert(p->ham_cutoff < p->spam_cutoff);
         ck_assert(p->spam_cutoff <= 1);
+        ck_assert(p->order_s > 0 && p->order_s < p->robinson_s);
+        ck_assert(p->order_min_dev >= 0 && p->order_min_dev < 0.5);
 }
 END_TEST
 
@@ -493,6 +633,7 @@ static Suite* spam_bayes_suite(void) {
         tcase_add_test(tc, test_chi2q_table);
         tcase_add_test(tc, test_chi2q_limits);
         tcase_add_test(tc, test_chi2q_ln);
+        tcase_add_test(tc, test_chi2p_ln);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("robinson");
@@ -504,6 +645,8 @@ static Suite* spam_bayes_suite(void) {
         tcase_add_test(tc, test_classify_tiled);
         tcase_add_test(tc, test_classify_bigram_prior);
         tcase_add_test(tc, test_classify_saturated);
+        tcase_add_test(tc, test_classify_extreme);
+        tcase_add_test(tc, test_classify_order_band);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("strings");

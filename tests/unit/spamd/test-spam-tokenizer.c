@@ -17,6 +17,7 @@ static void tokenize(const char *msg, const char *client_ip, bool bigrams, SpamT
                 .key = &key,
                 .client_ip = client_ip,
                 .bigrams = bigrams,
+                .markup = true,
                 .keep_text = true,
         };
 
@@ -138,8 +139,21 @@ static const Case cases[] = {
                 "<img src=\"https://198.51.100.4/i.gif\"> vi<b></b>agra\n",
                 NULL,
                 { "u:www.spam-site.example.com", "u:example.com", "u:198.51.100.4", "f:url-ip", "w:click",
-                  "w:viagra", "f:insertions:1", "f:html-only", "f:type:text/html" },
+                  "w:viagra", "f:insertions:1", "f:html-only", "f:type:text/html", "m:a", "m:img", "m:b" },
                 { "w:vi", "w:agra", "w:href" },
+        },
+        {
+                /* the elements of an HTML part, not its text; nothing from plain text */
+                "html elements",
+                "Content-Type: multipart/alternative; boundary=x\n\n"
+                "--x\nContent-Type: text/plain\n\n<center>plain</center>\n"
+                "--x\nContent-Type: text/html\n\n"
+                "<HTML><Table><tr><td><FONT face=Arial>Hi</FONT></td></tr></table>"
+                "<script>document.write('<marquee>')</script><!-- <blink> --></HTML>\n"
+                "--x--\n",
+                NULL,
+                { "m:html", "m:table", "m:tr", "m:td", "m:font", "m:script", "w:hi", "w:center", "w:plain" },
+                { "m:marquee", "m:blink", "m:center", "m:/font", "w:font", "w:arial", "m:FONT" },
         },
         {
                 "url hosts from plain text",
@@ -349,6 +363,30 @@ START_TEST(test_tokenizer_no_bigrams)
 }
 END_TEST
 
+START_TEST(test_tokenizer_markup_option)
+{
+        static const char msg[] = "Content-Type: text/html\n\n<table><tr><td><font size=7>big</font></td></tr></table>\n";
+        SpamTokenizerOptions opts = { .key = &key, .keep_text = true };
+        SpamTokens t = SPAM_TOKENS_NULL;
+        unsigned markup = 0;
+
+        for (int on = 0; on <= 1; on++) {
+                opts.markup = on;
+                markup = 0;
+                ck_assert_int_eq(spam_tokenize(msg, sizeof(msg) - 1, &opts, &t), 0);
+                ck_assert(has(&t, "w:big"));
+                for (size_t i = 0; i < t.n; i++)
+                        if (t.kinds[i] == SPAM_TOKEN_MARKUP) {
+                                ck_assert(strncmp(t.text[i], "m:", 2) == 0);
+                                markup++;
+                        }
+                /* table, tr, td, font; each element once however often it is used */
+                ck_assert_uint_eq(markup, on ? 4 : 0);
+                spam_tokens_done(&t);
+        }
+}
+END_TEST
+
 static void count_word(const char *word, size_t len, void *userdata) {
         unsigned *n = userdata;
 
@@ -479,6 +517,7 @@ static Suite* spam_tokenizer_suite(void) {
         tc = tcase_create("messages");
         tcase_add_test(tc, test_tokenizer_cases);
         tcase_add_test(tc, test_tokenizer_no_bigrams);
+        tcase_add_test(tc, test_tokenizer_markup_option);
         tcase_add_test(tc, test_tokenizer_bigram_window);
         tcase_add_test(tc, test_tokenizer_bigram_hash);
         tcase_add_test(tc, test_tokenizer_parts);

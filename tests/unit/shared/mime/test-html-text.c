@@ -3,6 +3,7 @@
 /* Table-driven Check suite of the HTML to text reducer (services/shared/mime/html-text.c). */
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,6 +147,68 @@ START_TEST(test_html_url_callback_error)
 }
 END_TEST
 
+static int on_markup(const char *element, size_t len, void *userdata) {
+        UrlSink *s = userdata;
+        int k;
+
+        ck_assert_uint_eq(strlen(element), len);
+        ck_assert_uint_le(len, HTML_NAME_MAX);
+        k = snprintf(s->buf + s->n, sizeof(s->buf) - s->n, "%s%s", s->n > 0 ? "|" : "", element);
+        ck_assert_int_gt(k, 0);
+        ck_assert_uint_lt(s->n + (size_t) k, sizeof(s->buf));
+        s->n += (size_t) k;
+        return 0;
+}
+
+static void run_markup(const char *in, size_t chunk, const char *expect) {
+        _cleanup_(mime_buffer_done) MimeBuffer out = MIME_BUFFER_NULL;
+        UrlSink sink = { .buf = "" };
+        size_t n = strlen(in);
+        HtmlText h;
+
+        html_text_init(&h);
+        h.markup = on_markup;
+        for (size_t i = 0; i < n; i += chunk)
+                ck_assert_int_eq(html_text_feed(&h, in + i, MIN(chunk, n - i), &out, NULL, &sink), 0);
+        ck_assert_int_eq(html_text_finish(&h, &out, NULL, &sink), 0);
+        ck_assert_msg(streq(sink.buf, expect), "chunk %zu: markup '%s', expected '%s'", chunk, sink.buf, expect);
+}
+
+START_TEST(test_html_markup)
+{
+        /* Start tags, names lowercased; end tags, comments, declarations and the
+         * contents of script do not count; an over-long element name counts by its
+         * first HTML_NAME_MAX bytes. */
+        const char *in =
+                "<!DOCTYPE html><HTML><body BGCOLOR=#FFFFFF>"
+                "<Font face=\"Arial, Helvetica\" SIZE='+2' color = red>Buy</font>"
+                "<!-- <b x=1> --><script>var a = '<i y=2>';</script>"
+                "<img src=http://img.example/a.gif width=1 height=1 border=0 />"
+                "<input checked><averyveryverylongelementname a=b>x";
+        const char *expect = "html|body|font|script|img|input|averyveryverylo";
+
+        run_markup(in, SIZE_MAX / 2, expect);
+        run_markup(in, 1, expect);
+        run_markup(in, 7, expect);
+}
+END_TEST
+
+static int markup_fail(const char *element, size_t len, void *userdata) {
+        return streq(element, "p") ? -ECANCELED : 0;
+}
+
+START_TEST(test_html_markup_callback_error)
+{
+        _cleanup_(mime_buffer_done) MimeBuffer out = MIME_BUFFER_NULL;
+        HtmlText h;
+
+        html_text_init(&h);
+        h.markup = markup_fail;
+        ck_assert_int_eq(html_text_feed(&h, "<b>x</b>", 8, &out, NULL, NULL), 0);
+        ck_assert_int_eq(html_text_feed(&h, "<p class=x>", 11, &out, NULL, NULL), -ECANCELED);
+}
+END_TEST
+
 START_TEST(test_html_long_tag)
 {
         /* A tag longer than HTML_TAG_MAX is still skipped whole. */
@@ -225,6 +288,8 @@ static Suite* html_text_suite(void) {
         tcase_add_test(tc, test_html_unterminated);
         tcase_add_test(tc, test_html_url_callback_error);
         tcase_add_test(tc, test_html_long_tag);
+        tcase_add_test(tc, test_html_markup);
+        tcase_add_test(tc, test_html_markup_callback_error);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("urls and entities");

@@ -101,6 +101,11 @@ static int record(const MimeEvent *e, void *userdata) {
         case MIME_EVENT_URL:
                 rec_printf(r, "U %.*s\n", (int) e->size, e->data);
                 break;
+        case MIME_EVENT_MARKUP:
+                ck_assert(p->is_html);
+                ck_assert_uint_eq(strlen(e->data), e->size);
+                rec_printf(r, "M %s\n", e->data);
+                break;
         case MIME_EVENT_PART_END:
                 r->last = NULL;
                 rec_printf(r, "E %u ins=%u urls=%u def=0x%x\n", p->index, p->insertions, p->urls, p->defects);
@@ -620,6 +625,52 @@ START_TEST(test_no_callback)
 }
 END_TEST
 
+START_TEST(test_markup_events)
+{
+        /* MARKUP events come only when asked for, only from HTML parts, inside their part,
+         * after the transfer encoding is undone; text/plain that looks like HTML gives none. */
+        static const char msg[] =
+                "Content-Type: multipart/alternative; boundary=b\n\n"
+                "--b\nContent-Type: text/plain\n\n<font size=7>plain</font>\n"
+                "--b\nContent-Type: text/html\nContent-Transfer-Encoding: quoted-printable\n\n"
+                "<FONT face=3D\"Arial\" size=3D+2>Big</FONT><br>\n"
+                "--b--\n";
+        static const char expect[] =
+                "B 0.0 multipart/alternative cs=n/a fn=n/a disp=0 enc=7bit multi\n"
+                "H Content-Type: multipart/alternative; boundary=b\n"
+                "B 1.1 text/plain cs=n/a fn=n/a disp=0 enc=7bit text\n"
+                "H Content-Type: text/plain\n"
+                "T <font size=7>plain</font>\n"
+                "E 1 ins=0 urls=0 def=0x0\n"
+                "B 1.2 text/html cs=n/a fn=n/a disp=0 enc=quoted-printable text html\n"
+                "H Content-Type: text/html\n"
+                "H Content-Transfer-Encoding: quoted-printable\n"
+                "M font\nM br\n"
+                "T Big \n"
+                "E 2 ins=0 urls=0 def=0x0\n"
+                "E 0 ins=0 urls=0 def=0x0\n";
+
+        for (int on = 0; on <= 1; on++)
+                for (size_t chunk = 1; chunk <= sizeof(msg); chunk += sizeof(msg) - 1) {
+                        _cleanup_(mime_parser_freep) MimeParser *p = NULL;
+                        _cleanup_(mime_buffer_done) MimeBuffer out = MIME_BUFFER_NULL;
+                        Recorder r = { .merge_text = true, .chunks_ok = true };
+
+                        ck_assert_int_eq(mime_parser_new(NULL, record, &r, &p), 0);
+                        mime_parser_set_markup(p, on);
+                        for (size_t i = 0; i < sizeof(msg) - 1; i += chunk)
+                                ck_assert_int_eq(mime_parser_feed(p, msg + i, MIN(chunk, sizeof(msg) - 1 - i)), 0);
+                        ck_assert_int_eq(mime_parser_finish(p), 0);
+                        ck_assert_int_eq(mime_buffer_append(&r.out, "", 1), 0);
+                        out = r.out;
+                        if (on)
+                                ck_assert_msg(streq(out.data, expect), "chunk %zu:\n%s", chunk, out.data);
+                        else
+                                ck_assert_msg(!strstr(out.data, "\nM "), "markup without asking:\n%s", out.data);
+                }
+}
+END_TEST
+
 START_TEST(test_empty_message)
 {
         _cleanup_free_ char *t = NULL;
@@ -634,6 +685,7 @@ END_TEST
 START_TEST(test_strings)
 {
         ck_assert_str_eq(mime_event_type_to_string(MIME_EVENT_URL), "url");
+        ck_assert_str_eq(mime_event_type_to_string(MIME_EVENT_MARKUP), "markup");
         ck_assert_ptr_null(mime_event_type_to_string(_MIME_EVENT_TYPE_MAX));
         ck_assert_str_eq(mime_encoding_to_string(MIME_ENCODING_QUOTED_PRINTABLE), "quoted-printable");
         ck_assert_ptr_null(mime_encoding_to_string(_MIME_ENCODING_INVALID));
@@ -648,6 +700,7 @@ static Suite* mime_suite(void) {
         tcase_add_test(tc, test_real_world);
         tcase_add_test(tc, test_message_table);
         tcase_add_test(tc, test_empty_message);
+        tcase_add_test(tc, test_markup_events);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("streaming");

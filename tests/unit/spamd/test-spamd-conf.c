@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check-main.h"
+#include "cleanup.h"
+#include "spamd-conf.h"
+#include "string-util.h"
+
+/* The shipped spamd.conf shows every key commented out with its default: with each
+ * "#Key=value" line uncommented it must parse, and give what no file at all gives. */
+START_TEST(test_shipped_defaults)
+{
+        _cleanup_(spam_config_freep) SpamConfig *d = NULL, *c = NULL;
+        _cleanup_free_ char *out = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        ConfigError e = CONFIG_ERROR_NULL;
+        const char *path = getenv("SPAMD_CONF");
+        char line[1024];
+        size_t n = 0, keys = 0;
+
+        ck_assert_ptr_nonnull(path);
+        f = fopen(path, "re");
+        ck_assert_ptr_nonnull(f);
+        out = calloc(1, 65536);
+        ck_assert_ptr_nonnull(out);
+        while (fgets(line, sizeof(line), f)) {
+                const char *l = line;
+
+                if (l[0] == '#' && l[1] >= 'A' && l[1] <= 'Z' && strchr(l, '=')) {
+                        l++;
+                        keys++;
+                }
+                ck_assert_uint_lt(n + strlen(l), 65535);
+                memcpy(out + n, l, strlen(l));
+                n += strlen(l);
+        }
+        ck_assert_uint_ge(keys, 20);
+
+        ck_assert_int_eq(spam_config_new(&d), 0);
+        ck_assert_int_eq(spam_config_new(&c), 0);
+        ck_assert_msg(spam_config_parse_text(c, "spamd.conf", out, &e) >= 0, "%s:%u: %s", e.filename, e.line,
+                      e.message);
+        ck_assert_int_eq(spam_config_verify(c, "spamd.conf", &e), 0);
+
+#define SAME(field) ck_assert_msg(c->field == d->field, "%s: shipped %g, default %g", #field, \
+                                  (double) c->field, (double) d->field)
+        SAME(bayes.robinson_s);
+        SAME(bayes.robinson_x);
+        SAME(bayes.min_dev);
+        SAME(bayes.ham_cutoff);
+        SAME(bayes.spam_cutoff);
+        SAME(bayes.max_tokens);
+        SAME(bayes.bigram_s);
+        SAME(bayes.esf);
+        SAME(bayes.order_s);
+        SAME(bayes.order_min_dev);
+        SAME(deobfuscate);
+        SAME(lexicon_min_messages);
+        SAME(domain_statistics);
+        SAME(scan_size);
+        SAME(autolearn);
+        SAME(autolearn_ham);
+        SAME(autolearn_spam);
+        SAME(autolearn_max_ratio);
+        SAME(autolearn_min_messages);
+        SAME(reports_per_hour);
+        SAME(idle_timeout);
+        SAME(max_message_size);
+#undef SAME
+        ck_assert(strv_length(c->report_domains) == 0);
+        ck_assert(strv_length(c->trusted_reporters) == 0);
+        config_error_done(&e);
+}
+END_TEST
+
+/* The ordering estimate's keys: 0 turns it off, a value outside [0, 1] is refused with
+ * the line. */
+START_TEST(test_order_keys)
+{
+        _cleanup_(spam_config_freep) SpamConfig *c = NULL;
+        ConfigError e = CONFIG_ERROR_NULL;
+
+        ck_assert_int_eq(spam_config_new(&c), 0);
+        ck_assert_int_eq(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderRobinsonS=0\nOrderMinDeviation=0.1\n", &e), 0);
+        ck_assert(c->bayes.order_s == 0);
+        ck_assert(c->bayes.order_min_dev == 0.1);
+        ck_assert_int_lt(spam_config_parse_text(c, "t.conf", "[Filter]\n\nOrderRobinsonS=-1\n", &e), 0);
+        ck_assert_uint_eq(e.line, 3);
+        config_error_done(&e);
+        ck_assert_int_lt(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderMinDeviation=2\n", &e), 0);
+        ck_assert_uint_eq(e.line, 2);
+        config_error_done(&e);
+}
+END_TEST
+
+static Suite* spamd_conf_suite(void) {
+        Suite *s = suite_create("spamd-conf");
+        TCase *tc = tcase_create("keys");
+
+        tcase_add_test(tc, test_shipped_defaults);
+        tcase_add_test(tc, test_order_keys);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+CHECK_MAIN(spamd_conf_suite);
