@@ -45,6 +45,9 @@ typedef struct SpamBayesParams {
         double order_s;                 /* > 0: a second estimate at this strength ... */
         double order_min_dev;           /* ... and this min_dev orders the messages within the
                                          * verdict band the first one gives (see classify()) */
+        unsigned min_messages;          /* each class needs this many learned messages before a
+                                         * ham or spam verdict; until then every verdict is
+                                         * unsure, the score in the unsure band, in order */
 } SpamBayesParams;
 
 /* Documented defaults (mailsec-spamd.conf(5)); tuned on the SpamAssassin corpus group 1

@@ -118,6 +118,7 @@ const ConfigTableItem spam_config_table[] = {
         { "Filter",   "MaxTokens",            config_parse_size_t,           0, offsetof(SpamConfig, bayes.max_tokens) },
         { "Filter",   "OrderRobinsonS",       config_parse_probability,      0, offsetof(SpamConfig, bayes.order_s) },
         { "Filter",   "OrderMinDeviation",    config_parse_probability,      0, offsetof(SpamConfig, bayes.order_min_dev) },
+        { "Filter",   "VerdictMinMessages",   config_parse_unsigned,         0, offsetof(SpamConfig, bayes.min_messages) },
         { "Filter",   "Deobfuscate",          config_parse_bool,             0, offsetof(SpamConfig, deobfuscate) },
         { "Filter",   "LexiconMinMessages",   config_parse_unsigned_min,     1, offsetof(SpamConfig, lexicon_min_messages) },
         { "Filter",   "DomainStatistics",     config_parse_bool,             0, offsetof(SpamConfig, domain_statistics) },

@@ -30,7 +30,7 @@
  * counts); the token key is fixed, so runs repeat exactly.
  *
  * Options: --no-bigrams, --markup (m: tokens of HTML elements), --s X, --x X,
- * --min-dev X, --max-tokens N, --order-s X, --order-min-dev X, --ham-cutoff X,
+ * --min-dev X, --max-tokens N, --order-s X, --order-min-dev X, --min-messages N, --ham-cutoff X,
  * --spam-cutoff X (Bayesian parameters; defaults: spam_bayes_params_default), --hmm
  * (build the HMM de-obfuscator from the learned lexicon and classify with it: after
  * training in protocol a, every --hmm-every messages in protocol b).
@@ -1683,6 +1683,7 @@ static void help(void) {
                "  --scores FILE  --explain N  --folds K  --sweep  --no-bigrams  --markup  --hmm  --hmm-every N\n"
                "  --s X  --x X  --min-dev X  --max-tokens N  --ham-cutoff X  --spam-cutoff X\n"
                "  --order-s X  --order-min-dev X (the ordering estimate; --order-s 0: none)\n"
+               "  --min-messages N (of each class before a ham or spam verdict)\n"
                "  --obfuscate P (protocol a: disguise words of group 2's spam with probability P)\n"
                "  --lr RATE [--lr-epochs N] [--lr-mix W] (logistic regression beside the Fisher score)\n");
 }
@@ -1690,7 +1691,7 @@ static void help(void) {
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_S = 0x100, ARG_X, ARG_MIN_DEV, ARG_MAX_TOKENS, ARG_HAM_CUTOFF, ARG_SPAM_CUTOFF,
                ARG_NO_BIGRAMS, ARG_MARKUP, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE, ARG_LR, ARG_LR_EPOCHS, ARG_LR_MIX, ARG_FOLDS_BY_SENDER,
-               ARG_ORDER_S, ARG_ORDER_MIN_DEV };
+               ARG_ORDER_S, ARG_ORDER_MIN_DEV, ARG_MIN_MESSAGES };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "corpus", required_argument, NULL, 'c' },
@@ -1721,6 +1722,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "esf", required_argument, NULL, ARG_ESF },
                 { "order-s", required_argument, NULL, ARG_ORDER_S },
                 { "order-min-dev", required_argument, NULL, ARG_ORDER_MIN_DEV },
+                { "min-messages", required_argument, NULL, ARG_MIN_MESSAGES },
                 { "repeat", required_argument, NULL, ARG_REPEAT },
                 { "obfuscate", required_argument, NULL, ARG_OBFUSCATE },
                 {}
@@ -1757,6 +1759,7 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_ESF: arg_params.esf = strtod(optarg, NULL); break;
                 case ARG_ORDER_S: arg_params.order_s = strtod(optarg, NULL); break;
                 case ARG_ORDER_MIN_DEV: arg_params.order_min_dev = strtod(optarg, NULL); break;
+                case ARG_MIN_MESSAGES: arg_params.min_messages = (unsigned) strtoul(optarg, NULL, 10); break;
                 case ARG_REPEAT: arg_repeat = MAX(1U, (unsigned) strtoul(optarg, NULL, 10)); break;
                 case ARG_OBFUSCATE: arg_obfuscate = strtod(optarg, NULL); break;
                 case ARG_LR: arg_lr = strtod(optarg, NULL); break;

@@ -588,6 +588,53 @@ START_TEST(test_classify_order_band)
 }
 END_TEST
 
+/* Before each class has min_messages learned messages, every verdict is unsure and the
+ * score lies in the unsure band, in the order of the score it would have had. */
+START_TEST(test_classify_cold_start)
+{
+        static const FakeToken table[] = {
+                { 20, { 9, 0 }, {} },
+                { 21, { 0, 9 }, {} },
+        };
+        SpamBayesParams p = params;
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+        SpamTotals cold[] = { { 2, 10 }, { 10, 2 }, { 0, 10 }, { 10, 0 } }, warm = { 3, 3 };
+        double spammy = 0, hammy = 0;
+
+        p.min_messages = 3;
+        for (size_t k = 0; k < ELEMENTSOF(cold) + 1; k++)
+                for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                        SpamTotals t = k < ELEMENTSOF(cold) ? cold[k] : warm;
+                        SpamBayesParams q = p;
+                        SpamBayesResult r, plain;
+                        SpamTokens tokens;
+
+                        q.min_messages = 0;
+                        tokens_of(&tokens, table + i, 1);
+                        ck_assert_int_eq(spam_bayes_classify(&p, &tokens, t, NULL, fake_lookup, &fake, 0, &r), 0);
+                        ck_assert_int_eq(spam_bayes_classify(&q, &tokens, t, NULL, fake_lookup, &fake, 0, &plain),
+                                         0);
+                        if (k < ELEMENTSOF(cold)) {
+                                ck_assert_int_eq(r.verdict, SPAM_VERDICT_UNSURE);
+                                ck_assert(r.score >= p.ham_cutoff && r.score < p.spam_cutoff);
+                                ck_assert_msg(fabs(r.score - (p.ham_cutoff + (p.spam_cutoff - p.ham_cutoff) *
+                                                              plain.score)) < 1e-12,
+                                              "cold %zu, token %zu: %.17g from %.17g", k, i, r.score, plain.score);
+                        } else {
+                                ck_assert_int_eq(r.verdict, plain.verdict);
+                                ck_assert(r.score == plain.score);
+                                ck_assert_int_eq(r.verdict, i == 0 ? SPAM_VERDICT_SPAM : SPAM_VERDICT_HAM);
+                        }
+                        if (k == 0)
+                                *(i == 0 ? &spammy : &hammy) = r.score;
+                        spam_bayes_result_done(&r);
+                        spam_bayes_result_done(&plain);
+                        spam_tokens_done(&tokens);
+                }
+        ck_assert(spammy > hammy);
+}
+END_TEST
+
 START_TEST(test_verdict_strings)
 {
         static const struct {
@@ -622,6 +669,7 @@ START_TEST(test_defaults_sane)
         ck_assert(p->spam_cutoff <= 1);
         ck_assert(p->order_s > 0 && p->order_s < p->robinson_s);
         ck_assert(p->order_min_dev >= 0 && p->order_min_dev < 0.5);
+        ck_assert_uint_ge(p->min_messages, 1);
 }
 END_TEST
 
@@ -647,6 +695,7 @@ static Suite* spam_bayes_suite(void) {
         tcase_add_test(tc, test_classify_saturated);
         tcase_add_test(tc, test_classify_extreme);
         tcase_add_test(tc, test_classify_order_band);
+        tcase_add_test(tc, test_classify_cold_start);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("strings");

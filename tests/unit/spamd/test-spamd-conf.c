@@ -58,6 +58,7 @@ START_TEST(test_shipped_defaults)
         SAME(bayes.esf);
         SAME(bayes.order_s);
         SAME(bayes.order_min_dev);
+        SAME(bayes.min_messages);
         SAME(deobfuscate);
         SAME(lexicon_min_messages);
         SAME(domain_statistics);
