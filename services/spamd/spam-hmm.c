@@ -705,6 +705,16 @@ static int words_rehash(SpamHmm *h, size_t size) {
         return 0;
 }
 
+int spam_hmm_add_lexicon_word(const char *word, uint32_t spam, uint32_t ham, void *hmm) {
+        size_t n = strlen(word);
+        int r;
+
+        if (n < SPAM_HMM_WORD_MIN || n > SPAM_HMM_WORD_MAX)
+                return 0;
+        r = spam_hmm_add_word(hmm, word, spam + ham);
+        return r == -EINVAL ? 0 : r;
+}
+
 int spam_hmm_add_word(SpamHmm *h, const char *word, uint32_t weight) {
         char buf[SPAM_HMM_WORD_MAX * 4 + 1];
         const HmmWord *found;

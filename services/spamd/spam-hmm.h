@@ -37,6 +37,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(SpamHmm*, spam_hmm_free);
  * Adding a word twice adds the weights. -EINVAL for a word outside the bounds, -EBUSY
  * after spam_hmm_build(). */
 int spam_hmm_add_word(SpamHmm *h, const char *word, uint32_t weight);
+/* A learned word as the store's lexicon gives it (spam_store_lexicon()'s callback, the
+ * SpamHmm as userdata): weighted by the messages of both classes; a word outside the
+ * bounds is skipped. Returns 0, or negative errno. */
+int spam_hmm_add_lexicon_word(const char *word, uint32_t spam, uint32_t ham, void *hmm);
 int spam_hmm_build(SpamHmm *h);
 size_t spam_hmm_size(const SpamHmm *h);     /* lexicon words */
 

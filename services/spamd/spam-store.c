@@ -2300,6 +2300,17 @@ static int store_lookup_scope(SpamStore *s, const char *domain, uint32_t *ret) {
         return store_domain_scope(s, folded, /* create= */ false, ret);
 }
 
+/* The scope of domain (NULL: the global one) in a usable store: 1 with *ret_scope, 0
+ * when the domain has no statistics, or negative errno. */
+static int store_usable_scope(SpamStore *s, const char *domain, uint32_t *ret_scope) {
+        int r;
+
+        r = store_ensure_usable(s);
+        if (r < 0)
+                return r;
+        return store_lookup_scope(s, domain, ret_scope);
+}
+
 int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCounts *ret) {
         uint8_t key[TOKEN_KEY_SIZE], v[COUNTS_SIZE];
         uint64_t spam = 0, ham = 0;
@@ -2311,15 +2322,10 @@ int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCoun
         assert_return(s, -EINVAL);
         assert_return(ret, -EINVAL);
 
-        r = store_ensure_usable(s);
-        if (r < 0)
-                return r;
-        r = store_lookup_scope(s, domain, &scope);
-        if (r < 0)
-                return r;
-        if (r == 0) {
+        r = store_usable_scope(s, domain, &scope);
+        if (r <= 0) {
                 *ret = (SpamCounts) {};
-                return 0;
+                return r;
         }
 
         if (!s->table && !s->table_unfit)
@@ -2371,15 +2377,10 @@ int spam_store_totals(SpamStore *s, const char *domain, SpamTotals *ret) {
         assert_return(s, -EINVAL);
         assert_return(ret, -EINVAL);
 
-        r = store_ensure_usable(s);
-        if (r < 0)
-                return r;
-        r = store_lookup_scope(s, domain, &scope);
-        if (r < 0)
-                return r;
-        if (r == 0) {
+        r = store_usable_scope(s, domain, &scope);
+        if (r <= 0) {
                 *ret = (SpamTotals) {};
-                return 0;
+                return r;
         }
         return store_totals_scope(s, scope, ret);
 }

@@ -85,17 +85,6 @@ int manager_load_config(Manager *m, ConfigError *error) {
         return 0;
 }
 
-static int lexicon_add(const char *word, uint32_t spam, uint32_t ham, void *userdata) {
-        SpamHmm *h = userdata;
-        size_t n = strlen(word);
-        int r;
-
-        if (n < SPAM_HMM_WORD_MIN || n > SPAM_HMM_WORD_MAX)
-                return 0;
-        r = spam_hmm_add_word(h, word, spam + ham);
-        return r == -EINVAL ? 0 : r;
-}
-
 /* The de-obfuscator reads obfuscated text into the words the filter has learned. */
 static int manager_build_hmm(Manager *m) {
         _cleanup_(spam_hmm_freep) SpamHmm *h = NULL;
@@ -109,7 +98,7 @@ static int manager_build_hmm(Manager *m) {
         r = spam_hmm_new(&h);
         if (r < 0)
                 return r;
-        r = spam_store_lexicon(m->store, m->config->lexicon_min_messages, lexicon_add, h);
+        r = spam_store_lexicon(m->store, m->config->lexicon_min_messages, spam_hmm_add_lexicon_word, h);
         if (r < 0)
                 return log_warning_errno(r, "Cannot read the lexicon, de-obfuscation stays as it was: %m");
         r = spam_hmm_build(h);

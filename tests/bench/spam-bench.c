@@ -1209,18 +1209,6 @@ static void word_list_clear(WordList *w) {
         w->n = 0;
 }
 
-#if HAVE_SPAM_HMM
-static int store_lexicon_add(const char *word, uint32_t spam, uint32_t ham, void *userdata) {
-        size_t n = strlen(word);
-        int r;
-
-        if (n < SPAM_HMM_WORD_MIN || n > SPAM_HMM_WORD_MAX)
-                return 0;
-        r = spam_hmm_add_word(userdata, word, spam + ham);
-        return r == -EINVAL ? 0 : r;
-}
-#endif
-
 static int protocol_a_store(Message *msgs, size_t n) {
         _cleanup_(spam_store_freep) SpamStore *store = NULL;
 #if HAVE_SPAM_HMM
@@ -1288,7 +1276,7 @@ static int protocol_a_store(Message *msgs, size_t n) {
                  * LexiconMinMessages= messages (its default, 2: spamd-conf.h) */
                 r = spam_hmm_new(&hmm);
                 if (r >= 0)
-                        r = spam_store_lexicon(store, 2, store_lexicon_add, hmm);
+                        r = spam_store_lexicon(store, 2, spam_hmm_add_lexicon_word, hmm);
                 if (r >= 0)
                         r = spam_hmm_build(hmm);
                 if (r < 0)

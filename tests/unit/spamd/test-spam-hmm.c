@@ -416,6 +416,36 @@ START_TEST(test_lexicon)
 }
 END_TEST
 
+/* The store's lexicon callback: words outside the bounds are skipped, not errors, and a
+ * word weighs what both classes saw of it. */
+START_TEST(test_lexicon_callback)
+{
+        _cleanup_(spam_hmm_freep) SpamHmm *h = NULL, *ref = NULL;
+        Reports r = {}, rr = {};
+
+        ck_assert_int_eq(spam_hmm_new(&h), 0);
+        ck_assert_int_eq(spam_hmm_add_lexicon_word("ab", 3, 3, h), 0);
+        ck_assert_int_eq(spam_hmm_add_lexicon_word("v1agra", 3, 3, h), 0);
+        ck_assert_int_eq(spam_hmm_add_lexicon_word("dot.ted", 3, 3, h), 0);
+        ck_assert_uint_eq(spam_hmm_size(h), 0);
+        ck_assert_int_eq(spam_hmm_add_lexicon_word("viagra", 2, 5, h), 0);
+        ck_assert_int_eq(spam_hmm_add_lexicon_word("mortgage", 0, 1, h), 0);
+        ck_assert_uint_eq(spam_hmm_size(h), 2);
+        ck_assert_int_eq(spam_hmm_build(h), 0);
+        ck_assert_int_eq(spam_hmm_add_lexicon_word("cialis", 1, 1, h), -EBUSY);
+
+        /* the same lexicon through spam_hmm_add_word() with the summed weights reads alike */
+        ck_assert_int_eq(spam_hmm_new(&ref), 0);
+        ck_assert_int_eq(spam_hmm_add_word(ref, "viagra", 7), 0);
+        ck_assert_int_eq(spam_hmm_add_word(ref, "mortgage", 1), 0);
+        ck_assert_int_eq(spam_hmm_build(ref), 0);
+        ck_assert_int_eq(scan(h, "v1agra and m0rtgage", &r), scan(ref, "v1agra and m0rtgage", &rr));
+        ck_assert_int_ge(r.n, 1);
+        for (size_t i = 0; i < r.n; i++)
+                ck_assert_str_eq(r.word[i], rr.word[i]);
+}
+END_TEST
+
 START_TEST(test_empty_lexicon)
 {
         _cleanup_(spam_hmm_freep) SpamHmm *h = NULL;
@@ -624,6 +654,7 @@ static Suite* spam_hmm_suite(void) {
         tc = tcase_create("limits");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_lexicon);
+        tcase_add_test(tc, test_lexicon_callback);
         tcase_add_test(tc, test_empty_lexicon);
         tcase_add_test(tc, test_not_utf8);
         tcase_add_test(tc, test_huge);
