@@ -23,8 +23,10 @@
  *        list mod K), for tuning; --sweep runs a grid of the Bayesian parameters over
  *        the same folds (the tokens of each message are computed once)
  *   export  writes every message (without its "From " line) to OUTDIR/GROUP/ID.eml, and
- *        the lists OUTDIR/train-a (class path), OUTDIR/test-a and OUTDIR/order-b, so
- *        that another filter is run on exactly the same messages in the same order
+ *        the lists OUTDIR/train-a (class path), OUTDIR/test-a and OUTDIR/order-b, and
+ *        group 1's cross-validation folds OUTDIR/folds-position and OUTDIR/folds-sender
+ *        (fold class path, --folds K), so that another filter is run on exactly the same
+ *        messages in the same order
  *
  * Counts are kept in memory (an open-addressing table of token hash -> spam/ham
  * counts); the token key is fixed, so runs repeat exactly.
@@ -1531,7 +1533,8 @@ static int cv_run(Message **g1, size_t n, const SpamBayesParams *params, Result 
                                                       counts_lookup, &c, 0, &res);
                         if (r < 0)
                                 return r;
-                        s[k++] = (Scored) { .score = res.score, .spam = g1[i]->spam, .verdict = res.verdict };
+                        s[k++] = (Scored) { .score = res.score, .spam = g1[i]->spam, .verdict = res.verdict,
+                                            .msg = g1[i] };
                         if (arg_lr > 0) {
                                 s[k - 1].score = lr_final(lr_margin(&lr, t.hashes, t.n), res.score);
                                 s[k - 1].verdict = verdict_of(s[k - 1].score);
@@ -1624,9 +1627,14 @@ static int protocol_cv(Message *msgs, size_t n) {
         return 0;
 }
 
+static unsigned cv_fold(Message **g1, size_t i);
+
 static int export(const Message *msgs, size_t n, const char *dir) {
         _cleanup_free_ size_t *o = NULL;
-        _cleanup_fclose_ FILE *train = NULL, *test = NULL, *ob = NULL;
+        _cleanup_free_ Message **g1 = NULL;
+        _cleanup_fclose_ FILE *train = NULL, *test = NULL, *ob = NULL, *fpos = NULL, *fsnd = NULL;
+        bool by_sender = arg_folds_by_sender;
+        size_t n1 = 0;
         char path[4096];
 
         (void) mkdir(dir, 0755);
@@ -1663,6 +1671,23 @@ static int export(const Message *msgs, size_t n, const char *dir) {
         for (size_t k = 0; k < n; k++)
                 fprintf(ob, "%s %s/%s/%s.eml\n", msgs[o[k]].spam ? "spam" : "ham", dir, msgs[o[k]].group,
                         msgs[o[k]].id);
+
+        /* the cross-validation folds of group 1, by position and by sender: "fold class path" */
+        OPEN_LIST(fpos, "folds-position");
+        OPEN_LIST(fsnd, "folds-sender");
+        g1 = malloc(n * sizeof(Message*));
+        if (!g1)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (group_one(&msgs[i]))
+                        g1[n1++] = (Message*) &msgs[i];
+        for (int by = 0; by <= 1; by++) {
+                arg_folds_by_sender = by;
+                for (size_t i = 0; i < n1; i++)
+                        fprintf(by ? fsnd : fpos, "%u %s %s/%s/%s.eml\n", cv_fold(g1, i), g1[i]->spam ? "spam" : "ham",
+                                dir, g1[i]->group, g1[i]->id);
+        }
+        arg_folds_by_sender = by_sender;
         return 0;
 }
 
