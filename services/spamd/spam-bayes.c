@@ -603,7 +603,7 @@ static int classify(const SpamBayesParams *p, const SpamTokens *tokens, const ui
                         lo = p->spam_cutoff, hi = 1.0;
                 }
                 score = lo + (hi - lo) * order;
-                if (verdict != SPAM_VERDICT_SPAM)       /* the band's upper end is the next one's */
+                if (verdict != SPAM_VERDICT_SPAM && hi > lo)    /* the band's upper end is the next one's */
                         score = MIN(score, nextafter(hi, 0.0));
         }
 

@@ -632,6 +632,21 @@ START_TEST(test_classify_cold_start)
                         spam_tokens_done(&tokens);
                 }
         ck_assert(spammy > hammy);
+
+        /* no unsure band at all (HamCutoff= = SpamCutoff=): the score stays at the cutoff,
+         * not below it in the ham band */
+        p.ham_cutoff = p.spam_cutoff = 0.5;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                SpamBayesResult r;
+                SpamTokens tokens;
+
+                tokens_of(&tokens, table + i, 1);
+                ck_assert_int_eq(spam_bayes_classify(&p, &tokens, cold[0], NULL, fake_lookup, &fake, 0, &r), 0);
+                ck_assert_int_eq(r.verdict, SPAM_VERDICT_UNSURE);
+                ck_assert(r.score == 0.5);
+                spam_bayes_result_done(&r);
+                spam_tokens_done(&tokens);
+        }
 }
 END_TEST
 
