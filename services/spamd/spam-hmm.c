@@ -74,6 +74,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cleanup.h"
 #include "macro.h"
@@ -1595,14 +1596,47 @@ static bool plain_unknown_suspect(const SpamHmm *h, const char *s, size_t n) {
         return plain_unknown_probe(h, n, c, d);
 }
 
+/* The length of the stem of an English contraction or possessive, ASCII letters and an
+ * apostrophe (' or U+2019) before "s", "t", "d", "m", "ll", "re" or "ve" at the end of the
+ * chunk ("don't", "Johansen's", "we'll"); 0 for other chunks. */
+static size_t clitic_stem(const char *s, size_t n) {
+        static const char* const clitics[] = { "s", "t", "d", "m", "ll", "re", "ve" };
+        size_t stem = ascii_letters(s, n), rest;
+
+        if (stem == 0 || stem == n)
+                return 0;
+        if (s[stem] == '\'')
+                rest = stem + 1;
+        else if (n - stem >= 3 && memcmp(s + stem, "\xe2\x80\x99", 3) == 0)
+                rest = stem + 3;
+        else
+                return 0;
+        if (ascii_letters(s + rest, n - rest) != n - rest)
+                return 0;
+        for (size_t k = 0; k < ELEMENTSOF(clitics); k++)
+                if (n - rest == strlen(clitics[k]) && strncasecmp(s + rest, clitics[k], n - rest) == 0)
+                        return stem;
+        return 0;
+}
+
 /* Separators between letters: "V.I.A.G.R.A", "vi-agra", "mort.gage". A chunk whose only
  * separators are hyphens and apostrophes ("well-known", "don't") is ordinary text unless a
- * part of it is an unknown word of three letters or more. */
+ * part of it is an unknown word of three letters or more. A contraction or possessive is
+ * as suspect as its stem alone would be as a plain chunk: "don't" and "MPAA's" are
+ * ordinary text whether or not "don" and "mpaa" are words of the lexicon. */
 static bool separated_suspect(const SpamHmm *h, const char *s, size_t n) {
+        size_t stem = clitic_stem(s, n);
         unsigned singles = 0;
         bool only_hyphens = true, any_unknown = false, any_known = false, ascii = true;
         uint64_t concat = hash_init();
         size_t part = 0, concat_len = 0;
+
+        if (stem > 0) {
+                if (stem >= SPAM_HMM_WORD_MIN && stem <= SPAM_HMM_WORD_MAX &&
+                    lexicon_find_ascii(h, s, stem, index_hash(s, stem, /* fold_ascii= */ true)))
+                        return false;
+                return stem >= 4 && stem <= SPAM_HMM_WORD_MAX && plain_unknown_suspect(h, s, stem);
+        }
 
         for (size_t i = 0; i <= n;) {
                 uint32_t cp = 0;

@@ -174,6 +174,7 @@ static const struct {
         { "two lexicon words in a row", "buy now" },
         { "hyphenated words", "well-known e-mail set-up" },
         { "apostrophe", "don't you're project's" },
+        { "contractions of unknown stems", "doesn't weren't MPAA's Johansen's we'll they've I'd" },
         { "identifiers", "get_value setting_s readSha1File sha1 utf8 x86_64 mp3 3rd" },
         { "numbers and versions", "version 2.0.1, 100% 1st 2nd $5 $HOME 10:30 2005-07-21" },
         { "hexadecimal", "d41d8cd98f00b204e9800998ecf8427e deadbeef12" },
@@ -201,6 +202,43 @@ START_TEST(test_plain_not_reported)
                 ck_assert_msg(k == 0, "%s: \"%s\" gave %d (%s from \"%s\")", plain_cases[i].name,
                               plain_cases[i].input, k, r.n > 0 ? r.word[0] : "-", r.n > 0 ? r.span[0] : "");
         }
+}
+END_TEST
+
+/* A contraction or possessive is read as its stem alone would be: "MPAA's" and "doesn't"
+ * are ordinary text, "monney's" a disguise as "monney" is, and "offr's" is not, as "offr"
+ * is not. */
+START_TEST(test_clitics)
+{
+        static const char* const stems[] = {
+                "MPAA", "doesn", "Johansen", "don", "offr", "monney", "pharmcy", "casin", "viagr",
+        };
+        static const char* const clitics[] = { "'s", "\u2019s", "'t", "'ll", "'re", "'ve", "'d", "'m" };
+        _cleanup_(spam_hmm_freep) SpamHmm *h = lexicon_build();
+        unsigned reported = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(stems); i++) {
+                Reports plain = {};
+
+                ck_assert_int_ge(scan(h, stems[i], &plain), 0);
+                reported += plain.n > 0;
+                for (size_t k = 0; k < ELEMENTSOF(clitics); k++) {
+                        char text[64];
+                        Reports r = {};
+
+                        snprintf(text, sizeof(text), "%s%s", stems[i], clitics[k]);
+                        ck_assert_int_ge(scan(h, text, &r), 0);
+                        ck_assert_msg(r.n == plain.n, "\"%s\": %zu reports, \"%s\" %zu", text, r.n, stems[i],
+                                      plain.n);
+                        if (r.n > 0) {
+                                ck_assert_str_eq(r.word[0], plain.word[0]);
+                                ck_assert_str_eq(r.span[0], stems[i]);
+                        }
+                }
+        }
+        /* some stems are disguises, some are not */
+        ck_assert_uint_gt(reported, 0);
+        ck_assert_uint_lt(reported, ELEMENTSOF(stems));
 }
 END_TEST
 
@@ -648,6 +686,7 @@ static Suite* spam_hmm_suite(void) {
 
         tc = tcase_create("false reports");
         tcase_add_test(tc, test_plain_not_reported);
+        tcase_add_test(tc, test_clitics);
         tcase_add_test(tc, test_clean_text);
         suite_add_tcase(s, tc);
 
