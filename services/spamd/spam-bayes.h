@@ -44,7 +44,11 @@ typedef struct SpamBayesParams {
                                          * esf·N independent ones; 0 or 1: as N */
         double order_s;                 /* > 0: a second estimate at this strength ... */
         double order_min_dev;           /* ... and this min_dev orders the messages within the
-                                         * verdict band the first one gives (see classify()) */
+                                         * verdict band the first one gives (see classify());
+                                         * only that one reads shape tokens (SPAM_TOKEN_SHAPE) */
+        bool decide_shapes;             /* the deciding estimate reads shape tokens too (an
+                                         * experiment: off in mailsec-spamd, see
+                                         * tests/bench/README.md) */
         unsigned min_messages;          /* each class needs this many learned messages before a
                                          * ham or spam verdict; until then every verdict is
                                          * unsure, the score in the unsure band, in order */
@@ -95,11 +99,12 @@ int spam_bayes_classify(const SpamBayesParams *p, const SpamTokens *tokens, Spam
                         size_t want_top, SpamBayesResult *ret);
 
 /* The same, counting each body word once: parts[i] names the two w: tokens (indexes into
- * tokens) of bigram token i, UINT32_MAX twice for other tokens (SpamTokenParts of the
- * tokenizer). From the most extreme token down, a bigram enters only when neither of its
- * words has entered yet (alone or in another bigram), a word only when no bigram took it:
- * the strongest reading of each word counts, and correlated evidence is not counted
- * twice (the "tiling" of unigrams and bigrams). parts NULL: spam_bayes_classify(). */
+ * tokens) of bigram token i, its word twice for a shape reading ("c:FREE", "!:free"),
+ * UINT32_MAX twice for other tokens (SpamTokenParts of the tokenizer). From the most
+ * extreme token down, a bigram or shape enters only when none of its words has entered yet
+ * (alone, in a shape or in another bigram), a word only when nothing took it: the
+ * strongest reading of each word counts, and correlated evidence is not counted twice
+ * (the "tiling" of unigrams, shapes and bigrams). parts NULL: spam_bayes_classify(). */
 int spam_bayes_classify_tiled(const SpamBayesParams *p, const SpamTokens *tokens, const uint32_t (*parts)[2],
                               SpamTotals global, const SpamTotals *domain, SpamCountsLookup lookup,
                               void *userdata, size_t want_top, SpamBayesResult *ret);

@@ -132,6 +132,7 @@ static const char* const token_kind_table[_SPAM_TOKEN_KIND_MAX] = {
         [SPAM_TOKEN_DEOBFUSCATED] = "deobfuscated",
         [SPAM_TOKEN_FEATURE] = "feature",
         [SPAM_TOKEN_MARKUP] = "markup",
+        [SPAM_TOKEN_SHAPE] = "shape",
 };
 
 const char* spam_token_kind_to_string(SpamTokenKind k) {

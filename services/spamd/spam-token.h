@@ -33,6 +33,7 @@ typedef enum SpamTokenKind {
         SPAM_TOKEN_DEOBFUSCATED,        /* a lexicon word the HMM read out of obfuscated text */
         SPAM_TOKEN_FEATURE,             /* synthetic evidence ("obfuscation seen", defects) */
         SPAM_TOKEN_MARKUP,              /* an HTML element used */
+        SPAM_TOKEN_SHAPE,               /* a body word as written with capitals, or followed by '!' */
         _SPAM_TOKEN_KIND_MAX,
 } SpamTokenKind;
 

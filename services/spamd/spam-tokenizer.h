@@ -18,6 +18,8 @@
  *   HMM            with a de-obfuscator (spam-hmm.h), the lexicon words it reads out of
  *                  obfuscated stretches ("v1@gra" -> "viagra") as their own tokens, and
  *                  the feature "obfuscation seen" (with a count bucket)
+ *   shapes         with opts->shapes, a body word with capitals as written and a word
+ *                  followed by '!', as other readings of the folded word
  *   features       MIME defects, in-word HTML insertions, and other structural evidence
  *
  * on_word, when set, is called with each body word as folded (not the bigrams), for the
@@ -36,7 +38,7 @@ typedef struct SpamHmm SpamHmm;
  * hash of a bigram): counts learned by an older tokenizer then match fewer tokens, and
  * mailsec-spamd says so at start (the journal holds hashes, not words, so only learning
  * the messages again helps). */
-#define SPAM_TOKENIZER_VERSION 2U
+#define SPAM_TOKENIZER_VERSION 3U
 
 /* Which body words a bigram token is made of, for combining that does not count the same
  * evidence twice (spam_bayes_classify_tiled()): word[i] holds, for token i of the set, the
@@ -58,6 +60,7 @@ typedef struct SpamTokenizerOptions {
         bool bigrams;                   /* orthogonal sparse bigrams (default on) */
         unsigned bigram_window;         /* a word and the next N - 1; 0: the default; at most the max */
         bool keep_text;                 /* SpamTokens.text[] for explanations */
+        bool shapes;                    /* c: and !: readings of body words (mailsec-spamd: on) */
         bool markup;                    /* m: tokens of the HTML elements used (an experiment:
                                          * off in mailsec-spamd, see tests/bench/README.md) */
         size_t max_tokens;              /* 0: SPAM_TOKENIZER_MAX_TOKENS_DEFAULT */

@@ -281,6 +281,7 @@ static int tokenize(Manager *m, const void *msg, size_t size, const char *client
                 .client_ip = client_ip,
                 .hmm = m->hmm,
                 .bigrams = true,
+                .shapes = true,
                 .keep_text = keep_text,
                 .on_word = words ? on_word : NULL,
                 .userdata = words,

@@ -2,11 +2,13 @@
 
 /* fuzz-spam-tokenizer: a message through spam_tokenize() (the MIME parser, HTML reduction,
  * word splitting and folding, URL hosts, bigrams, features). The first byte picks the
- * options: bigrams, keep_text, a small max_tokens, a client address taken from the input.
+ * options: bigrams, keep_text, a small max_tokens, a client address taken from the input,
+ * HTML element tokens, shape readings of words, and the parts of bigrams and shapes.
  * Checks: the call succeeds (only -ENOMEM may fail it), the set holds no duplicate, it
  * respects max_tokens, every kind is valid, and with keep_text every token's printable
  * form is a NUL-terminated string starting with its prefix. Running it twice gives the
- * same set. */
+ * same set. With parts, every token has its entry: none, or two word tokens of the set
+ * (a shape names its word twice). */
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@ static void on_word(const char *word, size_t len, void *userdata) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         SpamTokens a = SPAM_TOKENS_NULL, b = SPAM_TOKENS_NULL;
+        SpamTokenParts parts = SPAM_TOKEN_PARTS_NULL;
         SpamTokenizerOptions opts = { .key = &key };
         char ip[48] = {};
         size_t words = 0;
@@ -41,6 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         opts.bigrams = flags & 1;
         opts.markup = flags & 16;
+        opts.shapes = flags & 32;
+        opts.parts = (flags & 64) ? &parts : NULL;
         opts.keep_text = flags & 2;
         opts.max_tokens = (flags & 4) ? 64 : 0;
         if ((flags & 8) && size > 0) {
@@ -71,6 +76,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 abort();
                 if (!spam_tokens_contains(&a, a.hashes[i]))
                         abort();
+        }
+
+        if (opts.parts) {
+                if (parts.n != a.n)
+                        abort();
+                for (size_t i = 0; i < a.n; i++) {
+                        uint32_t w0 = parts.word[i][0], w1 = parts.word[i][1];
+
+                        if ((w0 == SPAM_TOKEN_NO_WORD) != (w1 == SPAM_TOKEN_NO_WORD))
+                                abort();
+                        if (w0 == SPAM_TOKEN_NO_WORD) {
+                                if (a.kinds[i] == SPAM_TOKEN_BIGRAM || a.kinds[i] == SPAM_TOKEN_SHAPE)
+                                        abort();
+                                continue;
+                        }
+                        if (w0 >= a.n || w1 >= a.n || a.kinds[w0] != SPAM_TOKEN_WORD || a.kinds[w1] != SPAM_TOKEN_WORD)
+                                abort();
+                        if (a.kinds[i] == SPAM_TOKEN_SHAPE ? w0 != w1 : a.kinds[i] != SPAM_TOKEN_BIGRAM)
+                                abort();
+                }
+                spam_token_parts_done(&parts);
+                opts.parts = NULL;
         }
 
         opts.on_word = NULL;

@@ -355,6 +355,58 @@ START_TEST(test_classify_tiled)
 }
 END_TEST
 
+/* Shape readings ("c:FREE", "!:free") name their word twice in parts: the word counts once,
+ * in its most extreme reading among the word itself, its shapes and its bigrams. */
+START_TEST(test_classify_tiled_shapes)
+{
+        static const uint32_t parts[5][2] = {
+                { UINT32_MAX, UINT32_MAX },     /* w:free */
+                { 0, 0 },                       /* c:FREE */
+                { 0, 0 },                       /* !:free */
+                { UINT32_MAX, UINT32_MAX },     /* w:money */
+                { 0, 3 },                       /* b:free 1 money */
+        };
+        static const FakeToken shape_wins[] = {
+                { 50, { 70, 30 }, {} },         /* 0.7 */
+                { 51, { 97, 3 }, {} },          /* 0.97 */
+                { 52, { 90, 10 }, {} },         /* 0.9: its word is taken */
+                { 53, { 20, 80 }, {} },         /* 0.2 */
+                { 54, { 95, 5 }, {} },          /* 0.95: its first word is taken */
+        };
+        SpamTotals totals = { 100, 100 };
+        SpamBayesParams p = params;
+        Fake fake = { shape_wins, ELEMENTSOF(shape_wins), 0 };
+        SpamBayesResult r;
+        SpamTokens t = SPAM_TOKENS_NULL;
+
+        p.robinson_s = 0;
+        p.decide_shapes = true;                 /* the tokens used are the deciding estimate's */
+        ck_assert_int_eq(spam_tokens_add(&t, 50, SPAM_TOKEN_WORD, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 51, SPAM_TOKEN_SHAPE, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 52, SPAM_TOKEN_SHAPE, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 53, SPAM_TOKEN_WORD, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 54, SPAM_TOKEN_BIGRAM, NULL, 0), 1);
+
+        ck_assert_int_eq(spam_bayes_classify_tiled(&p, &t, parts, totals, NULL, fake_lookup, &fake, 5, &r), 0);
+        ck_assert_uint_eq(r.n_used, 2);
+        ck_assert_uint_eq(r.top[0].index, 1);           /* c:FREE stands for "free" */
+        ck_assert_uint_eq(r.top[1].index, 3);           /* money alone: the bigram lost its first word */
+        spam_bayes_result_done(&r);
+
+        /* untiled, all five count */
+        ck_assert_int_eq(spam_bayes_classify(&p, &t, totals, NULL, fake_lookup, &fake, 0, &r), 0);
+        ck_assert_uint_eq(r.n_used, 5);
+        spam_bayes_result_done(&r);
+
+        /* without decide_shapes, the deciding estimate leaves both shapes out */
+        p.decide_shapes = false;
+        ck_assert_int_eq(spam_bayes_classify(&p, &t, totals, NULL, fake_lookup, &fake, 0, &r), 0);
+        ck_assert_uint_eq(r.n_used, 3);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+}
+END_TEST
+
 /* bigram_s: a stronger prior for bigram tokens only. */
 START_TEST(test_classify_bigram_prior)
 {
@@ -530,7 +582,8 @@ START_TEST(test_classify_extreme)
 END_TEST
 
 /* With order_s, the verdict is the deciding estimate's and the score is the ordering
- * estimate's, scaled into that verdict's band. */
+ * estimate's, scaled into that verdict's band. Shape tokens (a quarter of them here) enter
+ * the ordering estimate only. */
 START_TEST(test_classify_order_band)
 {
         FakeToken table[64];
@@ -543,6 +596,7 @@ START_TEST(test_classify_order_band)
         p.robinson_s = decide.robinson_s = 0.3;
         p.order_s = order.robinson_s = 1e-5;
         p.order_min_dev = order.min_dev = 0.2;
+        order.decide_shapes = true;             /* alone, the ordering estimate decides */
         for (size_t i = 0; i < ELEMENTSOF(table); i++) {
                 x = x * 6364136223846793005ULL + 1442695040888963407ULL;
                 table[i] = (FakeToken) { 7000 + i, { (x >> 33) % 51, (x >> 45) % 51 }, {} };
@@ -555,9 +609,13 @@ START_TEST(test_classify_order_band)
 
                 /* a message: a pseudo-random subset of 1 to 12 tokens */
                 for (unsigned k = 0; k < 1 + m % 12; k++) {
+                        size_t j;
+
                         x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-                        ck_assert_int_ge(spam_tokens_add(&t, table[(x >> 40) % ELEMENTSOF(table)].hash,
-                                                         SPAM_TOKEN_WORD, NULL, 0), 0);
+                        j = (x >> 40) % ELEMENTSOF(table);
+                        ck_assert_int_ge(spam_tokens_add(&t, table[j].hash,
+                                                         j % 4 == 0 ? SPAM_TOKEN_SHAPE : SPAM_TOKEN_WORD,
+                                                         NULL, 0), 0);
                 }
                 ck_assert_int_eq(spam_bayes_classify(&p, &t, totals, NULL, fake_lookup, &fake, 3, &r), 0);
                 ck_assert_int_eq(spam_bayes_classify(&decide, &t, totals, NULL, fake_lookup, &fake, 3, &rd), 0);
@@ -706,6 +764,7 @@ static Suite* spam_bayes_suite(void) {
         tcase_add_test(tc, test_classify_max_tokens);
         tcase_add_test(tc, test_classify_domain_backoff);
         tcase_add_test(tc, test_classify_tiled);
+        tcase_add_test(tc, test_classify_tiled_shapes);
         tcase_add_test(tc, test_classify_bigram_prior);
         tcase_add_test(tc, test_classify_saturated);
         tcase_add_test(tc, test_classify_extreme);

@@ -387,6 +387,71 @@ START_TEST(test_tokenizer_markup_option)
 }
 END_TEST
 
+/* Shapes: a body word with capitals as written (c:) and a word followed by '!' (!:), each
+ * naming its w: token twice in parts; words in lower case get neither, header words never. */
+START_TEST(test_tokenizer_shapes)
+{
+        static const char msg[] =
+                "Subject: FREE Offer!\n"
+                "Content-Type: text/plain; charset=utf-8\n"
+                "\n"
+                "FREE money Today! \xc3\x89" "COLE don\xe2\x80\x99t Don\xe2\x80\x99t stop! stop now free!\n"
+                /* 40 dotted capital I: 40 bytes folded, 80 as written */
+                "\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0"
+                "\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0"
+                "\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0"
+                "\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\xc4\xb0\n";
+        static const char *const expected[] = {
+                "c:FREE", "c:Today", "!:today", ("c:\xc3\x89" "COLE"), "c:Don't", "!:stop", "!:free",
+        };
+        SpamTokenParts parts = SPAM_TOKEN_PARTS_NULL;
+        SpamTokenizerOptions opts = { .key = &key, .bigrams = true, .keep_text = true };
+        SpamTokens t = SPAM_TOKENS_NULL;
+        unsigned shapes = 0;
+
+        for (int on = 0; on <= 1; on++) {
+                opts.shapes = on;
+                opts.parts = on ? &parts : NULL;
+                ck_assert_int_eq(spam_tokenize(msg, sizeof(msg) - 1, &opts, &t), 0);
+                ck_assert(has(&t, "w:free"));
+                ck_assert(has(&t, "w:\xc3\xa9" "cole"));
+                ck_assert(has(&t, "w:don't"));
+                ck_assert(has(&t, "h:subject:free"));
+                ck_assert(has(&t, "w:iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii"));
+                shapes = 0;
+                for (size_t i = 0; i < t.n; i++) {
+                        char w[80];
+
+                        if (t.kinds[i] != SPAM_TOKEN_SHAPE)
+                                continue;
+                        shapes++;
+                        /* its word: the w: token of the folded text */
+                        ck_assert_uint_eq(parts.word[i][0], parts.word[i][1]);
+                        ck_assert_uint_lt(parts.word[i][0], t.n);
+                        ck_assert_uint_eq(t.kinds[parts.word[i][0]], SPAM_TOKEN_WORD);
+                        ck_assert(strlen(t.text[i]) < sizeof(w));
+                        snprintf(w, sizeof(w), "w:%s", t.text[i] + 2);
+                        for (char *c = w + 2; *c; c++)
+                                if (*c >= 'A' && *c <= 'Z')
+                                        *c += 32;
+                        if (strncmp(t.text[i], "c:\xc3\x89", 4) == 0)
+                                ck_assert_str_eq(t.text[parts.word[i][0]], "w:\xc3\xa9" "cole");
+                        else
+                                ck_assert_str_eq(t.text[parts.word[i][0]], w);
+                }
+                ck_assert_uint_eq(shapes, on ? ELEMENTSOF(expected) : 0);
+                for (size_t k = 0; k < ELEMENTSOF(expected); k++)
+                        ck_assert_msg(has(&t, expected[k]) == (bool) on, "%s with shapes %s", expected[k],
+                                      on ? "on" : "off");
+                ck_assert(!has(&t, "c:money"));
+                ck_assert(!has(&t, "!:now"));
+                ck_assert(!has(&t, "c:Offer"));
+                spam_tokens_done(&t);
+                spam_token_parts_done(&parts);
+        }
+}
+END_TEST
+
 static void count_word(const char *word, size_t len, void *userdata) {
         unsigned *n = userdata;
 
@@ -518,6 +583,7 @@ static Suite* spam_tokenizer_suite(void) {
         tcase_add_test(tc, test_tokenizer_cases);
         tcase_add_test(tc, test_tokenizer_no_bigrams);
         tcase_add_test(tc, test_tokenizer_markup_option);
+        tcase_add_test(tc, test_tokenizer_shapes);
         tcase_add_test(tc, test_tokenizer_bigram_window);
         tcase_add_test(tc, test_tokenizer_bigram_hash);
         tcase_add_test(tc, test_tokenizer_parts);
