@@ -437,9 +437,9 @@ typedef struct Combine {
 /* The chi-square combination of the tokens' f(w) at strength and min_dev (the rest from
  * p) over the evidence of the counts looked up before (eg global, ed the domain's or
  * NULL), shape tokens only with shapes: *ret_score, and the tokens used in c->v[0..used). */
-static void combine(const SpamBayesParams *p, double strength, double min_dev, bool shapes, const SpamTokens *tokens,
-                    const uint32_t (*parts)[2], const TokenEvidence *eg, const TokenEvidence *ed, Combine *c,
-                    size_t *ret_used, double *ret_score) {
+static void combine(const SpamBayesParams *p, double strength, double min_dev, bool shapes,
+                    const SpamTokens *tokens, const uint32_t (*parts)[2], const TokenEvidence *eg,
+                    const TokenEvidence *ed, Combine *c, size_t *ret_used, double *ret_score) {
         SpamTokenScore *v = c->v;
         double sum_ln_f = 0, sum_ln_1f = 0, score, h, s;
         size_t n = 0, used;
@@ -614,8 +614,10 @@ static int classify(const SpamBayesParams *p, const SpamTokens *tokens, const ui
          * leaves the tokens it used in v. Shape readings of words (capitals, '!') order but
          * do not decide: newsletters shout as spam does. */
         if (p->order_s > 0)
-                combine(p, p->order_s, p->order_min_dev, true, tokens, parts, evidence, ed, &c, &used, &order);
-        combine(p, p->robinson_s, p->min_dev, p->decide_shapes, tokens, parts, evidence, ed, &c, &used, &score);
+                combine(p, p->order_s, p->order_min_dev, /* shapes= */ true, tokens, parts, evidence, ed, &c,
+                        &used, &order);
+        combine(p, p->robinson_s, p->min_dev, p->decide_shapes, tokens, parts, evidence, ed, &c, &used,
+                &score);
         verdict = verdict_of(p, score);
         if (p->order_s <= 0)
                 order = score;

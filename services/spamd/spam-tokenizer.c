@@ -481,8 +481,8 @@ static int add_shape(Tokenizer *t, const char *prefix, const char *text, size_t 
 /* One folded word (digits: it is all ASCII digits). written: the word as written, only
  * normalised as the folded one is but for case, when it differs from w (it has capitals),
  * else NULL; bang: a '!' follows it. */
-static int on_body_word(Tokenizer *t, char *w, size_t len, bool digits, const char *written, size_t written_len,
-                        bool bang) {
+static int on_body_word(Tokenizer *t, char *w, size_t len, bool digits, const char *written,
+                        size_t written_len, bool bang) {
         char shape[8];
         uint32_t word = SPAM_TOKEN_NO_WORD;
         uint64_t h = 0;
@@ -776,7 +776,8 @@ static int tokenize_words(Tokenizer *t, const char *s, size_t n, WordContext ctx
                                         /* ASCII letters and inner characters: as in the text */
                                         written = s + start;
                                         written_len = i - start;
-                                } else if (word_as_written(s + start, i - start, cw, sizeof(cw), &written_len))
+                                } else if (word_as_written(s + start, i - start, cw, sizeof(cw),
+                                                           &written_len))
                                         written = cw;
                         }
                         r = on_body_word(t, w, wl, digits, written, written_len, i < n && s[i] == '!');
