@@ -497,11 +497,10 @@ typedef struct CountsCacheEntry {
 
 /* Every token count of the database in memory, when they fit in memory_limit
  * (spam_store_set_memory_limit(), 64 MiB by default: 2^21 entries of 24 bytes, at most
- * half full, so about a million tokens): then a
- * look-up never goes to GDBM, and a token that is not in the table has no counts. Loaded
- * from the database's keys when the store is opened and after a rebuild (GDBM gives
- * 440,000 tokens in about a quarter of a second here; a look-up loads it when it is
- * missing otherwise), kept in step by
+ * half full, so about a million tokens): then a look-up never goes to GDBM, and a token
+ * that is not in the table has no counts. Loaded from the database's keys when the store
+ * is opened and after a rebuild (GDBM gives 440,000 tokens in about a quarter of a second
+ * here; a look-up loads it when it is missing otherwise), kept in step by
  * store_write_pending(), which writes every change to both. Past the limit the table is
  * dropped, and the cache above serves until the next rebuild. Open addressing, linear
  * probing, at most half full. */
@@ -1256,7 +1255,6 @@ static int store_write_pending(SpamStore *s) {
 
         for (size_t i = 0; i < s->tokens_size && s->tokens_used > 0; i++) {
                 const TokenDelta *d = s->tokens + i;
-
                 uint32_t now_counts[2];
 
                 if (!d->used || (d->spam == 0 && d->ham == 0))
