@@ -106,6 +106,26 @@ static uint64_t siphash_final(SipHash *s) {
         return s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
 }
 
+/* SipHash-2-4 of n contiguous bytes: the same value as siphash_update() and
+ * siphash_final() give, without their tail buffer. */
+static uint64_t siphash_oneshot(SipHash *s, const uint8_t *p, size_t n) {
+        uint64_t b = (uint64_t) (n & 0xff) << 56;
+        const uint8_t *end = p + (n & ~(size_t) 7);
+
+        for (; p < end; p += 8)
+                sip_compress(s, load_le64(p));
+        for (size_t i = 0; i < (n & 7); i++)
+                b |= (uint64_t) p[i] << (8 * i);
+        sip_compress(s, b);
+        s->v2 ^= 0xff;
+        for (unsigned i = 0; i < 4; i++)
+                sip_round(s);
+        return s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
+}
+
+/* The input of most tokens fits here, and is hashed in one pass. */
+#define TOKEN_HASH_BUF 128
+
 uint64_t spam_token_hash(const SpamTokenKey *key, const char *prefix, const void *text, size_t len) {
         size_t plen = prefix ? strlen(prefix) : 0;
         uint8_t l;
@@ -117,6 +137,16 @@ uint64_t spam_token_hash(const SpamTokenKey *key, const char *prefix, const void
 
         l = (uint8_t) plen;
         siphash_init(&s, key->bytes);
+        if (plen < TOKEN_HASH_BUF && len <= TOKEN_HASH_BUF - 1 - plen) {
+                uint8_t buf[TOKEN_HASH_BUF];
+
+                buf[0] = l;
+                if (plen > 0)
+                        memcpy(buf + 1, prefix, plen);
+                if (len > 0)
+                        memcpy(buf + 1 + plen, text, len);
+                return siphash_oneshot(&s, buf, 1 + plen + len);
+        }
         siphash_update(&s, &l, 1);
         siphash_update(&s, prefix, plen);
         siphash_update(&s, text, len);
