@@ -355,6 +355,43 @@ START_TEST(test_classify_tiled)
 }
 END_TEST
 
+/* Tiling decides by the exact order of |f − 0.5|, also where two f agree in their upper
+ * 48 bits: with a prior of 1e-12, a token seen in one spam and one seen in two differ by
+ * 2.4e-13. The bigram comes first by position, the word in it is the more extreme. */
+START_TEST(test_classify_tiled_close)
+{
+        static const uint32_t parts[3][2] = {
+                { 1, 2 },                       /* token 0 is the bigram of tokens 1 and 2 */
+                { UINT32_MAX, UINT32_MAX },
+                { UINT32_MAX, UINT32_MAX },
+        };
+        static const FakeToken close[] = {
+                { 50, { 1, 0 }, {} },           /* 1 − 4.8e-13 */
+                { 51, { 2, 0 }, {} },           /* 1 − 2.4e-13 */
+                { 52, { 9, 1 }, {} },           /* 0.9 */
+        };
+        SpamTotals totals = { 100, 100 };
+        SpamBayesParams p = params;
+        Fake fake = { close, ELEMENTSOF(close), 0 };
+        SpamBayesResult r;
+        SpamTokens t = SPAM_TOKENS_NULL;
+
+        p.robinson_s = 1e-12;
+        ck_assert_int_eq(spam_tokens_add(&t, 50, SPAM_TOKEN_BIGRAM, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 51, SPAM_TOKEN_WORD, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 52, SPAM_TOKEN_WORD, NULL, 0), 1);
+
+        /* the word seen twice enters, the bigram with it stays out, the other word enters
+         * alone; in position order the bigram would have stood for both words */
+        ck_assert_int_eq(spam_bayes_classify_tiled(&p, &t, parts, totals, NULL, fake_lookup, &fake, 5, &r), 0);
+        ck_assert_uint_eq(r.n_used, 2);
+        ck_assert_uint_eq(r.top[0].index, 1);
+        ck_assert_uint_eq(r.top[1].index, 2);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+}
+END_TEST
+
 /* Shape readings ("c:FREE", "!:free") name their word twice in parts: the word counts once,
  * in its most extreme reading among the word itself, its shapes and its bigrams. */
 START_TEST(test_classify_tiled_shapes)
@@ -764,6 +801,7 @@ static Suite* spam_bayes_suite(void) {
         tcase_add_test(tc, test_classify_max_tokens);
         tcase_add_test(tc, test_classify_domain_backoff);
         tcase_add_test(tc, test_classify_tiled);
+        tcase_add_test(tc, test_classify_tiled_close);
         tcase_add_test(tc, test_classify_tiled_shapes);
         tcase_add_test(tc, test_classify_bigram_prior);
         tcase_add_test(tc, test_classify_saturated);
