@@ -858,13 +858,27 @@ static int add_host(Tokenizer *t, const char *host, size_t len) {
         return tok_add(t, SPAM_TOKEN_URL, "u:", h + start2, n - start2);
 }
 
+/* The first needle (of n_needle bytes, 2 or more) in [p, end), or NULL: memchr() for its
+ * first byte, then a comparison; cheaper than memmem() for the needles here. */
+static const char* find_needle(const char *p, const char *end, const char *needle, size_t n_needle) {
+        while (end - p >= (ptrdiff_t) n_needle) {
+                p = memchr(p, needle[0], (size_t) (end - p) - n_needle + 1);
+                if (!p)
+                        return NULL;
+                if (memcmp(p + 1, needle + 1, n_needle - 1) == 0)
+                        return p;
+                p++;
+        }
+        return NULL;
+}
+
 /* URLs written as text: "scheme://host" for http, https and ftp, and "www.host". */
 static int find_text_urls(Tokenizer *t, const char *s, size_t n) {
         char host[HTML_HOST_MAX + 1];
         const char *p, *end = s + n;
         int r;
 
-        for (p = s; p < end && (p = memmem(p, (size_t) (end - p), "://", 3)); p += 3) {
+        for (p = s; p < end && (p = find_needle(p, end, "://", 3)); p += 3) {
                 const char *a = p;
                 size_t k;
 
@@ -883,7 +897,7 @@ static int find_text_urls(Tokenizer *t, const char *s, size_t n) {
         for (p = s; p + 4 < end; p++) {
                 size_t k;
 
-                p = memmem(p, (size_t) (end - p), "www.", 4);
+                p = find_needle(p, end, "www.", 4);
                 if (!p || end - p < 5)
                         break;
                 if (p > s && (host_char(p[-1]) || p[-1] == '/'))

@@ -587,18 +587,20 @@ static ssize_t convert_utf8(const char *in, size_t n, bool final, bool fallback,
                 bool incomplete;
                 size_t k, subpart;
 
-                /* ASCII, eight bytes at a time. */
-                if (!nul_replace)
-                        while (i + 8 <= n) {
-                                uint64_t w;
+                /* ASCII, eight bytes at a time (with nul_replace, eight without a NUL:
+                 * a byte of w is 0 when w − 0x01… borrows into its top bit) */
+                while (i + 8 <= n) {
+                        uint64_t w;
 
-                                memcpy(&w, s + i, 8);
-                                if (w & UINT64_C(0x8080808080808080))
-                                        break;
-                                memcpy(o, s + i, 8);
-                                o += 8;
-                                i += 8;
-                        }
+                        memcpy(&w, s + i, 8);
+                        if (w & UINT64_C(0x8080808080808080))
+                                break;
+                        if (nul_replace && ((w - UINT64_C(0x0101010101010101)) & ~w & UINT64_C(0x8080808080808080)))
+                                break;
+                        memcpy(o, s + i, 8);
+                        o += 8;
+                        i += 8;
+                }
                 if (i >= n)
                         break;
 
@@ -949,6 +951,22 @@ static int pending_flush(MimeCharsets *c, const char *charset, MimeBuffer *bytes
         return 0;
 }
 
+/* The first "=?" in s[0..n), or NULL (memchr() for the '=', cheaper than memmem() on
+ * the many header values without one). */
+static const char* find_encoded_word(const char *s, size_t n) {
+        const char *end = s + n;
+
+        while (end - s >= 2) {
+                s = memchr(s, '=', (size_t) (end - s) - 1);
+                if (!s)
+                        return NULL;
+                if (s[1] == '?')
+                        return s;
+                s++;
+        }
+        return NULL;
+}
+
 int rfc2047_decode(MimeCharsets *c, const char *value, size_t n, MimeBuffer *out, unsigned *ret_defects) {
         _cleanup_(mime_buffer_done) MimeBuffer bytes = MIME_BUFFER_NULL;
         char pending_charset[CHARSET_NAME_MAX + 1] = "";
@@ -966,7 +984,7 @@ int rfc2047_decode(MimeCharsets *c, const char *value, size_t n, MimeBuffer *out
                 return r;
 
         while (pos < n) {
-                const char *p = memmem(value + pos, n - pos, "=?", 2), *cs, *text;
+                const char *p = find_encoded_word(value + pos, n - pos), *cs, *text;
                 size_t start, len, cs_len, text_len, k;
                 char charset[CHARSET_NAME_MAX + 1], encoding, *star;
                 bool gap_blank = true, known;

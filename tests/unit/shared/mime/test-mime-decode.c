@@ -272,6 +272,17 @@ START_TEST(test_rfc2047_nul)
         /* NUL inside raw text becomes U+FFFD, so the value stays a C string */
         ck_assert_str_eq(out.data, "a\xef\xbf\xbd" "b c\xef\xbf\xbd" "d\xef\xbf\xbd\xd0\x9f");
         ck_assert_uint_eq(strlen(out.data), out.size);
+
+        /* ASCII is copied eight bytes at a time: a NUL at the end of such a block, at the
+         * start of the next, and in the last bytes, after the blocks */
+        {
+                static const char in2[] = "1234567\0" "\0bcdefghijklmno" "pq\0";
+
+                mime_buffer_clear(&out);
+                ck_assert_int_eq(rfc2047_decode(cs, in2, sizeof(in2) - 1, &out, NULL), 0);
+                ck_assert_str_eq(out.data, "1234567\xef\xbf\xbd" "\xef\xbf\xbd" "bcdefghijklmno" "pq\xef\xbf\xbd");
+                ck_assert_uint_eq(strlen(out.data), out.size);
+        }
 }
 END_TEST
 
