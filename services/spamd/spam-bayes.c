@@ -562,9 +562,12 @@ static SpamVerdict verdict_of(const SpamBayesParams *p, double score) {
                score < p->ham_cutoff ? SPAM_VERDICT_HAM : SPAM_VERDICT_UNSURE;
 }
 
+/* The counts of each token from lookup or, when it is NULL, from global_counts and
+ * domain_counts. */
 static int classify(const SpamBayesParams *p, const SpamTokens *tokens, const uint32_t (*parts)[2],
                     SpamTotals global, const SpamTotals *domain, SpamCountsLookup lookup, void *userdata,
-                    size_t want_top, SpamBayesResult *ret) {
+                    const SpamCounts *global_counts, const SpamCounts *domain_counts, size_t want_top,
+                    SpamBayesResult *ret) {
         _cleanup_free_ SpamTokenScore *v = NULL;
         _cleanup_free_ TokenEvidence *evidence = NULL;
         TokenEvidence *ed = NULL;
@@ -577,10 +580,11 @@ static int classify(const SpamBayesParams *p, const SpamTokens *tokens, const ui
 
         assert(p);
         assert(tokens);
-        assert(lookup);
+        assert(lookup || global_counts || tokens->n == 0);
         assert(ret);
 
         use_domain = domain && domain->spam + domain->ham > 0;
+        assert(lookup || !use_domain || domain_counts || tokens->n == 0);
 
         if (tokens->n > 0) {
                 /* one allocation for the combinations: the scores, and for tiling the
@@ -607,14 +611,20 @@ static int classify(const SpamBayesParams *p, const SpamTokens *tokens, const ui
         for (size_t i = 0; i < tokens->n; i++) {
                 SpamCounts counts;
 
-                r = lookup(tokens->hashes[i], false, &counts, userdata);
-                if (r < 0)
-                        return r;
-                evidence[i] = token_evidence(counts, global);
-                if (ed) {
-                        r = lookup(tokens->hashes[i], true, &counts, userdata);
+                if (lookup) {
+                        r = lookup(tokens->hashes[i], false, &counts, userdata);
                         if (r < 0)
                                 return r;
+                } else
+                        counts = global_counts[i];
+                evidence[i] = token_evidence(counts, global);
+                if (ed) {
+                        if (lookup) {
+                                r = lookup(tokens->hashes[i], true, &counts, userdata);
+                                if (r < 0)
+                                        return r;
+                        } else
+                                counts = domain_counts[i];
                         ed[i] = token_evidence(counts, *domain);
                 }
         }
@@ -675,11 +685,19 @@ static int classify(const SpamBayesParams *p, const SpamTokens *tokens, const ui
 int spam_bayes_classify(const SpamBayesParams *p, const SpamTokens *tokens, SpamTotals global,
                         const SpamTotals *domain, SpamCountsLookup lookup, void *userdata,
                         size_t want_top, SpamBayesResult *ret) {
-        return classify(p, tokens, NULL, global, domain, lookup, userdata, want_top, ret);
+        assert(lookup);
+        return classify(p, tokens, NULL, global, domain, lookup, userdata, NULL, NULL, want_top, ret);
 }
 
 int spam_bayes_classify_tiled(const SpamBayesParams *p, const SpamTokens *tokens, const uint32_t (*parts)[2],
                               SpamTotals global, const SpamTotals *domain, SpamCountsLookup lookup,
                               void *userdata, size_t want_top, SpamBayesResult *ret) {
-        return classify(p, tokens, parts, global, domain, lookup, userdata, want_top, ret);
+        assert(lookup);
+        return classify(p, tokens, parts, global, domain, lookup, userdata, NULL, NULL, want_top, ret);
+}
+
+int spam_bayes_classify_counts(const SpamBayesParams *p, const SpamTokens *tokens, const uint32_t (*parts)[2],
+                               SpamTotals global, const SpamTotals *domain, const SpamCounts *global_counts,
+                               const SpamCounts *domain_counts, size_t want_top, SpamBayesResult *ret) {
+        return classify(p, tokens, parts, global, domain, NULL, NULL, global_counts, domain_counts, want_top, ret);
 }

@@ -109,6 +109,13 @@ int spam_bayes_classify_tiled(const SpamBayesParams *p, const SpamTokens *tokens
                               SpamTotals global, const SpamTotals *domain, SpamCountsLookup lookup,
                               void *userdata, size_t want_top, SpamBayesResult *ret);
 
+/* spam_bayes_classify_tiled() from counts looked up before: global_counts[i] and, with
+ * domain, domain_counts[i] are those of tokens->hashes[i] (spam_store_counts_many()
+ * looks them up together, overlapping their memory accesses). parts may be NULL. */
+int spam_bayes_classify_counts(const SpamBayesParams *p, const SpamTokens *tokens, const uint32_t (*parts)[2],
+                               SpamTotals global, const SpamTotals *domain, const SpamCounts *global_counts,
+                               const SpamCounts *domain_counts, size_t want_top, SpamBayesResult *ret);
+
 /* The inverse chi-square function Q(x², 2v) for even degrees of freedom, in [0, 1]. */
 double spam_chi2q(double x2, unsigned v);
 /* ln Q(x², 2v), finite where Q itself is below the smallest double. */

@@ -2309,23 +2309,9 @@ static int store_usable_scope(SpamStore *s, const char *domain, uint32_t *ret_sc
         return store_lookup_scope(s, domain, ret_scope);
 }
 
-int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCounts *ret) {
-        uint8_t key[TOKEN_KEY_SIZE], v[COUNTS_SIZE];
-        uint64_t spam = 0, ham = 0;
-        const TokenDelta *d;
-        CountsCacheEntry *e;
-        uint32_t scope;
-        int r;
-
-        assert_return(s, -EINVAL);
-        assert_return(ret, -EINVAL);
-
-        r = store_usable_scope(s, domain, &scope);
-        if (r <= 0) {
-                *ret = (SpamCounts) {};
-                return r;
-        }
-
+/* Loads the counts table, or allocates the cache when the table does not fit, at the first
+ * look-up. */
+static void counts_prepare(SpamStore *s) {
         if (!s->table && !s->table_unfit)
                 counts_table_load(s);
         if (!s->table && !s->cache) {
@@ -2335,6 +2321,15 @@ int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCoun
                 if (!s->cache)
                         log_warning("%s: no memory for the counts cache, going without.", s->dir);
         }
+}
+
+static int counts_of(SpamStore *s, uint32_t scope, uint64_t token, SpamCounts *ret) {
+        uint8_t key[TOKEN_KEY_SIZE], v[COUNTS_SIZE];
+        uint64_t spam = 0, ham = 0;
+        const TokenDelta *d;
+        CountsCacheEntry *e;
+        int r;
+
         e = s->table ? NULL : counts_cache_slot(s, scope, token);
         if (s->table) {
                 const CountsTableEntry *te = counts_table_find(s, scope, token);
@@ -2366,6 +2361,55 @@ int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCoun
 
         *ret = (SpamCounts) { .spam = (uint32_t) spam, .ham = (uint32_t) ham };
         return 0;
+}
+
+int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCounts *ret) {
+        uint32_t scope;
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        r = store_usable_scope(s, domain, &scope);
+        if (r <= 0) {
+                *ret = (SpamCounts) {};
+                return r;
+        }
+        counts_prepare(s);
+        return counts_of(s, scope, token, ret);
+}
+
+/* How many look-ups ahead spam_store_counts_many() fetches a token's slot of the table:
+ * enough for the cache misses of several look-ups to overlap. */
+#define COUNTS_PREFETCH_AHEAD 16U
+
+int spam_store_counts_many(SpamStore *s, const char *domain, const uint64_t *tokens, size_t n, SpamCounts *ret) {
+        uint32_t scope;
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(tokens || n == 0, -EINVAL);
+        assert_return(ret || n == 0, -EINVAL);
+
+        r = store_usable_scope(s, domain, &scope);
+        if (r <= 0) {
+                for (size_t i = 0; i < n; i++)
+                        ret[i] = (SpamCounts) {};
+                return r;
+        }
+        counts_prepare(s);
+
+        if (s->table)
+                for (size_t i = 0; i < MIN(n, (size_t) COUNTS_PREFETCH_AHEAD); i++)
+                        __builtin_prefetch(s->table + counts_table_home(s, scope, tokens[i]));
+        for (size_t i = 0; i < n; i++) {
+                if (s->table && i + COUNTS_PREFETCH_AHEAD < n)
+                        __builtin_prefetch(s->table + counts_table_home(s, scope, tokens[i + COUNTS_PREFETCH_AHEAD]));
+                r = counts_of(s, scope, tokens[i], &ret[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 1;
 }
 
 int spam_store_totals(SpamStore *s, const char *domain, SpamTotals *ret) {

@@ -105,6 +105,9 @@ void spam_store_set_memory_limit(SpamStore *s, uint64_t bytes);
 
 /* domain NULL: global. Unknown token: zero counts, 0. */
 int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCounts *ret);
+/* The counts of tokens[0..n) into ret[0..n), the table's memory fetched ahead. Returns 1,
+ * or 0 with zero counts when the domain has no statistics, or negative errno. */
+int spam_store_counts_many(SpamStore *s, const char *domain, const uint64_t *tokens, size_t n, SpamCounts *ret);
 int spam_store_totals(SpamStore *s, const char *domain, SpamTotals *ret);
 
 /* Returns 1 when the statistics changed, 0 when the digest was learned with this class

@@ -260,17 +260,6 @@ int digest_from_hex(const char *s, uint8_t ret[static SPAM_DIGEST_SIZE]) {
         return 0;
 }
 
-typedef struct LookupContext {
-        Manager *m;
-        const char *domain;
-} LookupContext;
-
-static int lookup_counts(uint64_t hash, bool domain, SpamCounts *ret, void *userdata) {
-        LookupContext *x = userdata;
-
-        return spam_store_counts(x->m->store, domain ? x->domain : NULL, hash, ret);
-}
-
 /* The tokenizer's options are those tests/bench/spam measures (the defaults of
  * spam-tokenizer.h); parts, when given, records the words of each bigram for the tiled
  * combining. */
@@ -397,7 +386,7 @@ static bool autolearn_wanted(Manager *m, const SpamBayesResult *b, SpamClass *re
 
 int manager_classify(Manager *m, const void *msg, size_t size, const ClassifyRequest *req, ClassifyResult *ret) {
         _cleanup_(word_set_done) WordSet words = { .key = spam_store_key(m->store) };
-        LookupContext x = { .m = m };
+        _cleanup_free_ SpamCounts *counts = NULL;
         SpamTotals global = {}, domain = {};
         bool use_domain = false;
         SpamClass class;
@@ -416,11 +405,25 @@ int manager_classify(Manager *m, const void *msg, size_t size, const ClassifyReq
                 if (r < 0)
                         return r;
                 use_domain = domain.spam > 0 && domain.ham > 0;
-                x.domain = req->domain;
+        }
+        /* The counts of all tokens, looked up together (the store overlaps their memory
+         * accesses): global, then the domain's. */
+        if (ret->tokens.n > 0) {
+                size_t n = ret->tokens.n;
+
+                counts = reallocarray(NULL, use_domain ? 2 * n : n, sizeof(SpamCounts));
+                if (!counts)
+                        return -ENOMEM;
+                r = spam_store_counts_many(m->store, NULL, ret->tokens.hashes, n, counts);
+                if (r >= 0 && use_domain)
+                        r = spam_store_counts_many(m->store, req->domain, ret->tokens.hashes, n, counts + n);
+                if (r < 0)
+                        return r;
         }
         /* Each body word counts once, alone or in its strongest bigram. */
-        r = spam_bayes_classify_tiled(&m->config->bayes, &ret->tokens, ret->parts.word, global,
-                                      use_domain ? &domain : NULL, lookup_counts, &x, req->top, &ret->bayes);
+        r = spam_bayes_classify_counts(&m->config->bayes, &ret->tokens, ret->parts.word, global,
+                                       use_domain ? &domain : NULL, counts, use_domain ? counts + ret->tokens.n : NULL,
+                                       req->top, &ret->bayes);
         if (r < 0)
                 return r;
         m->stats.classified++;

@@ -4,6 +4,7 @@
 #
 #   training       mailsecctl spam learn of generated spam and ham; the totals
 #   classify       new messages of each kind get confident verdicts; explain names tokens
+#   domains        what a domain learned outweighs the global statistics for its mail
 #   reports        the same message twice counts once; the other class moves it; forget
 #                  takes it out exactly; per-reporter rate limit; reports by mail only
 #                  from ReportDomains=; only trusted callers name a reporter; Learn is
@@ -200,6 +201,27 @@ grep -q "not an address of the organisation" "$W/err" && ok "a report by mail fr
 out=$("$MAILSECCTL" --json spam report spam "$W/new/n-spam-7.eml" --reporter mail:bob@sub.example.org)
 [ "$(echo "$out" | json changed)" = true ] && ok "a report by mail from a subdomain of ReportDomains= is taken" || bad "inside reporter: $out"
 [ "$(stat_of ReportsRefused)" -ge 3 ] && ok "ReportsRefused=$(stat_of ReportsRefused)" || bad "ReportsRefused=$(stat_of ReportsRefused)"
+
+# --- per-domain statistics (DomainStatistics=, on by default): what a domain learned
+#     outweighs the global statistics for its mail, and only for its mail
+"$MT_PYTHON" "$HERE/gen-messages.py" "$W/dom" 6 4 d
+fails=0
+for k in 0 1 2 3 4; do
+        # a pharmacy: the pill offers its users get are ham to it, the meeting notes spam
+        "$MAILSECCTL" spam learn ham "$W/dom/d-spam-$k.eml" --domain pharma.example >/dev/null 2>>"$W/ctl.err" || fails=$((fails + 1))
+        "$MAILSECCTL" spam learn spam "$W/dom/d-ham-$k.eml" --domain pharma.example >/dev/null 2>>"$W/ctl.err" || fails=$((fails + 1))
+done
+[ $fails = 0 ] && ok "10 messages learned for the domain pharma.example" || bad "$fails domain learns failed: $(tail -3 "$W/ctl.err")"
+global=$("$MAILSECCTL" --json spam classify "$W/dom/d-spam-5.eml" | json score)
+other=$("$MAILSECCTL" --json spam classify --domain elsewhere.example "$W/dom/d-spam-5.eml" | json score)
+out=$("$MAILSECCTL" --json spam classify --domain pharma.example "$W/dom/d-spam-5.eml")
+domain=$(echo "$out" | json score)
+"$MT_PYTHON" -c "import sys; sys.exit(0 if float('$global') >= 0.9 and float('$domain') < 0.5 else 1)" &&
+        [ "$(echo "$out" | json verdict)" != spam ] &&
+        ok "a new pill offer: spam globally ($global), not for pharma.example ($domain)" ||
+        bad "domain statistics: global $global, pharma.example $domain ($out)"
+[ "$other" = "$global" ] && ok "a domain without statistics scores as the global statistics do" ||
+        bad "elsewhere.example scores $other, globally $global"
 
 # --- interface
 if [ -n "${CHECK_INTERFACES:-}" ] && [ -n "${SPAMD_XML:-}" ]; then

@@ -294,6 +294,62 @@ START_TEST(test_classify_domain_backoff)
 }
 END_TEST
 
+/* spam_bayes_classify_counts() from counts looked up before gives what the look-up
+ * callback gives, with and without a domain and tiling, in the order of the tokens. */
+START_TEST(test_classify_counts)
+{
+        static const FakeToken table[] = {
+                { 60, { 3, 1 }, { 0, 2 } },
+                { 61, { 9, 0 }, { 1, 0 } },
+                { 62, { 0, 7 }, { 0, 0 } },
+                { 63, { 1, 1 }, { 2, 0 } },
+                { 64, { 0, 0 }, { 0, 0 } },
+                { 65, { 5, 1 }, { 0, 3 } },
+        };
+        static const uint32_t parts[6][2] = {
+                { UINT32_MAX, UINT32_MAX },
+                { UINT32_MAX, UINT32_MAX },
+                { 0, 1 },
+                { UINT32_MAX, UINT32_MAX },
+                { UINT32_MAX, UINT32_MAX },
+                { 3, 3 },
+        };
+        SpamTotals global = { 10, 10 }, domain = { 4, 6 };
+        SpamCounts cg[ELEMENTSOF(table)], cd[ELEMENTSOF(table)];
+        SpamBayesParams p = params;
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+        SpamTokens t;
+
+        p.order_s = 0.01;
+        tokens_of(&t, table, ELEMENTSOF(table));
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                cg[i] = table[i].global;
+                cd[i] = table[i].domain;
+        }
+        for (unsigned with_domain = 0; with_domain < 2; with_domain++)
+                for (unsigned tiled = 0; tiled < 2; tiled++) {
+                        const SpamTotals *d = with_domain ? &domain : NULL;
+                        SpamBayesResult a, b;
+
+                        ck_assert_int_eq(spam_bayes_classify_tiled(&p, &t, tiled ? parts : NULL, global, d,
+                                                                   fake_lookup, &fake, 6, &a), 0);
+                        ck_assert_int_eq(spam_bayes_classify_counts(&p, &t, tiled ? parts : NULL, global, d,
+                                                                    cg, with_domain ? cd : NULL, 6, &b), 0);
+                        ck_assert_msg(a.score == b.score, "domain %u tiled %u: %.17g against %.17g",
+                                      with_domain, tiled, a.score, b.score);
+                        ck_assert_uint_eq(a.n_used, b.n_used);
+                        ck_assert_uint_eq(a.n_top, b.n_top);
+                        for (size_t k = 0; k < a.n_top; k++) {
+                                ck_assert_uint_eq(a.top[k].index, b.top[k].index);
+                                ck_assert(a.top[k].prob == b.top[k].prob);
+                        }
+                        spam_bayes_result_done(&a);
+                        spam_bayes_result_done(&b);
+                }
+        spam_tokens_done(&t);
+}
+END_TEST
+
 /* Tiling: a bigram and its words are one piece of evidence; the most extreme reading of it
  * enters, the others do not. */
 START_TEST(test_classify_tiled)
@@ -801,6 +857,7 @@ static Suite* spam_bayes_suite(void) {
         tcase_add_test(tc, test_classify_max_tokens);
         tcase_add_test(tc, test_classify_domain_backoff);
         tcase_add_test(tc, test_classify_tiled);
+        tcase_add_test(tc, test_classify_counts);
         tcase_add_test(tc, test_classify_tiled_close);
         tcase_add_test(tc, test_classify_tiled_shapes);
         tcase_add_test(tc, test_classify_bigram_prior);

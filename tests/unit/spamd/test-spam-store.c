@@ -864,6 +864,23 @@ START_TEST(test_rebuild_equals_incremental)
 }
 END_TEST
 
+/* spam_store_counts_many() of tokens[0..n) gives what spam_store_counts() gives for each:
+ * the look-ahead must not change a count, pending or written, in the table, the cache or
+ * GDBM. */
+static void assert_counts_many(SpamStore *s, const char *domain, const uint64_t *tokens, size_t n) {
+        _cleanup_free_ SpamCounts *c = calloc(n, sizeof(SpamCounts));
+
+        ck_assert_ptr_nonnull(c);
+        ck_assert_int_eq(spam_store_counts_many(s, domain, tokens, n, c), 1);
+        for (size_t i = 0; i < n; i++) {
+                SpamCounts one;
+
+                ck_assert_int_eq(spam_store_counts(s, domain, tokens[i], &one), 0);
+                ck_assert_msg(c[i].spam == one.spam && c[i].ham == one.ham, "token %zu: %u/%u, one by one %u/%u",
+                              i, c[i].spam, c[i].ham, one.spam, one.ham);
+        }
+}
+
 START_TEST(test_many_tokens)
 {
         test_memory_limit = memory_limits[_i];
@@ -888,8 +905,21 @@ START_TEST(test_many_tokens)
                 /* look-ups in between, of tokens pending and written */
                 assert_counts(s, NULL, tokens[m * PER], m % 2 ? 0 : 1, m % 2 ? 1 : 0);
                 assert_counts(s, NULL, tokens[(m - 1) * PER + 1], (m - 1) % 2 ? 0 : 1, (m - 1) % 2 ? 1 : 0);
+                if (m % 10 == 0)
+                        assert_counts_many(s, "example.org", tokens, (m + 1) * PER);
         }
         ck_assert_int_eq(spam_store_flush(s), 0);
+        assert_counts_many(s, NULL, tokens, MSGS * PER);
+        assert_counts_many(s, "example.org", tokens, MSGS * PER);
+        {
+                /* a domain without statistics: 0, and zero counts */
+                SpamCounts c[3];
+
+                memset(c, 0xff, sizeof(c));
+                ck_assert_int_eq(spam_store_counts_many(s, "unknown.example", tokens, 3, c), 0);
+                for (unsigned i = 0; i < 3; i++)
+                        ck_assert(c[i].spam == 0 && c[i].ham == 0);
+        }
         for (unsigned i = 0; i < MSGS * PER; i++) {
                 unsigned m = i / PER;
 
