@@ -86,7 +86,7 @@
 /* A weak reference: the de-obfuscator is only linked in by a program that builds one
  * (spam_hmm_new()), so the tokenizer does not drag it into programs that never use it,
  * and links while libspamd is built without it. opts->hmm can only be set when it is. */
-#pragma weak spam_hmm_scan
+#pragma weak spam_hmm_scan_cached
 
 #define SPAM_WORD_MIN 2U                /* code points */
 #define SPAM_WORD_MAX 40U               /* bytes, folded */
@@ -1070,8 +1070,8 @@ static int on_mime_event(const MimeEvent *e, void *userdata) {
                 r = tokenize_words(t, e->data, e->size, WORD_BODY, NULL);
                 if (r >= 0)
                         r = find_text_urls(t, e->data, e->size);
-                if (r >= 0 && t->opts->hmm && spam_hmm_scan) {
-                        r = spam_hmm_scan(t->opts->hmm, e->data, e->size, on_hmm_word, t);
+                if (r >= 0 && t->opts->hmm && spam_hmm_scan_cached) {
+                        r = spam_hmm_scan_cached(t->opts->hmm, t->opts->hmm_cache, e->data, e->size, on_hmm_word, t);
                         if (r > 0)
                                 r = 0;
                 }

@@ -33,6 +33,7 @@
 #include "spam-token.h"
 
 typedef struct SpamHmm SpamHmm;
+typedef struct SpamHmmCache SpamHmmCache;
 
 /* Raised whenever a change makes the same message give other tokens (a new rule, another
  * hash of a bigram): counts learned by an older tokenizer then match fewer tokens, and
@@ -57,6 +58,7 @@ typedef struct SpamTokenizerOptions {
         const SpamTokenKey *key;
         const char *client_ip;          /* NULL: none */
         const SpamHmm *hmm;             /* NULL: no de-obfuscation */
+        SpamHmmCache *hmm_cache;        /* NULL: none (spam_hmm_scan_cached()) */
         bool bigrams;                   /* orthogonal sparse bigrams (default on) */
         unsigned bigram_window;         /* a word and the next N - 1; 0: the default; at most the max */
         bool keep_text;                 /* SpamTokens.text[] for explanations */

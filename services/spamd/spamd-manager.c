@@ -37,6 +37,7 @@ Manager* manager_free(Manager *m) {
         sd_event_source_disable_unref(m->flush_timer);
         sd_event_unref(m->event);
         spam_hmm_free(m->hmm);
+        spam_hmm_cache_free(m->hmm_cache);
         spam_store_free(m->store);
         spam_config_free(m->config);
         for (size_t i = 0; i < m->n_reporters; i++)
@@ -104,6 +105,13 @@ static int manager_build_hmm(Manager *m) {
         r = spam_hmm_build(h);
         if (r < 0)
                 return log_warning_errno(r, "Cannot build the de-obfuscator: %m");
+        if (!m->hmm_cache) {
+                /* what was read as no word in a message is not searched again in the next
+                 * (the cache forgets it all with each new model) */
+                r = spam_hmm_cache_new(&m->hmm_cache);
+                if (r < 0)
+                        log_debug_errno(r, "No memory for the de-obfuscator's cache, going without: %m");
+        }
         log_debug("De-obfuscator built from %zu lexicon words.", spam_hmm_size(h));
         spam_hmm_free(m->hmm);
         m->hmm = spam_hmm_size(h) > 0 ? TAKE_PTR(h) : NULL;
@@ -269,6 +277,7 @@ static int tokenize(Manager *m, const void *msg, size_t size, const char *client
                 .key = spam_store_key(m->store),
                 .client_ip = client_ip,
                 .hmm = m->hmm,
+                .hmm_cache = m->hmm_cache,
                 .bigrams = true,
                 .shapes = true,
                 .keep_text = keep_text,

@@ -57,6 +57,7 @@ typedef struct Manager {
         SpamStore *store;
         sd_event_source *flush_timer;   /* writes pending counts once learning pauses */
         SpamHmm *hmm;                   /* NULL: Deobfuscate=no, or no lexicon yet */
+        SpamHmmCache *hmm_cache;        /* kept across messages and rebuilds of hmm */
         unsigned learns_since_hmm;
 
         /* root is always allowed; these uids may also name a reporter and ask for

@@ -117,6 +117,7 @@ static bool arg_shapes = true;
 static bool arg_tiled = true;
 static unsigned arg_window = 0;
 static bool arg_hmm = false;
+static bool arg_hmm_cache = true;
 static unsigned arg_hmm_every = 500;
 static unsigned arg_explain = 0;
 static unsigned arg_repeat = 1;
@@ -831,6 +832,7 @@ typedef struct Bench {
         SpamTokenParts parts;
 #if HAVE_SPAM_HMM
         SpamHmm *hmm;
+        SpamHmmCache *hmm_cache;
 #endif
 } Bench;
 
@@ -903,6 +905,7 @@ static void bench_done(Bench *b) {
         spam_token_parts_done(&b->parts);
 #if HAVE_SPAM_HMM
         b->hmm = spam_hmm_free(b->hmm);
+        b->hmm_cache = spam_hmm_cache_free(b->hmm_cache);
 #endif
 }
 
@@ -916,6 +919,12 @@ static int bench_rebuild_hmm(Bench *b) {
         if (r < 0)
                 return r;
         b->opts.hmm = b->hmm;
+        if (!b->hmm_cache && arg_hmm_cache) {
+                r = spam_hmm_cache_new(&b->hmm_cache);
+                if (r < 0)
+                        return r;
+        }
+        b->opts.hmm_cache = b->hmm_cache;
         return 0;
 #else
         (void) b;
@@ -1271,6 +1280,7 @@ static int protocol_a_store(Message *msgs, size_t n) {
         _cleanup_(spam_store_freep) SpamStore *store = NULL;
 #if HAVE_SPAM_HMM
         _cleanup_(spam_hmm_freep) SpamHmm *hmm = NULL;
+        _cleanup_(spam_hmm_cache_freep) SpamHmmCache *hmm_cache = NULL;
 #else
         void *hmm = NULL;
 #endif
@@ -1339,9 +1349,12 @@ static int protocol_a_store(Message *msgs, size_t n) {
                         r = spam_store_lexicon(store, 2, spam_hmm_add_lexicon_word, hmm);
                 if (r >= 0)
                         r = spam_hmm_build(hmm);
+                if (r >= 0 && arg_hmm_cache)
+                        r = spam_hmm_cache_new(&hmm_cache);
                 if (r < 0)
                         return r;
                 opts.hmm = hmm;
+                opts.hmm_cache = hmm_cache;
                 fprintf(stderr, "spam-bench: de-obfuscator of %zu lexicon words\n", spam_hmm_size(hmm));
 #else
                 return -EOPNOTSUPP;
@@ -1789,7 +1802,8 @@ static int export(const Message *msgs, size_t n, const char *dir) {
 
 static void help(void) {
         printf("usage: spam-bench --corpus DIR (--protocol a|b|b1|cv | --export OUTDIR) [options]\n"
-               "  --scores FILE  --explain N  --folds K  --sweep  --no-bigrams  --no-shapes  --decide-shapes  --markup  --hmm  --hmm-every N\n"
+               "  --scores FILE  --explain N  --folds K  --sweep  --no-bigrams  --no-shapes  --decide-shapes  --markup\n"
+               "  --hmm  --hmm-every N  --no-hmm-cache (each message searched afresh, as spam_hmm_scan() does)\n"
                "  --s X  --x X  --min-dev X  --max-tokens N  --ham-cutoff X  --spam-cutoff X\n"
                "  --order-s X  --order-min-dev X (the ordering estimate; --order-s 0: none)\n"
                "  --min-messages N (of each class before a ham or spam verdict)\n"
@@ -1802,7 +1816,7 @@ static void help(void) {
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_S = 0x100, ARG_X, ARG_MIN_DEV, ARG_MAX_TOKENS, ARG_HAM_CUTOFF, ARG_SPAM_CUTOFF,
                ARG_NO_BIGRAMS, ARG_NO_SHAPES, ARG_DECIDE_SHAPES, ARG_MARKUP, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE, ARG_LR, ARG_LR_EPOCHS, ARG_LR_MIX, ARG_FOLDS_BY_SENDER,
-               ARG_ORDER_S, ARG_ORDER_MIN_DEV, ARG_MIN_MESSAGES, ARG_TRAINED };
+               ARG_ORDER_S, ARG_ORDER_MIN_DEV, ARG_MIN_MESSAGES, ARG_TRAINED, ARG_NO_HMM_CACHE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "corpus", required_argument, NULL, 'c' },
@@ -1833,6 +1847,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "bigram-window", required_argument, NULL, ARG_WINDOW },
                 { "store", required_argument, NULL, ARG_STORE },
                 { "trained", no_argument, NULL, ARG_TRAINED },
+                { "no-hmm-cache", no_argument, NULL, ARG_NO_HMM_CACHE },
                 { "esf", required_argument, NULL, ARG_ESF },
                 { "order-s", required_argument, NULL, ARG_ORDER_S },
                 { "order-min-dev", required_argument, NULL, ARG_ORDER_MIN_DEV },
@@ -1872,6 +1887,7 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_WINDOW: arg_window = (unsigned) strtoul(optarg, NULL, 10); break;
                 case ARG_STORE: arg_store = optarg; break;
                 case ARG_TRAINED: arg_trained = true; break;
+                case ARG_NO_HMM_CACHE: arg_hmm_cache = false; break;
                 case ARG_ESF: arg_params.esf = strtod(optarg, NULL); break;
                 case ARG_DECIDE_SHAPES: arg_params.decide_shapes = true; break;
                 case ARG_ORDER_S: arg_params.order_s = strtod(optarg, NULL); break;

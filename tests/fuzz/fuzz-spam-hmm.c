@@ -5,7 +5,9 @@
  * input is scanned whole, and every report is checked against the contract: a lexicon word,
  * a span inside the input, a confidence in (0, 1]. The first input byte, when it is '\x01',
  * makes the callback stop the scan at the first report, which must come back as the
- * scan's value. */
+ * scan's value. Then the input is scanned again with a cache that lives across inputs
+ * (spam_hmm_scan_cached()): the same number of reports, whatever earlier inputs left in
+ * it. */
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +47,9 @@ static int on_word(const char *word, size_t word_len, size_t start, size_t end, 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static SpamHmm *h = NULL;
-        Check c = { .len = size };
-        int r;
+        static SpamHmmCache *cache = NULL;
+        Check c = { .len = size }, cc;
+        int r, rc;
 
         if (size > FUZZ_SPAM_HMM_INPUT_MAX)
                 return 0;
@@ -58,6 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 abort();
                 if (spam_hmm_build(h) < 0)
                         abort();
+                if (spam_hmm_cache_new(&cache) < 0)
+                        abort();
         }
         c.stop = size > 0 && data[0] == 1;
 
@@ -65,6 +70,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (c.stop ? !(r == 0 || r == -ECANCELED) : r < 0)
                 abort();
         if (r >= 0 && (size_t) r != c.n)
+                abort();
+
+        cc = (Check) { .len = size, .stop = c.stop };
+        rc = spam_hmm_scan_cached(h, cache, (const char*) data, size, on_word, &cc);
+        if (rc != r || cc.n != c.n)
                 abort();
         return 0;
 }

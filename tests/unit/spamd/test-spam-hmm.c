@@ -615,6 +615,69 @@ START_TEST(test_repeated)
 }
 END_TEST
 
+/* A cache kept from one scan to the next changes nothing that is reported: every text
+ * of the decode table and some ordinary ones, scanned twice with a cache (the second time
+ * the stretches that read as no word are not searched again) and once without. */
+START_TEST(test_cache)
+{
+        static const char* const plain[] = {
+                "<font color=red> read this <br>", "Booth at the EFF, r=sourceforge1",
+                "for (un)subscription, see refcode1=vs3390", "v1agra and c1alis", "the meeting agenda",
+        };
+        _cleanup_(spam_hmm_freep) SpamHmm *h = lexicon_build();
+        _cleanup_(spam_hmm_cache_freep) SpamHmmCache *c = NULL;
+        size_t n = ELEMENTSOF(decode_cases) + ELEMENTSOF(plain);
+
+        ck_assert_int_eq(spam_hmm_cache_new(&c), 0);
+        ck_assert_uint_eq(spam_hmm_cache_size(c), 0);
+        for (unsigned pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < n; i++) {
+                        const char *text = i < ELEMENTSOF(decode_cases) ? decode_cases[i].input :
+                                                                          plain[i - ELEMENTSOF(decode_cases)];
+                        Reports a = { .text = text, .len = strlen(text) }, b = a;
+                        int ka, kb;
+
+                        ka = spam_hmm_scan(h, text, a.len, on_word, &a);
+                        kb = spam_hmm_scan_cached(h, c, text, b.len, on_word, &b);
+                        ck_assert_msg(ka == kb, "pass %u, \"%s\": %d reports, with the cache %d", pass, text, ka, kb);
+                        for (size_t k = 0; k < MIN(a.n, (size_t) REPORTS_MAX); k++) {
+                                ck_assert_str_eq(a.word[k], b.word[k]);
+                                ck_assert_str_eq(a.span[k], b.span[k]);
+                                ck_assert(a.confidence[k] == b.confidence[k]);
+                        }
+                }
+        ck_assert_uint_gt(spam_hmm_cache_size(c), 0);
+}
+END_TEST
+
+/* What one model read as no word, another may read: a cache forgets all it holds when it
+ * is used with a new build. */
+START_TEST(test_cache_new_model)
+{
+        static const char* const small[] = { "the", "and", "buy", "now", "money", "today" };
+        static const char text[] = "buy v1agra now";
+        _cleanup_(spam_hmm_freep) SpamHmm *a = NULL, *b = lexicon_build();
+        _cleanup_(spam_hmm_cache_freep) SpamHmmCache *c = NULL;
+        Reports r = { .text = text, .len = strlen(text) };
+
+        ck_assert_int_eq(spam_hmm_new(&a), 0);
+        for (size_t i = 0; i < ELEMENTSOF(small); i++)
+                ck_assert_int_eq(spam_hmm_add_word(a, small[i], 1000), 0);
+        ck_assert_int_eq(spam_hmm_build(a), 0);
+        ck_assert_int_eq(spam_hmm_cache_new(&c), 0);
+
+        /* without "viagra" in the lexicon, nothing to read: remembered as such */
+        ck_assert_int_eq(spam_hmm_scan_cached(a, c, text, r.len, on_word, &r), 0);
+        ck_assert_uint_gt(spam_hmm_cache_size(c), 0);
+
+        /* the other model has the word */
+        r.n = 0;
+        ck_assert_int_eq(spam_hmm_scan_cached(b, c, text, r.len, on_word, &r), 1);
+        ck_assert_str_eq(r.word[0], "viagra");
+        ck_assert_str_eq(r.span[0], "v1agra");
+}
+END_TEST
+
 /* Plain words are looked up whatever their case and length (the look-up reads them eight
  * letters at a time); their disguises are read back. */
 static const struct {
@@ -681,6 +744,8 @@ static Suite* spam_hmm_suite(void) {
         tcase_add_test(tc, test_homoglyphs);
         tcase_add_test(tc, test_weighting);
         tcase_add_test(tc, test_repeated);
+        tcase_add_test(tc, test_cache);
+        tcase_add_test(tc, test_cache_new_model);
         tcase_add_test(tc, test_long_words);
         suite_add_tcase(s, tc);
 
