@@ -2363,22 +2363,6 @@ static int counts_of(SpamStore *s, uint32_t scope, uint64_t token, SpamCounts *r
         return 0;
 }
 
-int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCounts *ret) {
-        uint32_t scope;
-        int r;
-
-        assert_return(s, -EINVAL);
-        assert_return(ret, -EINVAL);
-
-        r = store_usable_scope(s, domain, &scope);
-        if (r <= 0) {
-                *ret = (SpamCounts) {};
-                return r;
-        }
-        counts_prepare(s);
-        return counts_of(s, scope, token, ret);
-}
-
 /* How many look-ups ahead spam_store_counts_many() fetches a token's slot of the table:
  * enough for the cache misses of several look-ups to overlap. */
 #define COUNTS_PREFETCH_AHEAD 16U
@@ -2410,6 +2394,15 @@ int spam_store_counts_many(SpamStore *s, const char *domain, const uint64_t *tok
                         return r;
         }
         return 1;
+}
+
+int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCounts *ret) {
+        int r;
+
+        assert_return(ret, -EINVAL);
+
+        r = spam_store_counts_many(s, domain, &token, 1, ret);
+        return r < 0 ? r : 0;
 }
 
 int spam_store_totals(SpamStore *s, const char *domain, SpamTotals *ret) {
