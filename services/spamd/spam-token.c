@@ -106,17 +106,16 @@ static uint64_t siphash_final(SipHash *s) {
         return s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
 }
 
-/* SipHash-2-4 of n contiguous bytes: the same value as siphash_update() and
+/* SipHash-2-4 of n contiguous bytes followed by 8 zero bytes (which are not hashed, but
+ * let the last block be read whole): the same value as siphash_update() and
  * siphash_final() give, without their tail buffer. */
 static uint64_t siphash_oneshot(SipHash *s, const uint8_t *p, size_t n) {
-        uint64_t b = (uint64_t) (n & 0xff) << 56;
         const uint8_t *end = p + (n & ~(size_t) 7);
 
         for (; p < end; p += 8)
                 sip_compress(s, load_le64(p));
-        for (size_t i = 0; i < (n & 7); i++)
-                b |= (uint64_t) p[i] << (8 * i);
-        sip_compress(s, b);
+        /* the 0 to 7 bytes left, the zeros after them, and the length in the top byte */
+        sip_compress(s, load_le64(p) | (uint64_t) (n & 0xff) << 56);
         s->v2 ^= 0xff;
         for (unsigned i = 0; i < 4; i++)
                 sip_round(s);
@@ -138,14 +137,16 @@ uint64_t spam_token_hash(const SpamTokenKey *key, const char *prefix, const void
         l = (uint8_t) plen;
         siphash_init(&s, key->bytes);
         if (plen < TOKEN_HASH_BUF && len <= TOKEN_HASH_BUF - 1 - plen) {
-                uint8_t buf[TOKEN_HASH_BUF];
+                uint8_t buf[TOKEN_HASH_BUF + 8];
+                size_t n = 1 + plen + len;
 
                 buf[0] = l;
                 if (plen > 0)
                         memcpy(buf + 1, prefix, plen);
                 if (len > 0)
                         memcpy(buf + 1 + plen, text, len);
-                return siphash_oneshot(&s, buf, 1 + plen + len);
+                memset(buf + n, 0, 8);
+                return siphash_oneshot(&s, buf, n);
         }
         siphash_update(&s, &l, 1);
         siphash_update(&s, prefix, plen);
