@@ -120,6 +120,10 @@ typedef struct Tokenizer {
         unsigned insertions;
         unsigned obfuscated;
         bool have_html, have_plain;
+
+        /* with opts->field_families: the first token of each family's fields, or
+         * SPAM_TOKEN_NO_WORD */
+        uint32_t family_anchor[_SPAM_FIELD_FAMILY_MAX];
 } Tokenizer;
 
 /* ---- character classes and folding ------------------------------------------------ */
@@ -960,10 +964,71 @@ static size_t received_from_clause(const char *s, size_t n) {
         return n;
 }
 
+SpamFieldFamily spam_field_family(const char *name) {
+        static const struct {
+                const char *name;
+                SpamFieldFamily family;
+        } table[] = {
+                { "x-beenthere",        SPAM_FIELD_FAMILY_LIST },
+                { "x-mailman-version",  SPAM_FIELD_FAMILY_LIST },
+                { "mailing-list",       SPAM_FIELD_FAMILY_LIST },
+                { "x-loop",             SPAM_FIELD_FAMILY_LIST },
+                { "sender",             SPAM_FIELD_FAMILY_LIST },
+                { "errors-to",          SPAM_FIELD_FAMILY_LIST },
+                { "precedence",         SPAM_FIELD_FAMILY_LIST },
+                { "x-mailer",           SPAM_FIELD_FAMILY_PROGRAM },
+                { "user-agent",         SPAM_FIELD_FAMILY_PROGRAM },
+                { "x-mimeole",          SPAM_FIELD_FAMILY_PROGRAM },
+                { "x-msmail-priority",  SPAM_FIELD_FAMILY_PROGRAM },
+                { "x-priority",         SPAM_FIELD_FAMILY_PROGRAM },
+                { "importance",         SPAM_FIELD_FAMILY_PROGRAM },
+                { "content-class",      SPAM_FIELD_FAMILY_PROGRAM },
+                { "thread-index",       SPAM_FIELD_FAMILY_PROGRAM },
+                { "mime-version",       SPAM_FIELD_FAMILY_MIME },
+        };
+
+        assert(name);
+
+        if (startswith(name, "list-"))
+                return SPAM_FIELD_FAMILY_LIST;
+        /* Content-Class is Outlook's, not MIME's */
+        if (startswith(name, "content-") && !streq(name, "content-class"))
+                return SPAM_FIELD_FAMILY_MIME;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (streq(name, table[i].name))
+                        return table[i].family;
+        return SPAM_FIELD_FAMILY_NONE;
+}
+
+/* With field_families, the header tokens from index first on (those of one field just
+ * read) are named as their family's evidence: the family's first token twice. */
+static int header_family(Tokenizer *t, const char *name, size_t first) {
+        SpamFieldFamily f;
+        uint32_t anchor;
+        int r;
+
+        if (!t->opts->field_families || !t->opts->parts || t->tokens->n <= first)
+                return 0;
+        f = spam_field_family(name);
+        if (f == SPAM_FIELD_FAMILY_NONE)
+                return 0;
+
+        if (t->family_anchor[f] == SPAM_TOKEN_NO_WORD)
+                t->family_anchor[f] = (uint32_t) first;
+        anchor = t->family_anchor[f];
+
+        r = parts_extend(t, t->tokens->n);
+        if (r < 0)
+                return r;
+        for (size_t i = first; i < t->tokens->n; i++)
+                t->opts->parts->word[i][0] = t->opts->parts->word[i][1] = anchor;
+        return 0;
+}
+
 static int on_header(Tokenizer *t, const MimeEvent *e) {
         char name[SPAM_NAME_MAX + 1], prefix[SPAM_NAME_MAX + 4];
         WordContext ctx = WORD_HEADER;
-        size_t n;
+        size_t n, first = t->tokens->n;
         int r;
 
         for (n = 0; e->name[n] && n < SPAM_NAME_MAX; n++) {
@@ -994,7 +1059,11 @@ static int on_header(Tokenizer *t, const MimeEvent *e) {
             (streq(name, "message-id") || streq(name, "in-reply-to") || streq(name, "references")))
                 ctx = WORD_HEADER_DOTTED;
 
-        return tokenize_words(t, e->data, e->size, ctx, prefix);
+        r = tokenize_words(t, e->data, e->size, ctx, prefix);
+        if (r < 0)
+                return r;
+        /* families are of the message's own header, not of a part's */
+        return e->part->depth == 0 ? header_family(t, name, first) : 0;
 }
 
 /* ---- the MIME events -------------------------------------------------------------- */
@@ -1192,6 +1261,8 @@ int spam_tokenize(const char *msg, size_t len, const SpamTokenizerOptions *opts,
         assert(opts->key);
         assert(ret);
 
+        for (size_t i = 0; i < ELEMENTSOF(t.family_anchor); i++)
+                t.family_anchor[i] = SPAM_TOKEN_NO_WORD;
         t.max_tokens = opts->max_tokens > 0 ? opts->max_tokens : SPAM_TOKENIZER_MAX_TOKENS_DEFAULT;
         t.window = opts->bigram_window > 0 ? MIN(opts->bigram_window, SPAM_BIGRAM_WINDOW) :
                                              SPAM_TOKENIZER_BIGRAM_WINDOW_DEFAULT;

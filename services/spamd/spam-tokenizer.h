@@ -41,10 +41,12 @@ typedef struct SpamHmmCache SpamHmmCache;
  * the messages again helps). */
 #define SPAM_TOKENIZER_VERSION 3U
 
-/* Which body words a bigram token is made of, for combining that does not count the same
+/* Which evidence a token shares with others, for combining that does not count the same
  * evidence twice (spam_bayes_classify_tiled()): word[i] holds, for token i of the set, the
- * indexes of the w: tokens of its two words when token i is a bigram, and
- * SPAM_TOKEN_NO_WORD twice otherwise. */
+ * indexes of the w: tokens of its two words when token i is a bigram, the index of its
+ * w: token twice when it is a shape, the index of its field family's first token twice
+ * when it is a header token of a family (opts->field_families), and SPAM_TOKEN_NO_WORD
+ * twice otherwise. */
 typedef struct SpamTokenParts {
         uint32_t (*word)[2];
         size_t n, alloc;
@@ -69,11 +71,33 @@ typedef struct SpamTokenizerOptions {
         void (*on_word)(const char *word, size_t len, void *userdata);
         void *userdata;
         SpamTokenParts *parts;          /* NULL: not recorded; else SPAM_TOKEN_PARTS_NULL on entry, filled */
+        bool field_families;            /* with parts: the header fields that describe one fact
+                                         * (the mailing list, the mail program, the MIME
+                                         * declaration) as one piece of evidence each
+                                         * (mailsec-spamd: on) */
 } SpamTokenizerOptions;
 
 #define SPAM_TOKENIZER_MAX_TOKENS_DEFAULT 20000U
 #define SPAM_TOKENIZER_BIGRAM_WINDOW_DEFAULT 2U
 #define SPAM_TOKENIZER_BIGRAM_WINDOW_MAX 5U
+
+/* The families of header fields with field_families: the fields of each describe one fact,
+ * which a token filter would otherwise count once per field. */
+typedef enum SpamFieldFamily {
+        SPAM_FIELD_FAMILY_NONE,
+        SPAM_FIELD_FAMILY_LIST,         /* what a mailing-list manager adds: List-* (RFC 2369,
+                                         * RFC 2919), X-BeenThere, X-Mailman-Version,
+                                         * Mailing-List, X-Loop, Sender, Errors-To, Precedence */
+        SPAM_FIELD_FAMILY_PROGRAM,      /* what the mail program writes: X-Mailer, User-Agent,
+                                         * X-MimeOLE, X-MSMail-Priority, X-Priority,
+                                         * Importance, Content-Class, Thread-Index */
+        SPAM_FIELD_FAMILY_MIME,         /* the top-level MIME declaration: MIME-Version,
+                                         * Content-* */
+        _SPAM_FIELD_FAMILY_MAX,
+} SpamFieldFamily;
+
+/* The family of a header field by its lowercased name. */
+SpamFieldFamily spam_field_family(const char *name) _pure_;
 
 /* Fills *ret (SPAM_TOKENS_NULL on entry). Never fails on malformed input (a message that
  * does not parse still gives its tokens and feature tokens for what was wrong); returns

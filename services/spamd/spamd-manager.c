@@ -280,6 +280,7 @@ static int tokenize(Manager *m, const void *msg, size_t size, const char *client
                 .hmm_cache = m->hmm_cache,
                 .bigrams = true,
                 .shapes = true,
+                .field_families = true,
                 .keep_text = keep_text,
                 .on_word = words ? on_word : NULL,
                 .userdata = words,

@@ -32,7 +32,8 @@
  * counts); the token key is fixed, so runs repeat exactly.
  *
  * Options: --no-bigrams, --no-shapes (no c: and !: readings of body words), --decide-shapes
- * (the deciding estimate reads them too, not only the ordering one), --markup
+ * (the deciding estimate reads them too, not only the ordering one), --no-field-families
+ * (each header field of the list, program and MIME families counts on its own), --markup
  * (m: tokens of HTML elements), --s X, --x X,
  * --min-dev X, --max-tokens N, --order-s X, --order-min-dev X, --min-messages N, --ham-cutoff X,
  * --spam-cutoff X (Bayesian parameters; defaults: spam_bayes_params_default), --hmm
@@ -113,6 +114,7 @@ static unsigned arg_folds = 5;
 static bool arg_sweep = false;
 static bool arg_bigrams = true;
 static bool arg_markup = false;
+static bool arg_field_families = true;
 static bool arg_shapes = true;
 static bool arg_tiled = true;
 static unsigned arg_window = 0;
@@ -886,7 +888,7 @@ static void bench_init(Bench *b) {
         *b = (Bench) {
                 .opts = {
                         .key = &bench_key,
-                        .bigrams = arg_bigrams, .markup = arg_markup, .shapes = arg_shapes,
+                        .bigrams = arg_bigrams, .markup = arg_markup, .shapes = arg_shapes, .field_families = arg_field_families,
                         .bigram_window = arg_window,
                 },
         };
@@ -1286,7 +1288,7 @@ static int protocol_a_store(Message *msgs, size_t n) {
 #endif
         WordList words = {};
         SpamTokenParts parts = SPAM_TOKEN_PARTS_NULL;
-        SpamTokenizerOptions opts = { .bigrams = arg_bigrams, .markup = arg_markup, .shapes = arg_shapes, .bigram_window = arg_window };
+        SpamTokenizerOptions opts = { .bigrams = arg_bigrams, .markup = arg_markup, .shapes = arg_shapes, .field_families = arg_field_families, .bigram_window = arg_window };
         _cleanup_(memfds_done) Memfds memfds = {};
         _cleanup_free_ SpamCounts *counts = NULL;
         size_t n_train = 0, n_test = 0, lookups = 0, counts_alloc = 0;
@@ -1537,7 +1539,7 @@ static int protocol_b(Message *msgs, size_t n, size_t corpus_bytes, bool only_gr
  * the misjudged messages of group 1 in cross-validation). */
 static void explain_one(const SpamBayesParams *params, const Message *m, const Counts *c) {
         SpamTokenParts parts = SPAM_TOKEN_PARTS_NULL;
-        SpamTokenizerOptions o = { .key = &bench_key, .bigrams = arg_bigrams, .markup = arg_markup, .shapes = arg_shapes, .bigram_window = arg_window,
+        SpamTokenizerOptions o = { .key = &bench_key, .bigrams = arg_bigrams, .markup = arg_markup, .shapes = arg_shapes, .field_families = arg_field_families, .bigram_window = arg_window,
                                    .keep_text = true, .parts = &parts };
         SpamTokens t = SPAM_TOKENS_NULL;
         SpamBayesResult res;
@@ -1665,10 +1667,10 @@ static int cv_run(Message **g1, size_t n, const SpamBayesParams *params, Result 
 
 static void print_params(const SpamBayesParams *p) {
         printf(" s=%g x=%g min_dev=%g max_tokens=%zu ham_cutoff=%g spam_cutoff=%g order_s=%g order_min_dev=%g "
-               "bigrams=%s markup=%s shapes=%s%s\n",
+               "bigrams=%s markup=%s shapes=%s field_families=%s%s\n",
                p->robinson_s, p->robinson_x, p->min_dev, p->max_tokens, p->ham_cutoff, p->spam_cutoff, p->order_s,
                p->order_min_dev, arg_bigrams ? "on" : "off", arg_markup ? "on" : "off",
-               arg_shapes ? "on" : "off", p->decide_shapes ? " decide_shapes=on" : "");
+               arg_shapes ? "on" : "off", arg_field_families ? "on" : "off", p->decide_shapes ? " decide_shapes=on" : "");
 }
 
 static int protocol_cv(Message *msgs, size_t n) {
@@ -1803,6 +1805,7 @@ static int export(const Message *msgs, size_t n, const char *dir) {
 static void help(void) {
         printf("usage: spam-bench --corpus DIR (--protocol a|b|b1|cv | --export OUTDIR) [options]\n"
                "  --scores FILE  --explain N  --folds K  --sweep  --no-bigrams  --no-shapes  --decide-shapes  --markup\n"
+               "  --no-field-families\n"
                "  --hmm  --hmm-every N  --no-hmm-cache (each message searched afresh, as spam_hmm_scan() does)\n"
                "  --s X  --x X  --min-dev X  --max-tokens N  --ham-cutoff X  --spam-cutoff X\n"
                "  --order-s X  --order-min-dev X (the ordering estimate; --order-s 0: none)\n"
@@ -1815,7 +1818,7 @@ static void help(void) {
 
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_S = 0x100, ARG_X, ARG_MIN_DEV, ARG_MAX_TOKENS, ARG_HAM_CUTOFF, ARG_SPAM_CUTOFF,
-               ARG_NO_BIGRAMS, ARG_NO_SHAPES, ARG_DECIDE_SHAPES, ARG_MARKUP, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE, ARG_LR, ARG_LR_EPOCHS, ARG_LR_MIX, ARG_FOLDS_BY_SENDER,
+               ARG_NO_BIGRAMS, ARG_NO_SHAPES, ARG_DECIDE_SHAPES, ARG_MARKUP, ARG_NO_FIELD_FAMILIES, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE, ARG_LR, ARG_LR_EPOCHS, ARG_LR_MIX, ARG_FOLDS_BY_SENDER,
                ARG_ORDER_S, ARG_ORDER_MIN_DEV, ARG_MIN_MESSAGES, ARG_TRAINED, ARG_NO_HMM_CACHE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -1828,6 +1831,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "explain", required_argument, NULL, ARG_EXPLAIN },
                 { "no-bigrams", no_argument, NULL, ARG_NO_BIGRAMS },
                 { "markup", no_argument, NULL, ARG_MARKUP },
+                { "no-field-families", no_argument, NULL, ARG_NO_FIELD_FAMILIES },
                 { "no-shapes", no_argument, NULL, ARG_NO_SHAPES },
                 { "decide-shapes", no_argument, NULL, ARG_DECIDE_SHAPES },
                 { "hmm", no_argument, NULL, ARG_HMM },
@@ -1873,6 +1877,7 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_EXPLAIN: arg_explain = (unsigned) strtoul(optarg, NULL, 10); break;
                 case ARG_NO_BIGRAMS: arg_bigrams = false; break;
                 case ARG_MARKUP: arg_markup = true; break;
+                case ARG_NO_FIELD_FAMILIES: arg_field_families = false; break;
                 case ARG_NO_SHAPES: arg_shapes = false; break;
                 case ARG_HMM: arg_hmm = true; break;
                 case ARG_HMM_EVERY: arg_hmm_every = (unsigned) strtoul(optarg, NULL, 10); break;
@@ -1914,7 +1919,7 @@ static int parse_argv(int argc, char *argv[]) {
 static int dump_tokens(const char *path) {
         _cleanup_free_ char *buf = NULL;
         _cleanup_fclose_ FILE *f = NULL;
-        SpamTokenizerOptions opts = { .key = &bench_key, .bigrams = arg_bigrams, .markup = arg_markup, .shapes = arg_shapes, .keep_text = true };
+        SpamTokenizerOptions opts = { .key = &bench_key, .bigrams = arg_bigrams, .markup = arg_markup, .shapes = arg_shapes, .field_families = arg_field_families, .keep_text = true };
         SpamTokens t = SPAM_TOKENS_NULL;
         size_t n = 0, a = 0, k;
         int r;

@@ -3,12 +3,14 @@
 /* fuzz-spam-tokenizer: a message through spam_tokenize() (the MIME parser, HTML reduction,
  * word splitting and folding, URL hosts, bigrams, features). The first byte picks the
  * options: bigrams, keep_text, a small max_tokens, a client address taken from the input,
- * HTML element tokens, shape readings of words, and the parts of bigrams and shapes.
+ * HTML element tokens, shape readings of words, the parts of bigrams and shapes, and field
+ * families.
  * Checks: the call succeeds (only -ENOMEM may fail it), the set holds no duplicate, it
  * respects max_tokens, every kind is valid, and with keep_text every token's printable
  * form is a NUL-terminated string starting with its prefix. Running it twice gives the
- * same set. With parts, every token has its entry: none, or two word tokens of the set
- * (a shape names its word twice). */
+ * same set. With parts, every token has its entry: none, two word tokens of the set (a
+ * shape names its word twice), or with field families, for a header token, a header token
+ * at or before it, twice. */
 
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         opts.markup = flags & 16;
         opts.shapes = flags & 32;
         opts.parts = (flags & 64) ? &parts : NULL;
+        opts.field_families = flags & 128;
         opts.keep_text = flags & 2;
         opts.max_tokens = (flags & 4) ? 64 : 0;
         if ((flags & 8) && size > 0) {
@@ -91,7 +94,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                         abort();
                                 continue;
                         }
-                        if (w0 >= a.n || w1 >= a.n || a.kinds[w0] != SPAM_TOKEN_WORD || a.kinds[w1] != SPAM_TOKEN_WORD)
+                        if (w0 >= a.n || w1 >= a.n)
+                                abort();
+                        if (a.kinds[i] == SPAM_TOKEN_HEADER) {
+                                if (!opts.field_families || w0 != w1 || w0 > i || a.kinds[w0] != SPAM_TOKEN_HEADER)
+                                        abort();
+                                continue;
+                        }
+                        if (a.kinds[w0] != SPAM_TOKEN_WORD || a.kinds[w1] != SPAM_TOKEN_WORD)
                                 abort();
                         if (a.kinds[i] == SPAM_TOKEN_SHAPE ? w0 != w1 : a.kinds[i] != SPAM_TOKEN_BIGRAM)
                                 abort();

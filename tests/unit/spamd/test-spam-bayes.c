@@ -500,6 +500,55 @@ START_TEST(test_classify_tiled_shapes)
 }
 END_TEST
 
+/* A field family (the fields a mailing-list manager adds, ...) names its first header token
+ * twice in parts: the family counts once, in its most extreme token, beside the body. */
+START_TEST(test_classify_tiled_family)
+{
+        static const uint32_t parts[5][2] = {
+                { 0, 0 },                       /* hf:list-id */
+                { 0, 0 },                       /* h:list-id:offers */
+                { 0, 0 },                       /* hf:precedence */
+                { UINT32_MAX, UINT32_MAX },     /* w:pills */
+                { UINT32_MAX, UINT32_MAX },     /* h:subject:pills */
+        };
+        static const FakeToken list_spam[] = {
+                { 60, { 10, 90 }, {} },         /* 0.1 */
+                { 61, { 5, 95 }, {} },          /* 0.05: stands for the list */
+                { 62, { 20, 80 }, {} },         /* 0.2 */
+                { 63, { 99, 1 }, {} },          /* 0.99 */
+                { 64, { 90, 10 }, {} },         /* 0.9 */
+        };
+        SpamTotals totals = { 100, 100 };
+        SpamBayesParams p = params;
+        Fake fake = { list_spam, ELEMENTSOF(list_spam), 0 };
+        SpamBayesResult r;
+        SpamTokens t = SPAM_TOKENS_NULL;
+        double tiled;
+
+        p.robinson_s = 0;
+        ck_assert_int_eq(spam_tokens_add(&t, 60, SPAM_TOKEN_HEADER, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 61, SPAM_TOKEN_HEADER, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 62, SPAM_TOKEN_HEADER, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 63, SPAM_TOKEN_WORD, NULL, 0), 1);
+        ck_assert_int_eq(spam_tokens_add(&t, 64, SPAM_TOKEN_HEADER, NULL, 0), 1);
+
+        ck_assert_int_eq(spam_bayes_classify_tiled(&p, &t, parts, totals, NULL, fake_lookup, &fake, 5, &r), 0);
+        ck_assert_uint_eq(r.n_used, 3);
+        ck_assert_uint_eq(r.top[0].index, 3);
+        ck_assert_uint_eq(r.top[1].index, 1);
+        ck_assert_uint_eq(r.top[2].index, 4);
+        tiled = r.score;
+        spam_bayes_result_done(&r);
+
+        /* counted field by field, the list outweighs the body */
+        ck_assert_int_eq(spam_bayes_classify(&p, &t, totals, NULL, fake_lookup, &fake, 0, &r), 0);
+        ck_assert_uint_eq(r.n_used, 5);
+        ck_assert_msg(r.score < tiled, "untiled %.15g, tiled %.15g", r.score, tiled);
+        spam_bayes_result_done(&r);
+        spam_tokens_done(&t);
+}
+END_TEST
+
 /* bigram_s: a stronger prior for bigram tokens only. */
 START_TEST(test_classify_bigram_prior)
 {
@@ -860,6 +909,7 @@ static Suite* spam_bayes_suite(void) {
         tcase_add_test(tc, test_classify_counts);
         tcase_add_test(tc, test_classify_tiled_close);
         tcase_add_test(tc, test_classify_tiled_shapes);
+        tcase_add_test(tc, test_classify_tiled_family);
         tcase_add_test(tc, test_classify_bigram_prior);
         tcase_add_test(tc, test_classify_saturated);
         tcase_add_test(tc, test_classify_extreme);

@@ -9,6 +9,7 @@
 #include "check-main.h"
 #include "cleanup.h"
 #include "spam-tokenizer.h"
+#include "string-util.h"
 
 static const SpamTokenKey key = { .bytes = "unit-test-key-01" };
 
@@ -351,6 +352,102 @@ START_TEST(test_tokenizer_parts)
 }
 END_TEST
 
+/* Field families: with field_families and parts, every token of the top-level fields of a
+ * family names the family's first token twice (fields of a family after other fields
+ * too); other header tokens, tokens of a part's own fields and body tokens get nothing. */
+START_TEST(test_tokenizer_field_families)
+{
+        static const char msg[] =
+                "From: Ann <ann@example.org>\n"
+                "List-Id: Offers <offers.lists.example.net>\n"
+                "Subject: cheap pills\n"
+                "Precedence: bulk\n"
+                "X-Mailer: Outlook Express 6\n"
+                "MIME-Version: 1.0\n"
+                "List-Unsubscribe: <mailto:leave@lists.example.net>\n"
+                "X-MSMail-Priority: High\n"
+                "Content-Type: multipart/alternative; boundary=b\n"
+                "Received: from relay.example.com (relay.example.com [192.0.2.7]) by mx.example.org\n"
+                "\n"
+                "--b\n"
+                "Content-Type: text/plain; format=flowed\n"
+                "\n"
+                "cheap pills today\n"
+                "--b--\n";
+        static const struct {
+                const char *token;
+                SpamFieldFamily family;
+        } expected[] = {
+                { "hf:list-id", SPAM_FIELD_FAMILY_LIST },
+                { "h:list-id:offers", SPAM_FIELD_FAMILY_LIST },
+                { "h:list-id:offers.lists.example.net", SPAM_FIELD_FAMILY_LIST },
+                { "hf:precedence", SPAM_FIELD_FAMILY_LIST },
+                { "h:precedence:bulk", SPAM_FIELD_FAMILY_LIST },
+                { "hf:list-unsubscribe", SPAM_FIELD_FAMILY_LIST },
+                { "h:list-unsubscribe:lists.example.net", SPAM_FIELD_FAMILY_LIST },
+                { "hf:x-mailer", SPAM_FIELD_FAMILY_PROGRAM },
+                { "h:x-mailer:outlook", SPAM_FIELD_FAMILY_PROGRAM },
+                { "h:x-msmail-priority:high", SPAM_FIELD_FAMILY_PROGRAM },
+                { "hf:mime-version", SPAM_FIELD_FAMILY_MIME },
+                { "h:content-type:multipart", SPAM_FIELD_FAMILY_MIME },
+                { "h:content-type:alternative", SPAM_FIELD_FAMILY_MIME },
+                { "hf:from", SPAM_FIELD_FAMILY_NONE },
+                { "h:from:ann", SPAM_FIELD_FAMILY_NONE },
+                { "h:subject:cheap", SPAM_FIELD_FAMILY_NONE },
+                { "h:received:relay.example.com", SPAM_FIELD_FAMILY_NONE },
+                /* the part's own Content-Type is not the message's declaration */
+                { "h:content-type:flowed", SPAM_FIELD_FAMILY_NONE },
+                { "w:cheap", SPAM_FIELD_FAMILY_NONE },
+        };
+        SpamTokenParts parts = SPAM_TOKEN_PARTS_NULL;
+        SpamTokenizerOptions opts = { .key = &key, .bigrams = true, .keep_text = true, .parts = &parts };
+        SpamTokens t = SPAM_TOKENS_NULL;
+
+        for (int on = 0; on <= 1; on++) {
+                uint32_t anchor[_SPAM_FIELD_FAMILY_MAX];
+
+                for (size_t f = 0; f < ELEMENTSOF(anchor); f++)
+                        anchor[f] = SPAM_TOKEN_NO_WORD;
+                opts.field_families = on;
+                ck_assert_int_eq(spam_tokenize(msg, sizeof(msg) - 1, &opts, &t), 0);
+                ck_assert_uint_eq(parts.n, t.n);
+                for (size_t k = 0; k < ELEMENTSOF(expected); k++) {
+                        SpamFieldFamily f = on ? expected[k].family : SPAM_FIELD_FAMILY_NONE;
+                        size_t i;
+
+                        for (i = 0; i < t.n && !streq(t.text[i], expected[k].token); i++)
+                                ;
+                        ck_assert_msg(i < t.n, "%s", expected[k].token);
+                        ck_assert_uint_eq(parts.word[i][0], parts.word[i][1]);
+                        if (f == SPAM_FIELD_FAMILY_NONE) {
+                                ck_assert_msg(parts.word[i][0] == SPAM_TOKEN_NO_WORD, "%s", expected[k].token);
+                                continue;
+                        }
+                        /* one anchor per family: the first token of its first field */
+                        if (anchor[f] == SPAM_TOKEN_NO_WORD)
+                                anchor[f] = parts.word[i][0];
+                        ck_assert_msg(parts.word[i][0] == anchor[f], "%s", expected[k].token);
+                }
+                if (on) {
+                        ck_assert_str_eq(t.text[anchor[SPAM_FIELD_FAMILY_LIST]], "hf:list-id");
+                        ck_assert_str_eq(t.text[anchor[SPAM_FIELD_FAMILY_PROGRAM]], "hf:x-mailer");
+                        ck_assert_str_eq(t.text[anchor[SPAM_FIELD_FAMILY_MIME]], "hf:mime-version");
+                }
+                spam_tokens_done(&t);
+                spam_token_parts_done(&parts);
+        }
+
+        ck_assert_int_eq(spam_field_family("list-archive"), SPAM_FIELD_FAMILY_LIST);
+        ck_assert_int_eq(spam_field_family("x-beenthere"), SPAM_FIELD_FAMILY_LIST);
+        ck_assert_int_eq(spam_field_family("errors-to"), SPAM_FIELD_FAMILY_LIST);
+        ck_assert_int_eq(spam_field_family("user-agent"), SPAM_FIELD_FAMILY_PROGRAM);
+        ck_assert_int_eq(spam_field_family("content-class"), SPAM_FIELD_FAMILY_PROGRAM);
+        ck_assert_int_eq(spam_field_family("content-transfer-encoding"), SPAM_FIELD_FAMILY_MIME);
+        ck_assert_int_eq(spam_field_family("reply-to"), SPAM_FIELD_FAMILY_NONE);
+        ck_assert_int_eq(spam_field_family("listing"), SPAM_FIELD_FAMILY_NONE);
+}
+END_TEST
+
 START_TEST(test_tokenizer_no_bigrams)
 {
         SpamTokens t;
@@ -587,6 +684,7 @@ static Suite* spam_tokenizer_suite(void) {
         tcase_add_test(tc, test_tokenizer_bigram_window);
         tcase_add_test(tc, test_tokenizer_bigram_hash);
         tcase_add_test(tc, test_tokenizer_parts);
+        tcase_add_test(tc, test_tokenizer_field_families);
         tcase_add_test(tc, test_tokenizer_on_word_and_limits);
         tcase_add_test(tc, test_tokenizer_garbage);
         suite_add_tcase(s, tc);
