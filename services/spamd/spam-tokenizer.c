@@ -38,6 +38,11 @@
  *                   readings improved every tuning protocol; only the ordering estimate
  *                   reads them (item 9 above spam_bayes_params_default)
  *   hf:NAME         the field is present (top-level header)
+ *                   With field_families and parts, the tokens (hf: and h:) of the
+ *                   top-level fields of one family (spam_field_family(): the mailing
+ *                   list's fields, the mail program's, the MIME declaration) name the
+ *                   family's first token twice, so that tiled combining counts each
+ *                   block once: the fields of a block describe one fact.
  *   u:HOST          host of a link (HTML links and URLs in plain text), and its domain
  *                   (last two labels, three under a short second-level label: co.uk)
  *   ip:ADDR         the client address and its network (/24, /48)
