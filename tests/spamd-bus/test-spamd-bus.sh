@@ -5,6 +5,8 @@
 #   training       mailsecctl spam learn of generated spam and ham; the totals
 #   classify       new messages of each kind get confident verdicts; explain names tokens
 #   domains        what a domain learned outweighs the global statistics for its mail
+#   lists          a spam posted to a list whose ham was learned: the list's fields
+#                  count once (field families), and it is called spam
 #   reports        the same message twice counts once; the other class moves it; forget
 #                  takes it out exactly; per-reporter rate limit; reports by mail only
 #                  from ReportDomains=; only trusted callers name a reporter; Learn is
@@ -222,6 +224,32 @@ domain=$(echo "$out" | json score)
         bad "domain statistics: global $global, pharma.example $domain ($out)"
 [ "$other" = "$global" ] && ok "a domain without statistics scores as the global statistics do" ||
         bad "elsewhere.example scores $other, globally $global"
+
+# --- field families: a spam posted to a list the users' ham comes through is not
+#     outvoted by the list's dozen fields; they count once, in their strongest token
+list_block=$'List-Id: Team <team.lists.example.org>\r\nList-Post: <mailto:team@lists.example.org>\r\nList-Help: <mailto:team-request@lists.example.org?subject=help>\r\nList-Unsubscribe: <https://lists.example.org/team>, <mailto:team-leave@lists.example.org>\r\nList-Archive: <https://lists.example.org/archive/team>\r\nPrecedence: list\r\nSender: team-bounces@lists.example.org\r\nErrors-To: team-bounces@lists.example.org\r\nX-BeenThere: team@lists.example.org\r\n'
+via_list() { # via_list IN OUT: IN with the list's fields before its Subject
+        "$MT_PYTHON" -c 'import sys
+m = open(sys.argv[1], newline="").read()
+i = m.index("\r\nSubject: ") + 2
+open(sys.argv[2], "w", newline="").write(m[:i] + sys.argv[3] + m[i:])' "$1" "$2" "$list_block"
+}
+fails=0
+for k in 0 1 2 3 4 5; do
+        via_list "$W/train/t-ham-$k.eml" "$W/list-ham-$k.eml"
+        "$MAILSECCTL" spam learn ham "$W/list-ham-$k.eml" >/dev/null 2>>"$W/ctl.err" || fails=$((fails + 1))
+done
+via_list "$W/new/n-spam-3.eml" "$W/list-spam.eml"
+grep -q '^X-BeenThere: team@lists.example.org' "$W/list-spam.eml" && [ $fails = 0 ] &&
+        ok "6 ham learned through the list team.lists.example.org" || bad "list ham: $fails learns failed"
+"$MAILSECCTL" spam explain --top 100 "$W/list-spam.eml" >"$W/explain-list.txt" 2>&1
+family='^h(f)?:(list-[a-z]+|precedence|sender|errors-to|x-beenthere)(:|$)'
+n_list=$(awk -v re="$family" '$3 ~ re' "$W/explain-list.txt" | wc -l)
+n_word=$(awk '$3 ~ /^w:/' "$W/explain-list.txt" | wc -l)
+[ "$n_list" = 1 ] && [ "$n_word" -gt 0 ] && ok "the list's fields count once in a spam sent through it ($n_word body words beside)" ||
+        bad "list tokens used: $n_list, body words: $n_word: $(head -12 "$W/explain-list.txt")"
+grep -Eq '^ *verdict: spam$' "$W/explain-list.txt" && ok "and it is called spam" ||
+        bad "the spam through the list: $(grep -E 'score|verdict' "$W/explain-list.txt" | tr -s ' ')"
 
 # --- interface
 if [ -n "${CHECK_INTERFACES:-}" ] && [ -n "${SPAMD_XML:-}" ]; then
