@@ -494,7 +494,7 @@ static void combine(const SpamBayesParams *p, double strength, double min_dev, b
 
                 /* Tiling: from the most extreme down, a body word enters once, alone, in
                  * a shape, or in the one bigram that is most extreme among those
-                 * containing it. */
+                 * containing it; a field family once, in its most extreme token. */
                 memset(c->covered, 0, tokens->n);
                 sort_extreme(v, n, c->tmp, c->keys);
                 for (size_t i = 0; i < n; i++) {

@@ -98,13 +98,15 @@ int spam_bayes_classify(const SpamBayesParams *p, const SpamTokens *tokens, Spam
                         const SpamTotals *domain, SpamCountsLookup lookup, void *userdata,
                         size_t want_top, SpamBayesResult *ret);
 
-/* The same, counting each body word once: parts[i] names the two w: tokens (indexes into
- * tokens) of bigram token i, its word twice for a shape reading ("c:FREE", "!:free"),
- * UINT32_MAX twice for other tokens (SpamTokenParts of the tokenizer). From the most
- * extreme token down, a bigram or shape enters only when none of its words has entered yet
- * (alone, in a shape or in another bigram), a word only when nothing took it: the
- * strongest reading of each word counts, and correlated evidence is not counted twice
- * (the "tiling" of unigrams, shapes and bigrams). parts NULL: spam_bayes_classify(). */
+/* The same, counting each piece of evidence once: parts[i] names the two w: tokens
+ * (indexes into tokens) of bigram token i, its word twice for a shape reading ("c:FREE",
+ * "!:free"), its field family's first token twice for a header token of a family (the
+ * fields of a mailing list, ...), UINT32_MAX twice for other tokens (SpamTokenParts of the
+ * tokenizer). From the most extreme token down, a token with parts enters only when none
+ * of the tokens it names has been taken yet (alone, in a shape, in another bigram, by
+ * another field of the family), a word only when nothing took it: the strongest reading
+ * counts, and correlated evidence is not counted twice (the "tiling" of unigrams, shapes,
+ * bigrams and field families). parts NULL: spam_bayes_classify(). */
 int spam_bayes_classify_tiled(const SpamBayesParams *p, const SpamTokens *tokens, const uint32_t (*parts)[2],
                               SpamTotals global, const SpamTotals *domain, SpamCountsLookup lookup,
                               void *userdata, size_t want_top, SpamBayesResult *ret);

@@ -23,8 +23,9 @@
  *   features       MIME defects, in-word HTML insertions, and other structural evidence
  *
  * on_word, when set, is called with each body word as folded (not the bigrams), for the
- * lexicon the HMM is built from. parts, when set, records which words each bigram is made
- * of, for spam_bayes_classify_tiled(). */
+ * lexicon the HMM is built from. parts, when set, records which tokens share evidence
+ * (the words of a bigram or shape, the fields of a family), for
+ * spam_bayes_classify_tiled(). */
 
 #include <stdbool.h>
 #include <stddef.h>

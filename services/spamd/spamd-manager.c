@@ -269,8 +269,8 @@ int digest_from_hex(const char *s, uint8_t ret[static SPAM_DIGEST_SIZE]) {
 }
 
 /* The tokenizer's options are those tests/bench/spam measures (the defaults of
- * spam-tokenizer.h); parts, when given, records the words of each bigram for the tiled
- * combining. */
+ * spam-tokenizer.h, with shapes and field families on); parts, when given, records
+ * which tokens share evidence, for the tiled combining. */
 static int tokenize(Manager *m, const void *msg, size_t size, const char *client_ip, bool keep_text,
                     WordSet *words, SpamTokenParts *parts, SpamTokens *ret) {
         SpamTokenizerOptions o = {
@@ -430,7 +430,8 @@ int manager_classify(Manager *m, const void *msg, size_t size, const ClassifyReq
                 if (r < 0)
                         return r;
         }
-        /* Each body word counts once, alone or in its strongest bigram. */
+        /* Each body word counts once, alone, in a shape or in its strongest bigram; each
+         * field family once, in its strongest token. */
         r = spam_bayes_classify_counts(&m->config->bayes, &ret->tokens, ret->parts.word, global,
                                        use_domain ? &domain : NULL, counts, use_domain ? counts + ret->tokens.n : NULL,
                                        req->top, &ret->bayes);
