@@ -21,12 +21,16 @@
  *                   "for <recipient>", ids, software versions and the date describe the
  *                   site that collected the message and the time, not the message; a hop
  *                   received by the local machine ("by localhost", "by mailhost": fetchmail,
- *                   local delivery) gives nothing, nor do localhost and 127/8. Not read at
- *                   all: fields that are noise or that earlier filters add (Date, X-Spam-*,
- *                   X-Bogosity, ...: set by whoever handled the message before us, and
- *                   forgeable either way), and the recipient-side fields the delivering
- *                   site adds (Delivered-To, X-Original-To, Envelope-To, ...). Trained on
- *                   mail collected from mailboxes, such tokens describe how each class was
+ *                   local delivery) gives nothing, nor do localhost and 127/8. Date gives
+ *                   only how it is written and its zone, not when (tokenize_date():
+ *                   h:date:shape:a, 99 a 9999 99:99:99 +9999 and h:date:zone:+0100): the
+ *                   time says which collection a message came from, the format which
+ *                   program wrote it. Not read at all: fields that are noise or that
+ *                   earlier filters add (X-Spam-*, X-Bogosity, Status, Lines, ...: set by
+ *                   whoever handled the message before us, and forgeable either way),
+ *                   and the recipient-side fields the delivering site adds (Delivered-To,
+ *                   X-Original-To, Envelope-To, ...). Trained on mail collected from
+ *                   mailboxes, such tokens describe how each class was
  *                   collected (on the SpamAssassin corpus: ham fetched over IMAP, spam over
  *                   POP3 through another host) and do not carry over to the gateway, which
  *                   sees messages before the site adds them.
@@ -925,7 +929,7 @@ static int find_text_urls(Tokenizer *t, const char *s, size_t n) {
 
 static bool header_ignored(const char *name) {
         static const char* const ignored[] = {
-                "date", "content-length", "lines", "status", "x-status", "x-uid", "x-keywords",
+                "content-length", "lines", "status", "x-status", "x-uid", "x-keywords",
                 "x-bogosity", "delivery-date", "x-original-date", "x-mozilla-status", "x-mozilla-status2",
                 /* the recipient side: where the collecting site delivered the copy */
                 "delivered-to", "x-original-to", "envelope-to", "x-envelope-to", "x-delivered-to", "x-rcpt-to",
@@ -1030,6 +1034,55 @@ static int header_family(Tokenizer *t, const char *name, size_t first) {
         return 0;
 }
 
+/* The Date field of the message's own header: how it is written, not when. Its shape
+ * (each digit 9, a run of letters a, a run of white space one space, other characters as
+ * they are, cut to SPAM_WORD_MAX bytes: "a, 99 a 9999 99:99:99 +9999") names the program
+ * that wrote it, and its zone (the word after the time, RFC 5322 section 3.3: "+0100",
+ * "-0700", "EST"; lowercased) where its sender is. The day, month, year and time are left
+ * out: they say when the message was written, and in a collection of mail, which
+ * collection. */
+static int tokenize_date(Tokenizer *t, const char *s, size_t n) {
+        char shape[SPAM_WORD_MAX], zone[SPAM_WORD_MAX];
+        size_t k = 0, z = 0;
+        bool after_time = false, in_zone = false;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                uint8_t c = (uint8_t) s[i];
+                char o = c >= '0' && c <= '9' ? '9' :
+                         ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ? 'a' :
+                         is_space((char) c) ? ' ' :
+                         c >= 0x21 && c < 0x7f ? (char) c : '?';
+                bool word = o != ' ';
+
+                /* the zone: the word that follows the one with the time's ':' */
+                if (word && !in_zone && after_time && z == 0 && (i == 0 || is_space(s[i - 1])))
+                        in_zone = true;
+                if (in_zone) {
+                        if (!word)
+                                in_zone = false, after_time = false;
+                        else if (z < sizeof(zone))
+                                zone[z++] = (char) (c >= 'A' && c <= 'Z' ? c + 32 : c);
+                }
+                if (c == ':' && z == 0)
+                        after_time = true;
+
+                if (k >= sizeof(shape) || (o == ' ' && (k == 0 || shape[k - 1] == ' ')) ||
+                    (IN_SET(o, 'a', '?') && k > 0 && shape[k - 1] == o))
+                        continue;
+                shape[k++] = o;
+        }
+        while (k > 0 && shape[k - 1] == ' ')
+                k--;
+        if (k == 0)
+                return 0;
+
+        r = tok_add(t, SPAM_TOKEN_HEADER, "h:date:shape:", shape, k);
+        if (r < 0 || z == 0)
+                return r;
+        return tok_add(t, SPAM_TOKEN_HEADER, "h:date:zone:", zone, z);
+}
+
 static int on_header(Tokenizer *t, const MimeEvent *e) {
         char name[SPAM_NAME_MAX + 1], prefix[SPAM_NAME_MAX + 4];
         WordContext ctx = WORD_HEADER;
@@ -1048,6 +1101,10 @@ static int on_header(Tokenizer *t, const MimeEvent *e) {
         /* below the top level only the fields that describe the part itself */
         if (e->part->depth > 0 && !startswith(name, "content-"))
                 return 0;
+
+        /* the date: its shape and zone only (tokenize_date()) */
+        if (streq(name, "date"))
+                return tokenize_date(t, e->data, e->size);
 
         if (e->part->depth == 0) {
                 r = tok_add(t, SPAM_TOKEN_HEADER, "hf:", name, n);

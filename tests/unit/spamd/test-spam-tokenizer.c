@@ -52,6 +52,9 @@ static bool has(const SpamTokens *t, const char *token) {
                          * the text; for ip: and u: tokens the text may hold ':' itself */
                         if (strncmp(token, "ip:", 3) == 0 || strncmp(token, "u:", 2) == 0)
                                 colon = strchr(token, ':');
+                        /* and the shape of a Date field (a time: "99:99:99") */
+                        if (strncmp(token, "h:date:", 7) == 0)
+                                colon = strchr(token + 7, ':');
                         pl = (size_t) (colon + 1 - token);
                         memcpy(prefix, token, pl);
                         prefix[pl] = '\0';
@@ -131,6 +134,43 @@ static const Case cases[] = {
                 { "h:return-path:example.net", "hf:return-path" },
                 { "hf:delivered-to", "h:delivered-to:example.org", "h:delivered-to:user", "hf:x-original-to",
                   "h:x-original-to:example.org", "hf:envelope-to", "h:envelope-to:user" },
+        },
+        {
+                /* the Date field gives how it is written and its zone, not the time; the
+                 * date of an attached message gives nothing */
+                "date: shape and zone",
+                "Date: Tue, 31 Jul 2001 21:36:20 -0700 (PDT)\n"
+                "Subject: x\n"
+                "Content-Type: multipart/mixed; boundary=b\n"
+                "\n"
+                "--b\nContent-Type: text/plain\n\nbody\n"
+                "--b\nContent-Type: message/rfc822\n\n"
+                "Date: 5 Aug 02 10:02 GMT\nSubject: inner\n\ninner body\n"
+                "--b--\n",
+                NULL,
+                { "h:date:shape:a, 99 a 9999 99:99:99 -9999 (a)", "h:date:zone:-0700", "hf:subject", "w:body" },
+                { "h:date:tue", "h:date:jul", "h:date:2001", "h:date:21", "hf:date", "h:date:zone:(pdt)",
+                  "h:date:zone:gmt", "h:date:shape:9 a 99 99:99 a" },
+        },
+        {
+                "date: letters for a zone, and no time",
+                "Date: 5 Aug 02 10:02 GMT\n"
+                "Subject: x\n"
+                "\n"
+                "body\n",
+                NULL,
+                { "h:date:shape:9 a 99 99:99 a", "h:date:zone:gmt" },
+                { "h:date:zone:GMT", "h:date:aug" },
+        },
+        {
+                "date: no time, no zone",
+                "Date:   Not  supplied \n"
+                "Subject: x\n"
+                "\n"
+                "body\n",
+                NULL,
+                { "h:date:shape:a a" },
+                { "h:date:zone:supplied", "h:date:zone:", "h:date:shape:a a " },
         },
         {
                 "url hosts from html and text",
