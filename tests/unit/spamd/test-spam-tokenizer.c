@@ -153,6 +153,20 @@ static const Case cases[] = {
                   "h:date:zone:gmt", "h:date:shape:9 a 99 99:99 a" },
         },
         {
+                /* the shape of the sender's local part: the address in angle brackets,
+                 * not a display name that looks like one */
+                "from and reply-to: shape of the local part",
+                "From: \"offers@example.com\" <John.Smith42@example.org>\n"
+                "Reply-To: x7hq2k@example.net (Sales)\n"
+                "Sender: list-bounces@example.org\n"
+                "Subject: x\n"
+                "\n"
+                "body\n",
+                NULL,
+                { "h:from:shape:a.a9", "h:reply-to:shape:a9a9a", "h:from:john.smith42", "h:reply-to:x7hq2k" },
+                { "h:from:shape:a", "h:sender:shape:a-a", "h:reply-to:shape:a9a9a9" },
+        },
+        {
                 "date: letters for a zone, and no time",
                 "Date: 5 Aug 02 10:02 GMT\n"
                 "Subject: x\n"
