@@ -41,8 +41,10 @@
  *                   the '!' in its tokens, and on group 1 of the SpamAssassin corpus both
  *                   readings improved every tuning protocol; only the ordering estimate
  *                   reads them (item 9 above spam_bayes_params_default)
- *   h:from:shape:S  the shape of the local part of the From (and Reply-To) address:
- *                   "a.a9" for John.Smith42@ (tokenize_address_shape())
+ *   h:from:shape:S  the shape of the local part of the From (and Reply-To) address,
+ *                   "a.a9" for John.Smith42@, and of the Message-ID's left part,
+ *                   h:message-id:shape:9.9.a for 20020912182131.20322.qmail@
+ *                   (tokenize_address_shape())
  *   hf:NAME         the field is present (top-level header)
  *                   With field_families and parts, the tokens (hf: and h:) of the
  *                   top-level fields of one family (spam_field_family(): the mailing
@@ -1085,14 +1087,16 @@ static int tokenize_date(Tokenizer *t, const char *s, size_t n) {
         return tok_add(t, SPAM_TOKEN_HEADER, "h:date:zone:", zone, z);
 }
 
-/* The shape of the local part of the address in From or Reply-To (the one in angle
- * brackets, else the first): a run of digits 9, a run of letters a, a run of other bytes
- * beyond ASCII ?, the rest as it is, cut to 24 bytes ("john.smith" a.a, "x7hq2k" a9a9a,
- * "info" a). How a sender's name is made tells a person or a role from a generated
- * address, where the address itself is new with every campaign. */
+/* The shape of the local part of the address in From or Reply-To, or of the left part of
+ * the Message-ID (the one in angle brackets, else the first): a run of digits 9, a run of
+ * letters a, a run of other bytes beyond ASCII ?, the rest as it is, cut to 32 bytes
+ * ("john.smith" a.a, "x7hq2k" a9a9a, "info" a; a Message-ID "20020912182131.20322.qmail"
+ * 9.9.a). How a sender's name is made tells a person or a role from a generated
+ * address, and how an id is made tells which program made it, where the address and the
+ * id themselves are new with every message. */
 static int tokenize_address_shape(Tokenizer *t, const char *name, const char *s, size_t n) {
         const char *lt = memchr(s, '<', n), *at, *b;
-        char shape[24], prefix[SPAM_NAME_MAX + 12];
+        char shape[32], prefix[SPAM_NAME_MAX + 12];
         size_t k = 0;
 
         if (lt) {
@@ -1156,7 +1160,7 @@ static int on_header(Tokenizer *t, const MimeEvent *e) {
         if (streq(name, "received"))
                 return tokenize_words(t, e->data, received_from_clause(e->data, e->size), WORD_HEADER_HOST,
                                       prefix);
-        if (e->part->depth == 0 && (streq(name, "from") || streq(name, "reply-to"))) {
+        if (e->part->depth == 0 && (streq(name, "from") || streq(name, "reply-to") || streq(name, "message-id"))) {
                 r = tokenize_address_shape(t, name, e->data, e->size);
                 if (r < 0)
                         return r;

@@ -153,18 +153,26 @@ static const Case cases[] = {
                   "h:date:zone:gmt", "h:date:shape:9 a 99 99:99 a" },
         },
         {
-                /* the shape of the sender's local part: the address in angle brackets,
-                 * not a display name that looks like one */
-                "from and reply-to: shape of the local part",
+                /* the shape of the sender's local part (the address in angle brackets,
+                 * not a display name that looks like one) and of the Message-ID's left
+                 * part; an attached message's give nothing */
+                "from, reply-to and message-id: shape of the left part",
                 "From: \"offers@example.com\" <John.Smith42@example.org>\n"
                 "Reply-To: x7hq2k@example.net (Sales)\n"
                 "Sender: list-bounces@example.org\n"
+                "Message-ID: <20020912182131.20322.qmail@relay.example.com>\n"
                 "Subject: x\n"
+                "Content-Type: message/rfc822\n"
+                "\n"
+                "From: Inner <inner_1@example.net>\n"
+                "Message-ID: <AB.CD@example.net>\n"
                 "\n"
                 "body\n",
                 NULL,
-                { "h:from:shape:a.a9", "h:reply-to:shape:a9a9a", "h:from:john.smith42", "h:reply-to:x7hq2k" },
-                { "h:from:shape:a", "h:sender:shape:a-a", "h:reply-to:shape:a9a9a9" },
+                { "h:from:shape:a.a9", "h:reply-to:shape:a9a9a", "h:from:john.smith42", "h:reply-to:x7hq2k",
+                  "h:message-id:shape:9.9.a", "h:message-id:relay.example.com" },
+                { "h:from:shape:a", "h:sender:shape:a-a", "h:reply-to:shape:a9a9a9", "h:from:shape:a_9",
+                  "h:message-id:shape:a.a", "h:message-id:shape:9.9.a@a.a.a" },
         },
         {
                 "date: letters for a zone, and no time",
