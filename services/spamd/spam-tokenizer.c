@@ -45,6 +45,10 @@
  *                   "a.a9" for John.Smith42@, and of the Message-ID's left part,
  *                   h:message-id:shape:9.9.a for 20020912182131.20322.qmail@
  *                   (tokenize_address_shape())
+ *   h:to:fmt:S      how From, To, Cc, Reply-To and the top-level Content-Type are
+ *                   written: "a <a@a.a>, a@a.a", "a/a; a=\"a-9-9\""
+ *                   (tokenize_field_format()); the shapes of value_shape() say which
+ *                   program wrote the header, where the values say who and when
  *   hf:NAME         the field is present (top-level header)
  *                   With field_families and parts, the tokens (hf: and h:) of the
  *                   top-level fields of one family (spam_field_family(): the mailing
@@ -1038,66 +1042,81 @@ static int header_family(Tokenizer *t, const char *name, size_t first) {
         return 0;
 }
 
-/* The Date field of the message's own header: how it is written, not when. Its shape
- * (each digit 9, a run of letters a, a run of white space one space, other characters as
- * they are, cut to SPAM_WORD_MAX bytes: "a, 99 a 9999 99:99:99 +9999") names the program
- * that wrote it, and its zone (the word after the time, RFC 5322 section 3.3: "+0100",
- * "-0700", "EST"; lowercased) where its sender is. The day, month, year and time are left
- * out: they say when the message was written, and in a collection of mail, which
- * collection. */
-static int tokenize_date(Tokenizer *t, const char *s, size_t n) {
-        char shape[SPAM_WORD_MAX], zone[SPAM_WORD_MAX];
-        size_t k = 0, z = 0;
-        bool after_time = false, in_zone = false;
-        int r;
+/* The shape of s[0..n) in out (at most size bytes; returns its length): a digit 9 (each
+ * one with each_digit, else a run of them), a run of ASCII letters a, a run of white space
+ * one space (none at either end), a run of bytes outside printable ASCII ?, any other
+ * character as it is. What is written is left out, how it is written stays: "Tue, 31 Jul
+ * 2001 21:36:20 +0000" gives "a, 99 a 9999 99:99:99 +9999" (each digit), "text/plain;
+ * charset=iso-8859-1" gives "a/a; a=a-9-9", "John.Smith42" gives "a.a9". */
+static size_t value_shape(const char *s, size_t n, bool each_digit, char *out, size_t size) {
+        size_t k = 0;
 
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && k < size; i++) {
                 uint8_t c = (uint8_t) s[i];
                 char o = c >= '0' && c <= '9' ? '9' :
                          ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ? 'a' :
                          is_space((char) c) ? ' ' :
                          c >= 0x21 && c < 0x7f ? (char) c : '?';
-                bool word = o != ' ';
 
-                /* the zone: the word that follows the one with the time's ':' */
+                if (o == ' ' && k == 0)
+                        continue;
+                if (k > 0 && out[k - 1] == o && (IN_SET(o, 'a', '?', ' ') || (o == '9' && !each_digit)))
+                        continue;
+                out[k++] = o;
+        }
+        while (k > 0 && out[k - 1] == ' ')
+                k--;
+        return k;
+}
+
+/* The Date field of the message's own header: how it is written, not when. Its shape
+ * (value_shape() with each digit, cut to SPAM_WORD_MAX bytes: "a, 99 a 9999 99:99:99
+ * +9999") names the program that wrote it, and its zone (the word after the time, RFC 5322
+ * section 3.3: "+0100", "-0700", "EST"; lowercased) where its sender is. The day, month,
+ * year and time are left out: they say when the message was written, and in a collection
+ * of mail, which collection. */
+static int tokenize_date(Tokenizer *t, const char *s, size_t n) {
+        char shape[SPAM_WORD_MAX], zone[SPAM_WORD_MAX];
+        size_t k, z = 0;
+        bool after_time = false, in_zone = false;
+        int r;
+
+        k = value_shape(s, n, /* each_digit= */ true, shape, sizeof(shape));
+        if (k == 0)
+                return 0;
+        r = tok_add(t, SPAM_TOKEN_HEADER, "h:date:shape:", shape, k);
+        if (r < 0)
+                return r;
+
+        /* the zone: the word that follows the one with the time's ':' */
+        for (size_t i = 0; i < n; i++) {
+                uint8_t c = (uint8_t) s[i];
+                bool word = !is_space((char) c);
+
                 if (word && !in_zone && after_time && z == 0 && (i == 0 || is_space(s[i - 1])))
                         in_zone = true;
                 if (in_zone) {
                         if (!word)
-                                in_zone = false, after_time = false;
-                        else if (z < sizeof(zone))
+                                break;
+                        if (z < sizeof(zone))
                                 zone[z++] = (char) (c >= 'A' && c <= 'Z' ? c + 32 : c);
                 }
-                if (c == ':' && z == 0)
+                if (c == ':')
                         after_time = true;
-
-                if (k >= sizeof(shape) || (o == ' ' && (k == 0 || shape[k - 1] == ' ')) ||
-                    (IN_SET(o, 'a', '?') && k > 0 && shape[k - 1] == o))
-                        continue;
-                shape[k++] = o;
         }
-        while (k > 0 && shape[k - 1] == ' ')
-                k--;
-        if (k == 0)
-                return 0;
-
-        r = tok_add(t, SPAM_TOKEN_HEADER, "h:date:shape:", shape, k);
-        if (r < 0 || z == 0)
-                return r;
-        return tok_add(t, SPAM_TOKEN_HEADER, "h:date:zone:", zone, z);
+        return z > 0 ? tok_add(t, SPAM_TOKEN_HEADER, "h:date:zone:", zone, z) : 0;
 }
 
 /* The shape of the local part of the address in From or Reply-To, or of the left part of
- * the Message-ID (the one in angle brackets, else the first): a run of digits 9, a run of
- * letters a, a run of other bytes beyond ASCII ?, the rest as it is, cut to 32 bytes
- * ("john.smith" a.a, "x7hq2k" a9a9a, "info" a; a Message-ID "20020912182131.20322.qmail"
- * 9.9.a). How a sender's name is made tells a person or a role from a generated
- * address, and how an id is made tells which program made it, where the address and the
- * id themselves are new with every message. */
+ * the Message-ID (the one in angle brackets, else the first), by value_shape(), cut to 32
+ * bytes ("john.smith" a.a, "x7hq2k" a9a9a, "info" a; a Message-ID
+ * "20020912182131.20322.qmail" 9.9.a). How a sender's name is made tells a person or a
+ * role from a generated address, and how an id is made tells which program made it, where
+ * the address and the id themselves are new with every message. */
 static int tokenize_address_shape(Tokenizer *t, const char *name, const char *s, size_t n) {
         const char *lt = memchr(s, '<', n), *at, *b;
         char shape[32], prefix[SPAM_NAME_MAX + 12];
-        size_t k = 0;
+        size_t k;
 
         if (lt) {
                 b = lt + 1;
@@ -1110,19 +1129,31 @@ static int tokenize_address_shape(Tokenizer *t, const char *name, const char *s,
         if (!at || at == b)
                 return 0;
 
-        for (const char *q = b; q < at; q++) {
-                uint8_t c = (uint8_t) *q;
-                char o = c >= '0' && c <= '9' ? '9' :
-                         ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ? 'a' :
-                         c >= 0x80 ? '?' : (char) c;
-
-                if (k >= sizeof(shape))
-                        break;
-                if (IN_SET(o, '9', 'a', '?') && k > 0 && shape[k - 1] == o)
-                        continue;
-                shape[k++] = o;
-        }
+        k = value_shape(b, (size_t) (at - b), /* each_digit= */ false, shape, sizeof(shape));
+        if (k == 0)
+                return 0;
         snprintf(prefix, sizeof(prefix), "h:%s:shape:", name);
+        return tok_add(t, SPAM_TOKEN_HEADER, prefix, shape, k);
+}
+
+/* How the fields that a sender's program formats its own way are written (value_shape(),
+ * cut to SPAM_WORD_MAX bytes): the addresses of From, To, Cc and Reply-To ("\"a a\"
+ * <a.a9@a.a>", "a@a.a (a a)", "a@a.a, a@a.a") and the top-level Content-Type ("a/a;
+ * a=\"a-9-9\"" against "a/a; a=a-9-9": whether and how parameters are quoted, which
+ * charset). */
+static bool field_format_read(const char *name) {
+        return streq(name, "from") || streq(name, "to") || streq(name, "cc") || streq(name, "reply-to") ||
+               streq(name, "content-type");
+}
+
+static int tokenize_field_format(Tokenizer *t, const char *name, const char *s, size_t n) {
+        char shape[SPAM_WORD_MAX], prefix[SPAM_NAME_MAX + 12];
+        size_t k;
+
+        k = value_shape(s, n, /* each_digit= */ false, shape, sizeof(shape));
+        if (k == 0)
+                return 0;
+        snprintf(prefix, sizeof(prefix), "h:%s:fmt:", name);
         return tok_add(t, SPAM_TOKEN_HEADER, prefix, shape, k);
 }
 
@@ -1162,6 +1193,12 @@ static int on_header(Tokenizer *t, const MimeEvent *e) {
                                       prefix);
         if (e->part->depth == 0 && (streq(name, "from") || streq(name, "reply-to") || streq(name, "message-id"))) {
                 r = tokenize_address_shape(t, name, e->data, e->size);
+                if (r < 0)
+                        return r;
+        }
+        if (e->part->depth == 0 && field_format_read(name)) {
+                /* within the field's tokens: Content-Type's counts with the MIME family */
+                r = tokenize_field_format(t, name, e->data, e->size);
                 if (r < 0)
                         return r;
         }

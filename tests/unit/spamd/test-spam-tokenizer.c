@@ -52,9 +52,15 @@ static bool has(const SpamTokens *t, const char *token) {
                          * the text; for ip: and u: tokens the text may hold ':' itself */
                         if (strncmp(token, "ip:", 3) == 0 || strncmp(token, "u:", 2) == 0)
                                 colon = strchr(token, ':');
-                        /* and the shape of a Date field (a time: "99:99:99") */
-                        if (strncmp(token, "h:date:", 7) == 0)
-                                colon = strchr(token + 7, ':');
+                        /* and the shapes of header fields (h:NAME:shape:, h:NAME:fmt:,
+                         * h:date:zone:): a time ("99:99:99") or a group ("a:;") */
+                        if (strncmp(token, "h:", 2) == 0) {
+                                const char *kind = strchr(token + 2, ':');
+
+                                if (kind && (strncmp(kind, ":shape:", 7) == 0 || strncmp(kind, ":fmt:", 5) == 0 ||
+                                             strncmp(kind, ":zone:", 6) == 0))
+                                        colon = strchr(kind + 1, ':');
+                        }
                         pl = (size_t) (colon + 1 - token);
                         memcpy(prefix, token, pl);
                         prefix[pl] = '\0';
@@ -170,9 +176,28 @@ static const Case cases[] = {
                 "body\n",
                 NULL,
                 { "h:from:shape:a.a9", "h:reply-to:shape:a9a9a", "h:from:john.smith42", "h:reply-to:x7hq2k",
-                  "h:message-id:shape:9.9.a", "h:message-id:relay.example.com" },
+                  "h:message-id:shape:9.9.a", "h:message-id:relay.example.com",
+                  "h:from:fmt:\"a@a.a\" <a.a9@a.a>", "h:reply-to:fmt:a9a9a@a.a (a)", "h:content-type:fmt:a/a9" },
                 { "h:from:shape:a", "h:sender:shape:a-a", "h:reply-to:shape:a9a9a9", "h:from:shape:a_9",
-                  "h:message-id:shape:a.a", "h:message-id:shape:9.9.a@a.a.a" },
+                  "h:message-id:shape:a.a", "h:message-id:shape:9.9.a@a.a.a", "h:sender:fmt:a-a@a.a",
+                  "h:subject:fmt:a", "h:message-id:fmt:<9.9.a@a.a.a>", "h:from:fmt:a <a_9@a.a>" },
+        },
+        {
+                /* how To, Cc and Content-Type are written: quoting, several addresses,
+                 * the charset's shape; a part's Content-Type gives none */
+                "to, cc and content-type: how they are written",
+                "To: undisclosed-recipients:;\n"
+                "Cc: Ann <ann@example.org>,\n\tbob@example.net\n"
+                "Subject: x\n"
+                "Content-Type: multipart/alternative;\n\tboundary=\"----=_NextPart_000_0001_01C25A2B.1B2F5B80\"\n"
+                "\n"
+                "------=_NextPart_000_0001_01C25A2B.1B2F5B80\n"
+                "Content-Type: text/plain; charset=\"iso-8859-1\"\n\nbody\n"
+                "------=_NextPart_000_0001_01C25A2B.1B2F5B80--\n",
+                NULL,
+                { "h:to:fmt:a-a:;", "h:cc:fmt:a <a@a.a>, a@a.a", "hf:content-type",
+                  "h:content-type:fmt:a/a; a=\"----=_a_9_9_9a9a9a.9a9a9a9\"" },
+                { "h:content-type:fmt:a/a; a=\"a-9-9\"", "h:to:fmt:", "h:cc:fmt:a <a@a.a>,\n a@a.a" },
         },
         {
                 "date: letters for a zone, and no time",
