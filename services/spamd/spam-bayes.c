@@ -178,6 +178,16 @@
  *    of the whole Message-ID, host included (3 false positives by sender), the count of To
  *    and Cc addresses (no change), the date's two tokens tiled as one or with the mail
  *    program's family (no gain).
+ * 12. How the sender's program wraps text (28 November): f:wrap:, the longest line of
+ *    plain text in characters, in the buckets 72, 80, 100, 200 and longer
+ *    (spam-tokenizer.c). Over the eight orders of b1 0.196 → 0.192 % (false positives 2 →
+ *    1), by position 0.032 → 0.030 %, by sender 0.253 → 0.231 %. Coarser buckets (78, 998,
+ *    longer) gave less (0.195 / 0.032 / 0.245 %), finer ones (60, 70, 72, 76, 80, 100, 200,
+ *    longer) about the same (0.193 / 0.030 / 0.227 %). Not kept of the same kind, measured
+ *    before it: the count of header fields (0.196 → 0.189 % in b1, by position and by
+ *    sender a little worse) and one token for the date's shape, the Message-ID's and the
+ *    Content-Type's together (0.192 / 0.031 / 0.250 %: a little better everywhere, but it
+ *    counts the same marks a second time, which tiling exists to prevent).
  *
  * With both tails of the chi-square below what a double tells apart (strong evidence both
  * ways), the score would be exactly 0.5 for all such messages; they are ranked by the more

@@ -70,7 +70,9 @@
  *                   f:defect:NAME for each MIME defect, f:insertions:N and f:obfuscated:N
  *                   (count buckets 1, 2, 3-4, 5-8, 9+), f:skip:C N for a word over the
  *                   length bound (its first character and length in tens), f:text:N
- *                   (bucket of the text bytes), f:url-ip for a link to an address
+ *                   (bucket of the text bytes), f:url-ip for a link to an address,
+ *                   f:wrap:B the longest line of plain text in characters (72, 80, 100,
+ *                   200 or long: how the sender's program wraps; measure_lines())
  *
  * Words: runs of letters and digits (any non-ASCII code point outside the punctuation,
  * symbol, space and private-use blocks counts as a letter), with '.', '-', '_' and the
@@ -111,6 +113,7 @@
 #define SPAM_BIGRAM_WINDOW SPAM_TOKENIZER_BIGRAM_WINDOW_MAX
 #define SPAM_FEATURE_RESERVE 128U       /* room kept for the feature tokens at the end */
 #define WORD_BUF (SPAM_WORD_MAX + 8U)   /* room for one more folded character */
+#define WRAP_SHORT 72U                  /* the shortest bucket of f:wrap: */
 
 typedef struct Tokenizer {
         const SpamTokenizerOptions *opts;
@@ -137,6 +140,10 @@ typedef struct Tokenizer {
         unsigned insertions;
         unsigned obfuscated;
         bool have_html, have_plain;
+        bool have_lines;                /* plain text seen: line_max, line_len mean something */
+        size_t line_max;                /* the longest line of plain text so far, in characters */
+        size_t line_len;                /* bytes of the line being read */
+        const char *line_start;         /* where it began in the text of this event, or NULL */
 
         /* with opts->field_families: the first token of each family's fields, or
          * SPAM_TOKEN_NO_WORD */
@@ -1215,6 +1222,40 @@ static int on_header(Tokenizer *t, const MimeEvent *e) {
 
 /* ---- the MIME events -------------------------------------------------------------- */
 
+/* The characters of s[0..n) of UTF-8: its bytes less the continuation bytes and a
+ * carriage return at the end. */
+static size_t line_chars(const char *s, size_t n) {
+        size_t c = 0;
+
+        if (n > 0 && s[n - 1] == '\r')
+                n--;
+        for (size_t i = 0; i < n; i++)
+                c += ((uint8_t) s[i] & 0xC0) != 0x80;
+        return c;
+}
+
+/* The lines of plain text, for f:wrap:: how long the longest is says how the sender's
+ * program wraps text (a mail program at 72 or so; a paragraph a line when it does not
+ * wrap or sends quoted-printable with soft breaks). A line counts in characters once it
+ * is longer than the shortest bucket, in bytes before (a short line's bytes are at
+ * least its characters, and it stays in that bucket either way). */
+static void measure_lines(Tokenizer *t, const char *s, size_t n) {
+        const char *p = s, *end = s + n;
+
+        t->have_lines = true;
+        for (;;) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t k = (size_t) ((nl ?: end) - p);
+
+                t->line_len += t->line_len + k > WRAP_SHORT ? line_chars(p, k) : k;
+                if (!nl)
+                        break;
+                t->line_max = MAX(t->line_max, t->line_len);
+                t->line_len = 0;
+                p = nl + 1;
+        }
+}
+
 static int on_hmm_word(const char *word, size_t word_len, size_t start, size_t end, double confidence,
                        void *userdata) {
         Tokenizer *t = userdata;
@@ -1238,6 +1279,9 @@ static int on_part_begin(Tokenizer *t, const MimePart *p) {
         int r;
 
         t->ring_n = t->ring_pos = 0;
+        /* a part begins on a line of its own */
+        t->line_max = MAX(t->line_max, t->line_len);
+        t->line_len = 0;
 
         if (!p->is_multipart && !p->is_message) {
                 r = tok_add(t, SPAM_TOKEN_FEATURE, "f:type:", p->content_type, strlen(p->content_type));
@@ -1282,6 +1326,8 @@ static int on_mime_event(const MimeEvent *e, void *userdata) {
                 r = on_header(t, e);
                 break;
         case MIME_EVENT_TEXT:
+                if (!e->part->is_html)
+                        measure_lines(t, e->data, e->size);
                 t->text_bytes += e->size;
                 r = tokenize_words(t, e->data, e->size, WORD_BODY, NULL);
                 if (r >= 0)
@@ -1386,6 +1432,15 @@ static int add_features(Tokenizer *t, unsigned defects) {
         r = tok_addf(t, SPAM_TOKEN_FEATURE, "f:text:", "%" PRIu64, text_buckets[tb]);
         if (r < 0)
                 return r;
+        if (t->have_lines) {
+                size_t m = MAX(t->line_max, t->line_len);
+
+                const char *b = m <= WRAP_SHORT ? "72" : m <= 80 ? "80" : m <= 100 ? "100" : m <= 200 ? "200" : "long";
+
+                r = tok_add(t, SPAM_TOKEN_FEATURE, "f:wrap:", b, strlen(b));
+                if (r < 0)
+                        return r;
+        }
         if (t->have_html && !t->have_plain) {
                 r = tok_add(t, SPAM_TOKEN_FEATURE, "f:", "html-only", 9);
                 if (r < 0)

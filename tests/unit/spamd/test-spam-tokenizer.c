@@ -200,6 +200,46 @@ static const Case cases[] = {
                 { "h:content-type:fmt:a/a; a=\"a-9-9\"", "h:to:fmt:", "h:cc:fmt:a <a@a.a>,\n a@a.a" },
         },
         {
+                /* the longest line of plain text, in characters: 70 Cyrillic letters (140
+                 * bytes) and 72 letters before a CRLF are lines of 72 at most */
+                "wrap: lines in characters",
+                "Subject: x\n"
+                "Content-Type: text/plain; charset=utf-8\n"
+                "\n"
+                "\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6\n"
+                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n"
+                "short\n",
+                NULL,
+                { "f:wrap:72" },
+                { "f:wrap:80", "f:wrap:100", "f:wrap:200", "f:wrap:long" },
+        },
+        {
+                /* a paragraph a line, in quoted-printable with soft breaks: one line of
+                 * 130 characters once decoded; an HTML part's lines do not count */
+                "wrap: a paragraph a line",
+                "Subject: x\n"
+                "Content-Type: multipart/alternative; boundary=b\n"
+                "\n"
+                "--b\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n"
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=\n"
+                "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n"
+                "--b\nContent-Type: text/html\n\n<p>cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc</p>\n"
+                "--b--\n",
+                NULL,
+                { "f:wrap:200" },
+                { "f:wrap:72", "f:wrap:80", "f:wrap:100", "f:wrap:long" },
+        },
+        {
+                "wrap: no plain text, no token",
+                "Subject: x\n"
+                "Content-Type: text/html\n"
+                "\n"
+                "<p>dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd</p>\n",
+                NULL,
+                { "f:html-only" },
+                { "f:wrap:72", "f:wrap:80", "f:wrap:100", "f:wrap:200", "f:wrap:long" },
+        },
+        {
                 "date: letters for a zone, and no time",
                 "Date: 5 Aug 02 10:02 GMT\n"
                 "Subject: x\n"
