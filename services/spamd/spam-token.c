@@ -215,6 +215,50 @@ bool spam_tokens_contains(const SpamTokens *t, uint64_t hash) {
         return false;
 }
 
+/* Grows the arrays to hold n tokens (the printable forms too with keep_text). */
+static int tokens_grow(SpamTokens *t, size_t n) {
+        uint64_t *h;
+        uint8_t *k;
+
+        if (n <= t->alloc)
+                return 0;
+        h = realloc(t->hashes, n * sizeof(uint64_t));
+        if (!h)
+                return -ENOMEM;
+        t->hashes = h;
+        k = realloc(t->kinds, n);
+        if (!k)
+                return -ENOMEM;
+        t->kinds = k;
+        if (t->keep_text) {
+                char **x = realloc(t->text, n * sizeof(char*));
+
+                if (!x)
+                        return -ENOMEM;
+                t->text = x;
+        }
+        t->alloc = n;
+        return 0;
+}
+
+int spam_tokens_reserve(SpamTokens *t, size_t n) {
+        size_t size = TOKENS_INDEX_MIN;
+        int r;
+
+        assert(t);
+
+        if (n >= UINT32_MAX / 2)
+                return -E2BIG;
+        while (size < 2 * n)
+                size *= 2;
+        if (size > t->index_size) {
+                r = tokens_reindex(t, size);
+                if (r < 0)
+                        return r;
+        }
+        return tokens_grow(t, n);
+}
+
 int spam_tokens_add(SpamTokens *t, uint64_t hash, SpamTokenKind kind, const char *text, size_t text_len) {
         size_t mask, slot;
         int r;
@@ -237,26 +281,9 @@ int spam_tokens_add(SpamTokens *t, uint64_t hash, SpamTokenKind kind, const char
                         return 0;
 
         if (t->n >= t->alloc) {
-                size_t a = t->alloc == 0 ? TOKENS_INDEX_MIN / 2 : t->alloc * 2;
-                uint64_t *h;
-                uint8_t *k;
-
-                h = realloc(t->hashes, a * sizeof(uint64_t));
-                if (!h)
-                        return -ENOMEM;
-                t->hashes = h;
-                k = realloc(t->kinds, a);
-                if (!k)
-                        return -ENOMEM;
-                t->kinds = k;
-                if (t->keep_text) {
-                        char **x = realloc(t->text, a * sizeof(char*));
-
-                        if (!x)
-                                return -ENOMEM;
-                        t->text = x;
-                }
-                t->alloc = a;
+                r = tokens_grow(t, t->alloc == 0 ? TOKENS_INDEX_MIN / 2 : t->alloc * 2);
+                if (r < 0)
+                        return r;
         }
 
         if (t->keep_text) {

@@ -60,5 +60,8 @@ typedef struct SpamTokens {
 /* Adds a token unless it is there already. Returns 1 added, 0 present, -ENOMEM.
  * text/text_len: the printable form (only used with keep_text). */
 int spam_tokens_add(SpamTokens *t, uint64_t hash, SpamTokenKind kind, const char *text, size_t text_len);
+/* Makes room for n tokens at once, so that adding them does not grow the set on the way.
+ * Returns 0, -ENOMEM or -E2BIG. */
+int spam_tokens_reserve(SpamTokens *t, size_t n);
 bool spam_tokens_contains(const SpamTokens *t, uint64_t hash);
 void spam_tokens_done(SpamTokens *t);

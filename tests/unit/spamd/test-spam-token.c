@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <check.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,6 +174,52 @@ START_TEST(test_tokens_keep_text)
 }
 END_TEST
 
+/* Room made at once: the set neither moves its arrays nor rehashes while it fills up to
+ * it, keeps what it held, and still grows past it. */
+START_TEST(test_tokens_reserve)
+{
+        SpamTokens t = SPAM_TOKENS_NULL;
+        uint64_t *hashes;
+        uint32_t *index;
+
+        t.keep_text = true;
+        ck_assert_int_eq(spam_tokens_add(&t, 5, SPAM_TOKEN_WORD, "w:before", 8), 1);
+        ck_assert_int_eq(spam_tokens_reserve(&t, 1000), 0);
+        ck_assert_uint_ge(t.alloc, 1000);
+        ck_assert_uint_ge(t.index_size, 2000);
+        ck_assert(spam_tokens_contains(&t, 5));
+        ck_assert_str_eq(t.text[0], "w:before");
+
+        hashes = t.hashes;
+        index = t.index;
+        for (uint64_t i = 1; i < 1000; i++)
+                ck_assert_int_eq(spam_tokens_add(&t, (i << 20) | 1, SPAM_TOKEN_WORD, "w:x", 3), 1);
+        ck_assert_ptr_eq(t.hashes, hashes);
+        ck_assert_ptr_eq(t.index, index);
+        ck_assert_uint_eq(t.n, 1000);
+
+        /* less than there is room for: nothing changes */
+        ck_assert_int_eq(spam_tokens_reserve(&t, 10), 0);
+        ck_assert_ptr_eq(t.index, index);
+
+        for (uint64_t i = 1000; i < 5000; i++)
+                ck_assert_int_eq(spam_tokens_add(&t, (i << 20) | 1, SPAM_TOKEN_WORD, NULL, 0), 1);
+        for (uint64_t i = 1; i < 5000; i++)
+                ck_assert(spam_tokens_contains(&t, (i << 20) | 1));
+        ck_assert(spam_tokens_contains(&t, 5));
+        ck_assert_int_eq(spam_tokens_add(&t, 5, SPAM_TOKEN_WORD, NULL, 0), 0);
+
+        ck_assert_int_eq(spam_tokens_reserve(&t, SIZE_MAX / 4), -E2BIG);
+        spam_tokens_done(&t);
+
+        /* on an empty set */
+        ck_assert_int_eq(spam_tokens_reserve(&t, 0), 0);
+        ck_assert_int_eq(spam_tokens_add(&t, 9, SPAM_TOKEN_WORD, NULL, 0), 1);
+        ck_assert(spam_tokens_contains(&t, 9));
+        spam_tokens_done(&t);
+}
+END_TEST
+
 static Suite* spam_token_suite(void) {
         Suite *s = suite_create("spam-token");
         TCase *tc;
@@ -186,6 +234,7 @@ static Suite* spam_token_suite(void) {
         tc = tcase_create("tokens");
         tcase_add_test(tc, test_tokens_dedup);
         tcase_add_test(tc, test_tokens_keep_text);
+        tcase_add_test(tc, test_tokens_reserve);
         suite_add_tcase(s, tc);
         return s;
 }
