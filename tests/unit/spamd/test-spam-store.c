@@ -289,6 +289,11 @@ START_TEST(test_record_parse_table)
                 memcpy(copy, journal, len);
                 if (c->offset != SIZE_MAX) {
                         copy[c->offset] = c->value;
+                        /* the record holds the time it was written, so its CRC differs from
+                         * run to run: a byte that already had the value (once in 256 runs
+                         * for "crc") is changed another way */
+                        if (copy[c->offset] == journal[c->offset])
+                                copy[c->offset] ^= 0xff;
                         if (c->recrc)
                                 fix_crc(copy, len);
                 }
