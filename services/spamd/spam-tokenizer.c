@@ -142,8 +142,7 @@ typedef struct Tokenizer {
         bool have_html, have_plain;
         bool have_lines;                /* plain text seen: line_max, line_len mean something */
         size_t line_max;                /* the longest line of plain text so far, in characters */
-        size_t line_len;                /* bytes of the line being read */
-        const char *line_start;         /* where it began in the text of this event, or NULL */
+        size_t line_len;                /* the line being read so far (measure_lines()) */
 
         /* with opts->field_families: the first token of each family's fields, or
          * SPAM_TOKEN_NO_WORD */
@@ -1434,7 +1433,6 @@ static int add_features(Tokenizer *t, unsigned defects) {
                 return r;
         if (t->have_lines) {
                 size_t m = MAX(t->line_max, t->line_len);
-
                 const char *b = m <= WRAP_SHORT ? "72" : m <= 80 ? "80" : m <= 100 ? "100" : m <= 200 ? "200" : "long";
 
                 r = tok_add(t, SPAM_TOKEN_FEATURE, "f:wrap:", b, strlen(b));
