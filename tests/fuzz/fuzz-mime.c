@@ -83,6 +83,10 @@ static int on_event(const MimeEvent *e, void *userdata) {
                 hash_bytes(s, &e->part->defects, sizeof(e->part->defects));
                 hash_bytes(s, &e->part->insertions, sizeof(e->part->insertions));
                 hash_bytes(s, &e->part->text_bytes, sizeof(e->part->text_bytes));
+                /* the longest raw line, however the input was cut, within the raw body */
+                if (e->part->line_max > e->part->body_bytes)
+                        abort();
+                hash_bytes(s, &e->part->line_max, sizeof(e->part->line_max));
                 break;
         default:
                 abort();

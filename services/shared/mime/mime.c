@@ -54,6 +54,7 @@ typedef struct Entity {
         size_t boundary_len;
         bool digest;                    /* multipart/digest: children default to message/rfc822 */
         bool digest_child;
+        uint64_t line_cur;              /* the raw body line being read, so far */
 } Entity;
 
 struct MimeParser {
@@ -782,6 +783,8 @@ static int line_dispatch(MimeParser *p, const char *s, size_t n, bool eol, bool 
                 return header_line(p, e, s, n, eol, cont);
         case ENTITY_BODY:
                 e->part.body_bytes += n + eol;
+                e->line_cur = (cont ? e->line_cur : 0) + n;
+                e->part.line_max = MAX(e->part.line_max, e->line_cur);
                 return body_line(p, e, s, n, eol);
         default:
                 e->part.body_bytes += n + eol;

@@ -110,6 +110,8 @@ typedef struct MimePart {
 
         /* Final at PART_END: */
         uint64_t body_bytes;            /* raw body bytes, line ends included */
+        uint64_t line_max;              /* the longest body line as sent (before transfer decoding),
+                                         * bytes without its line end */
         uint64_t text_bytes;            /* TEXT bytes emitted */
         unsigned insertions;            /* markup removed inside words (HTML) */
         unsigned urls;                  /* URL events */

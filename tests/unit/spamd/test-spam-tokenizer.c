@@ -721,6 +721,58 @@ START_TEST(test_tokenizer_on_word_and_limits)
 }
 END_TEST
 
+/* f:rawline:KIND:B, the longest line of each part as sent: per part, before transfer
+ * decoding, exact up to 80 bytes and then in buckets; none for a container. */
+START_TEST(test_tokenizer_raw_lines)
+{
+        static const char msg[] =
+                "Subject: x\n"
+                "Content-Type: multipart/mixed; boundary=b\n"
+                "\n"
+                "--b\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n"
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=\n"
+                "bbbbbbbbbb\n"
+                "--b\nContent-Type: text/html\n\n"
+                "<p>ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc</p>\n"
+                "--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"
+                "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\n"
+                "QUFB\n"
+                "--b--\n";
+        static const char *const absent[] = {
+                "f:rawline:other:0", "f:rawline:text:100", "f:rawline:html:120", "f:rawline:other:4",
+                "f:rawline:text:10",
+        };
+        _cleanup_free_ char *big = NULL;
+        SpamTokens t;
+        size_t len;
+
+        tokenize(msg, NULL, false, &t);
+        if (!has(&t, "f:rawline:text:76"))
+                dump(&t);
+        ck_assert(has(&t, "f:rawline:text:76"));        /* the encoder's line, not the 85 letters */
+        ck_assert(has(&t, "f:rawline:html:200"));       /* 120 bytes */
+        ck_assert(has(&t, "f:rawline:other:72"));
+        ck_assert(has(&t, "f:wrap:100"));               /* the reader's line: 85 letters */
+        for (size_t i = 0; i < ELEMENTSOF(absent); i++)
+                ck_assert_msg(!has(&t, absent[i]), "%s", absent[i]);
+        spam_tokens_done(&t);
+
+        /* a message that is not MIME is one part; 998 bytes is the last bucket before long */
+        big = malloc(4096);
+        ck_assert_ptr_nonnull(big);
+        for (unsigned n = 997; n <= 999; n++) {
+                len = (size_t) sprintf(big, "Subject: x\n\nshort\n");
+                memset(big + len, 'x', n);
+                len += n;
+                strcpy(big + len, "\r\nend\n");
+                tokenize(big, NULL, false, &t);
+                ck_assert(has(&t, n <= 998 ? "f:rawline:text:998" : "f:rawline:text:long"));
+                ck_assert(!has(&t, n <= 998 ? "f:rawline:text:long" : "f:rawline:text:998"));
+                spam_tokens_done(&t);
+        }
+}
+END_TEST
+
 START_TEST(test_tokenizer_garbage)
 {
         static const char *inputs[] = {
@@ -813,6 +865,7 @@ static Suite* spam_tokenizer_suite(void) {
         tcase_add_test(tc, test_tokenizer_parts);
         tcase_add_test(tc, test_tokenizer_field_families);
         tcase_add_test(tc, test_tokenizer_on_word_and_limits);
+        tcase_add_test(tc, test_tokenizer_raw_lines);
         tcase_add_test(tc, test_tokenizer_garbage);
         suite_add_tcase(s, tc);
 

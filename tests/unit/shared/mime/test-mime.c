@@ -53,6 +53,9 @@ static bool utf8_valid(const char *s, size_t n) {
         return v.replaced == 0;
 }
 
+/* PART_END lines also give the longest raw body line (MimePart.line_max). */
+static bool record_lines = false;
+
 static int record(const MimeEvent *e, void *userdata) {
         Recorder *r = userdata;
         const MimePart *p = e->part;
@@ -108,7 +111,10 @@ static int record(const MimeEvent *e, void *userdata) {
                 break;
         case MIME_EVENT_PART_END:
                 r->last = NULL;
-                rec_printf(r, "E %u ins=%u urls=%u def=0x%x\n", p->index, p->insertions, p->urls, p->defects);
+                rec_printf(r, "E %u ins=%u urls=%u def=0x%x", p->index, p->insertions, p->urls, p->defects);
+                if (record_lines)
+                        rec_printf(r, " line=%llu", (unsigned long long) p->line_max);
+                rec_printf(r, "\n");
                 break;
         default:
                 ck_abort();
@@ -589,6 +595,52 @@ START_TEST(test_line_limit)
 }
 END_TEST
 
+START_TEST(test_raw_line_max)
+{
+        /* The longest body line as sent, per part: before transfer decoding, without the
+         * line end (LF or CRLF), summed over the pieces of a line cut at the line limit,
+         * and the same however the input is chunked. A container's own lines (preamble,
+         * delimiters) are not its body's. */
+        static const char msg[] =
+                "Content-Type: multipart/mixed; boundary=\"b\"\r\n"
+                "\r\n"
+                "a preamble line that is longer than any line of the parts below, by far\r\n"
+                "--b\r\n"
+                "Content-Type: text/plain\r\n"
+                "\r\n"
+                "short\r\n"
+                "a line of forty bytes: 0123456789abcdefg\r\n"
+                "--b\r\n"
+                "Content-Type: application/octet-stream\r\n"
+                "Content-Transfer-Encoding: base64\r\n"
+                "\r\n"
+                "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\r\n"
+                "QUFBQUFBQUFBQUFBQUFB\r\n"
+                "--b--\r\n";
+        _cleanup_(mime_buffer_done) MimeBuffer m = MIME_BUFFER_NULL;
+        _cleanup_free_ char *t = NULL, *u = NULL;
+        MimeLimits limits = { .max_line = 100 };
+
+        record_lines = true;
+        t = transcript(msg, sizeof(msg) - 1, NULL, 0, 0, true, NULL, NULL);
+        ck_assert_ptr_nonnull(strstr(t, "E 1 ins=0 urls=0 def=0x0 line=40\n"));
+        ck_assert_ptr_nonnull(strstr(t, "E 2 ins=0 urls=0 def=0x0 line=76\n"));
+        ck_assert_ptr_nonnull(strstr(t, "E 0 ins=0 urls=0 def=0x0 line=0\n"));
+        check_chunking(msg, sizeof(msg) - 1, NULL);
+
+        /* a line of 500 bytes, cut into pieces of at most 100 */
+        ck_assert_int_eq(mime_buffer_append(&m, "Content-Type: text/plain\n\nfirst\n", 32), 0);
+        for (unsigned i = 0; i < 100; i++)
+                ck_assert_int_eq(mime_buffer_append(&m, "word ", 5), 0);
+        ck_assert_int_eq(mime_buffer_append(&m, "\nlast\n", 6), 0);
+        u = transcript(m.data, m.size, &limits, 0, 0, true, NULL, NULL);
+        ck_assert_ptr_nonnull(strstr(u, " line=500\n"));
+        check_chunking(m.data, m.size, &limits);
+        check_chunking(real_world, sizeof(real_world) - 1, NULL);
+        record_lines = false;
+}
+END_TEST
+
 /* ---- API ---------------------------------------------------------------------------- */
 
 START_TEST(test_callback_error)
@@ -716,6 +768,7 @@ static Suite* mime_suite(void) {
         tcase_add_test(tc, test_header_limit);
         tcase_add_test(tc, test_text_limit);
         tcase_add_test(tc, test_line_limit);
+        tcase_add_test(tc, test_raw_line_max);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("api");
