@@ -204,7 +204,12 @@
  *    effective size factor (esf 0.9, 0.7, 0.5), with the scores of messages classified
  *    early pulled to the middle of their band or of the scale, and with the folding of
  *    the header fields in their shapes, nothing was better than 0.187 % in b1 without
- *    being worse by sender.
+ *    being worse by sender. After it, f:html-case:, whether an HTML part's tags are
+ *    written in capitals, small letters or both: 0.0295 / 0.194 / 0.183 % → 0.0292 /
+ *    0.194 / 0.180 %; with five classes (mostly one or the other) by sender 0.196 %; the
+ *    quoting of attribute values beside it 0.0292 / 0.196 / 0.178 %, in one token with it
+ *    0.0292 / 0.194 / 0.180 %; trailing white space on the lines of a text part, and blank
+ *    lines before its first text, no change.
  *
  * With both tails of the chi-square below what a double tells apart (strong evidence both
  * ways), the score would be exactly 0.5 for all such messages; they are ranked by the more

@@ -575,6 +575,10 @@ static int tag_done(HtmlText *h, MimeBuffer *out, HtmlUrlFunc url, void *userdat
                 end = true;
                 i++;
         }
+        if (i < n && t[i] >= 'A' && t[i] <= 'Z')
+                h->tags_upper++;
+        else if (i < n && t[i] >= 'a' && t[i] <= 'z')
+                h->tags_lower++;
         while (i < n && (is_alnum((uint8_t) t[i]) || t[i] == '-' || t[i] == ':')) {
                 if (k < sizeof(name) - 1)
                         name[k++] = lower(t[i]);

@@ -19,7 +19,9 @@
  *     protocol-relative) is reported, lowercased, through a callback.
  *
  * insertions counts the places where markup or invisible characters were removed between
- * two word characters: evidence of deliberate obfuscation, rare in legitimate mail. */
+ * two word characters: evidence of deliberate obfuscation, rare in legitimate mail.
+ * tags_upper and tags_lower count the tags (start and end) whose element name begins with
+ * a capital or a small letter: how the program that wrote the HTML writes it. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -58,6 +60,8 @@ typedef struct HtmlText {
         HtmlMarkupFunc markup;  /* set after html_text_init() to see the tags, or NULL */
 
         unsigned insertions;
+        unsigned tags_upper;
+        unsigned tags_lower;
         unsigned urls;
         unsigned unterminated;  /* tags, comments or references cut by the end of input */
 } HtmlText;

@@ -652,6 +652,8 @@ static int body_end(MimeParser *p, Entity *e) {
                 defect(p, e, MIME_DEFECT_CHARSET);
         if (e->part.is_html) {
                 e->part.insertions = p->html.insertions;
+                e->part.tags_upper = p->html.tags_upper;
+                e->part.tags_lower = p->html.tags_lower;
                 if (p->html.unterminated > 0)
                         defect(p, e, MIME_DEFECT_HTML);
         }

@@ -114,6 +114,8 @@ typedef struct MimePart {
                                          * bytes without its line end */
         uint64_t text_bytes;            /* TEXT bytes emitted */
         unsigned insertions;            /* markup removed inside words (HTML) */
+        unsigned tags_upper;            /* HTML tags whose name begins with a capital letter */
+        unsigned tags_lower;            /* ... with a small letter */
         unsigned urls;                  /* URL events */
         unsigned defects;               /* MimeDefect seen in this part itself */
 } MimePart;

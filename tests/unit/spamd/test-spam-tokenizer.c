@@ -721,6 +721,35 @@ START_TEST(test_tokenizer_on_word_and_limits)
 }
 END_TEST
 
+/* f:html-case:C, how an HTML part writes its tags */
+START_TEST(test_tokenizer_html_case)
+{
+        static const struct {
+                const char *html;
+                const char *token;
+        } html_cases[] = {
+                { "<HTML><BODY><FONT SIZE=3>Hi</FONT></BODY></HTML>", "f:html-case:upper" },
+                { "<html><p>hi</p></html>",                          "f:html-case:lower" },
+                { "<HTML><p>hi</p></HTML>",                          "f:html-case:mixed" },
+                { "no tags at all",                                  "f:html-case:none" },
+        };
+        static const char *const all[] = {
+                "f:html-case:upper", "f:html-case:lower", "f:html-case:mixed", "f:html-case:none",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(html_cases); i++) {
+                _cleanup_free_ char *msg = NULL;
+                SpamTokens t;
+
+                ck_assert_int_ge(asprintf_safe(&msg, "Subject: x\nContent-Type: text/html\n\n%s\n", html_cases[i].html), 0);
+                tokenize(msg, NULL, false, &t);
+                for (size_t j = 0; j < ELEMENTSOF(all); j++)
+                        ck_assert_msg(has(&t, all[j]) == streq(all[j], html_cases[i].token), "case %zu: %s", i, all[j]);
+                spam_tokens_done(&t);
+        }
+}
+END_TEST
+
 /* f:rawline:KIND:B, the longest line of each part as sent: per part, before transfer
  * decoding, exact up to 80 bytes and then in buckets; none for a container. */
 START_TEST(test_tokenizer_raw_lines)
@@ -753,6 +782,8 @@ START_TEST(test_tokenizer_raw_lines)
         ck_assert(has(&t, "f:rawline:html:200"));       /* 120 bytes */
         ck_assert(has(&t, "f:rawline:other:72"));
         ck_assert(has(&t, "f:wrap:100"));               /* the reader's line: 85 letters */
+        ck_assert(has(&t, "f:html-case:lower"));        /* <p>, </p>; the text part gives none */
+        ck_assert(!has(&t, "f:html-case:none"));
         for (size_t i = 0; i < ELEMENTSOF(absent); i++)
                 ck_assert_msg(!has(&t, absent[i]), "%s", absent[i]);
         spam_tokens_done(&t);
@@ -866,6 +897,7 @@ static Suite* spam_tokenizer_suite(void) {
         tcase_add_test(tc, test_tokenizer_field_families);
         tcase_add_test(tc, test_tokenizer_on_word_and_limits);
         tcase_add_test(tc, test_tokenizer_raw_lines);
+        tcase_add_test(tc, test_tokenizer_html_case);
         tcase_add_test(tc, test_tokenizer_garbage);
         suite_add_tcase(s, tc);
 

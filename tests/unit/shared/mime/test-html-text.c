@@ -230,6 +230,38 @@ START_TEST(test_html_long_tag)
 }
 END_TEST
 
+START_TEST(test_html_tag_case)
+{
+        /* tags_upper / tags_lower: start and end tags by the first letter of the name,
+         * however the input is cut; comments, declarations and '<' in text not at all */
+        static const struct {
+                const char *input;
+                unsigned upper, lower;
+        } cases[] = {
+                { "<HTML><BODY><FONT face=Arial>Hi</FONT></BODY></HTML>", 6, 0 },
+                { "<html><body><p>hi</p><br/></body></html>",              0, 7 },
+                { "<Table><tr><TD>x</TD></tr></Table>",                    4, 2 },
+                { "<!DOCTYPE html><!-- <B> -->a < b, 3<4 <3x>",             0, 0 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                for (size_t chunk = 1; chunk <= 64; chunk *= 4) {
+                        _cleanup_(mime_buffer_done) MimeBuffer out = MIME_BUFFER_NULL;
+                        size_t n = strlen(cases[i].input);
+                        HtmlText h;
+
+                        html_text_init(&h);
+                        for (size_t j = 0; j < n; j += chunk)
+                                ck_assert_int_eq(html_text_feed(&h, cases[i].input + j, MIN(chunk, n - j), &out,
+                                                                NULL, NULL), 0);
+                        ck_assert_int_eq(html_text_finish(&h, &out, NULL, NULL), 0);
+                        ck_assert_msg(h.tags_upper == cases[i].upper && h.tags_lower == cases[i].lower,
+                                      "case %zu (chunk %zu): %u upper, %u lower", i, chunk, h.tags_upper,
+                                      h.tags_lower);
+                }
+}
+END_TEST
+
 typedef struct HostCase {
         const char *url;
         const char *host;
@@ -288,6 +320,7 @@ static Suite* html_text_suite(void) {
         tcase_add_test(tc, test_html_unterminated);
         tcase_add_test(tc, test_html_url_callback_error);
         tcase_add_test(tc, test_html_long_tag);
+        tcase_add_test(tc, test_html_tag_case);
         tcase_add_test(tc, test_html_markup);
         tcase_add_test(tc, test_html_markup_callback_error);
         suite_add_tcase(s, tc);
