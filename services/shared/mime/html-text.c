@@ -813,6 +813,7 @@ int html_text_feed(HtmlText *h, const char *in, size_t n, MimeBuffer *out, HtmlU
                 case S_BANG_DASH:
                         if (s[i] == '-') {
                                 h->state = S_COMMENT;
+                                h->comments++;
                                 h->dashes = 0;
                                 i++;
                         } else

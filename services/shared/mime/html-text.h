@@ -21,7 +21,8 @@
  * insertions counts the places where markup or invisible characters were removed between
  * two word characters: evidence of deliberate obfuscation, rare in legitimate mail.
  * tags_upper and tags_lower count the tags (start and end) whose element name begins with
- * a capital or a small letter: how the program that wrote the HTML writes it. */
+ * a capital or a small letter, comments the comments: how the program that wrote the HTML
+ * writes it. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -62,6 +63,7 @@ typedef struct HtmlText {
         unsigned insertions;
         unsigned tags_upper;
         unsigned tags_lower;
+        unsigned comments;
         unsigned urls;
         unsigned unterminated;  /* tags, comments or references cut by the end of input */
 } HtmlText;

@@ -654,6 +654,7 @@ static int body_end(MimeParser *p, Entity *e) {
                 e->part.insertions = p->html.insertions;
                 e->part.tags_upper = p->html.tags_upper;
                 e->part.tags_lower = p->html.tags_lower;
+                e->part.html_comments = p->html.comments;
                 if (p->html.unterminated > 0)
                         defect(p, e, MIME_DEFECT_HTML);
         }

@@ -116,6 +116,7 @@ typedef struct MimePart {
         unsigned insertions;            /* markup removed inside words (HTML) */
         unsigned tags_upper;            /* HTML tags whose name begins with a capital letter */
         unsigned tags_lower;            /* ... with a small letter */
+        unsigned html_comments;         /* HTML comments */
         unsigned urls;                  /* URL events */
         unsigned defects;               /* MimeDefect seen in this part itself */
 } MimePart;

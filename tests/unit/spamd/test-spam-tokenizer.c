@@ -721,17 +721,18 @@ START_TEST(test_tokenizer_on_word_and_limits)
 }
 END_TEST
 
-/* f:html-case:C, how an HTML part writes its tags */
+/* f:html-case:C, how an HTML part writes its tags, and f:html-comments:N */
 START_TEST(test_tokenizer_html_case)
 {
         static const struct {
                 const char *html;
                 const char *token;
+                const char *comments;
         } html_cases[] = {
-                { "<HTML><BODY><FONT SIZE=3>Hi</FONT></BODY></HTML>", "f:html-case:upper" },
-                { "<html><p>hi</p></html>",                          "f:html-case:lower" },
-                { "<HTML><p>hi</p></HTML>",                          "f:html-case:mixed" },
-                { "no tags at all",                                  "f:html-case:none" },
+                { "<HTML><BODY><FONT SIZE=3>Hi</FONT></BODY></HTML>", "f:html-case:upper", "f:html-comments:0" },
+                { "<html><p>hi</p></html>",                          "f:html-case:lower", "f:html-comments:0" },
+                { "<HTML><!-- a --><p>hi</p></HTML>",                "f:html-case:mixed", "f:html-comments:1" },
+                { "no tags at all <!----> vi<!-- x -->agra <!--z-->", "f:html-case:none",  "f:html-comments:3-4" },
         };
         static const char *const all[] = {
                 "f:html-case:upper", "f:html-case:lower", "f:html-case:mixed", "f:html-case:none",
@@ -745,6 +746,7 @@ START_TEST(test_tokenizer_html_case)
                 tokenize(msg, NULL, false, &t);
                 for (size_t j = 0; j < ELEMENTSOF(all); j++)
                         ck_assert_msg(has(&t, all[j]) == streq(all[j], html_cases[i].token), "case %zu: %s", i, all[j]);
+                ck_assert_msg(has(&t, html_cases[i].comments), "case %zu: %s", i, html_cases[i].comments);
                 spam_tokens_done(&t);
         }
 }

@@ -233,15 +233,17 @@ END_TEST
 START_TEST(test_html_tag_case)
 {
         /* tags_upper / tags_lower: start and end tags by the first letter of the name,
-         * however the input is cut; comments, declarations and '<' in text not at all */
+         * however the input is cut; comments, declarations and '<' in text not at all;
+         * comments: the comments, also inside a word */
         static const struct {
                 const char *input;
-                unsigned upper, lower;
+                unsigned upper, lower, comments;
         } cases[] = {
-                { "<HTML><BODY><FONT face=Arial>Hi</FONT></BODY></HTML>", 6, 0 },
-                { "<html><body><p>hi</p><br/></body></html>",              0, 7 },
-                { "<Table><tr><TD>x</TD></tr></Table>",                    4, 2 },
-                { "<!DOCTYPE html><!-- <B> -->a < b, 3<4 <3x>",             0, 0 },
+                { "<HTML><BODY><FONT face=Arial>Hi</FONT></BODY></HTML>", 6, 0, 0 },
+                { "<html><body><p>hi</p><br/></body></html>",              0, 7, 0 },
+                { "<Table><tr><TD>x</TD></tr></Table>",                    4, 2, 0 },
+                { "<!DOCTYPE html><!-- <B> -->a < b, 3<4 <3x>",             0, 0, 1 },
+                { "vi<!-- x -->agra<!----><!--[if gte mso 9]><xml></xml><![endif]--><! -- no -->", 0, 0, 3 },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++)
@@ -255,9 +257,10 @@ START_TEST(test_html_tag_case)
                                 ck_assert_int_eq(html_text_feed(&h, cases[i].input + j, MIN(chunk, n - j), &out,
                                                                 NULL, NULL), 0);
                         ck_assert_int_eq(html_text_finish(&h, &out, NULL, NULL), 0);
-                        ck_assert_msg(h.tags_upper == cases[i].upper && h.tags_lower == cases[i].lower,
-                                      "case %zu (chunk %zu): %u upper, %u lower", i, chunk, h.tags_upper,
-                                      h.tags_lower);
+                        ck_assert_msg(h.tags_upper == cases[i].upper && h.tags_lower == cases[i].lower &&
+                                      h.comments == cases[i].comments,
+                                      "case %zu (chunk %zu): %u upper, %u lower, %u comments", i, chunk,
+                                      h.tags_upper, h.tags_lower, h.comments);
                 }
 }
 END_TEST
