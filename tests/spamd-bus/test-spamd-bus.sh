@@ -64,6 +64,7 @@ ReportsPerHour=5
 ReportDomains=example.org
 AutoLearnMinMessages=5
 AutoLearnMaxRatio=1.01
+AutoLearnHamBelow=0.02
 [Service]
 IdleTimeoutSec=0
 CONF
@@ -135,9 +136,33 @@ grep -Eq '^[0-9.]+ +spam +(w|h:subject):' "$W/explain.txt" && ok "explain names 
 [ "$(stat_of AutoLearned)" = 1 ] && [ "$(stat_of SpamLearned)" = 41 ] &&
         ok "the next spam is not auto-learned: spam would outnumber ham by more than AutoLearnMaxRatio=" ||
         bad "balance guard: AutoLearned=$(stat_of AutoLearned) spam=$(stat_of SpamLearned)"
-"$MAILSECCTL" spam classify --autolearn "$W/new/n-ham-8.eml" >/dev/null
-[ "$(stat_of AutoLearned)" = 2 ] && [ "$(stat_of HamLearned)" = 41 ] && ok "a confident ham verdict is auto-learned (41/41)" ||
-        bad "ham auto-learn: AutoLearned=$(stat_of AutoLearned) ham=$(stat_of HamLearned)"
+# Of the new ham, one scored below AutoLearnHamBelow= (confident) and, if the filter has
+# one, one called ham above it: only the first is learned.
+confident="" unconfident="" unconfident_score=""
+for k in 0 1 2 4 5 6 7 8 9; do
+        s=$("$MAILSECCTL" --json spam classify "$W/new/n-ham-$k.eml" | json score)
+        if "$MT_PYTHON" -c "import sys; sys.exit(0 if float('$s') < 0.02 else 1)"; then
+                [ -n "$confident" ] || confident=n-ham-$k
+        elif "$MT_PYTHON" -c "import sys; sys.exit(0 if float('$s') < 0.2 else 1)"; then
+                [ -n "$unconfident" ] || { unconfident=n-ham-$k; unconfident_score=$s; }
+        fi
+done
+if [ -n "$unconfident" ]; then
+        "$MAILSECCTL" spam classify --autolearn "$W/new/$unconfident.eml" >/dev/null
+        [ "$(stat_of AutoLearned)" = 1 ] && [ "$(stat_of HamLearned)" = 40 ] &&
+                ok "a ham verdict that is not confident ($unconfident, $unconfident_score) is not auto-learned" ||
+                bad "unconfident ham auto-learned: AutoLearned=$(stat_of AutoLearned) ham=$(stat_of HamLearned)"
+else
+        ok "no new ham is called ham without confidence (nothing to check there)"
+fi
+if [ -n "$confident" ]; then
+        "$MAILSECCTL" spam classify --autolearn "$W/new/$confident.eml" >/dev/null
+        [ "$(stat_of AutoLearned)" = 2 ] && [ "$(stat_of HamLearned)" = 41 ] &&
+                ok "a confident ham verdict is auto-learned ($confident, 41/41)" ||
+                bad "ham auto-learn: AutoLearned=$(stat_of AutoLearned) ham=$(stat_of HamLearned)"
+else
+        bad "none of the new ham scores below AutoLearnHamBelow=0.02"
+fi
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
 chmod -R a+rX "$W/new"
 as_nobody "$MAILSECCTL" spam classify --autolearn "$W/new/n-spam-9.eml" >/dev/null 2>"$W/err"
@@ -155,7 +180,7 @@ grep -q "classified by an administrator" "$W/err" && ok "a report does not move 
         bad "report over Learn: $(cat "$W/err")"
 "$MAILSECCTL" spam forget "$(sha256sum <"$W/new/n-spam-5.eml" | cut -d' ' -f1)" >/dev/null
 # undo, so the figures below stay those of the training set
-for f in n-spam-8 n-ham-8; do "$MAILSECCTL" spam forget "$(sha256sum <"$W/new/$f.eml" | cut -d' ' -f1)" >/dev/null; done
+for f in n-spam-8 ${confident:-n-ham-8}; do "$MAILSECCTL" spam forget "$(sha256sum <"$W/new/$f.eml" | cut -d' ' -f1)" >/dev/null; done
 [ "$(stat_of SpamLearned)" = 40 ] && [ "$(stat_of HamLearned)" = 40 ] && ok "forgotten again (40/40)" ||
         bad "after forgetting the auto-learned: $(stat_of SpamLearned)/$(stat_of HamLearned)"
 
