@@ -220,6 +220,12 @@
  *    lengths of f:rawline: also come from what the text says, where no encoder wraps it
  *    (a 7bit text part of short lines): in buckets there (60, 72, 76, 78, 80), by sender
  *    0.194 → 0.208 %; exact, equal lengths find the messages of one template.
+ * 14. The words of an HTML link's path and query (28 November, u:w:): what the reader of
+ *    the HTML does not see, and what bogofilter, reading the raw HTML, has always had
+ *    ("remove.php", "email"). By position / by sender / b1: 0.0292 / 0.194 / 0.174 % →
+ *    0.0276 / 0.190 / 0.172 %. The path alone, without query and fragment: 0.0288 / 0.194
+ *    / 0.172 %; instead of the words, the path's extension (by sender 0.2015 %), whether
+ *    there is a query (0.1950 %), or the path's shape (0.1987 %).
  *
  * With both tails of the chi-square below what a double tells apart (strong evidence both
  * ways), the score would be exactly 0.5 for all such messages; they are ranked by the more

@@ -56,6 +56,10 @@
  *                   family's first token twice, so that tiled combining counts each
  *                   block once: the fields of a block describe one fact.
  *   u:HOST          host of a link (HTML links and URLs in plain text), and its domain
+ *   u:w:WORD        a word of the path and query of an HTML link (href, src, action,
+ *                   background), which the reader does not see: "remove", "php",
+ *                   "email" of http://x.example/remove.php?email=... (a link written in
+ *                   plain text is the text's own words)
  *                   (last two labels, three under a short second-level label: co.uk)
  *   ip:ADDR         the client address and its network (/24, /48)
  *   d:WORD          a lexicon word the HMM read out of obfuscated text; the same word also
@@ -475,6 +479,7 @@ typedef enum WordContext {
         WORD_HEADER,
         WORD_HEADER_DOTTED,             /* header field of which only dotted words count */
         WORD_HEADER_HOST,               /* only host names and IPv4 addresses count */
+        WORD_URL,                       /* the path and query of a link: URL tokens */
 } WordContext;
 
 uint64_t spam_tokenizer_bigram_hash(uint64_t first, unsigned distance, uint64_t second) {
@@ -818,6 +823,8 @@ static int tokenize_words(Tokenizer *t, const char *s, size_t n, WordContext ctx
                         }
                         r = on_body_word(t, w, wl, digits, written, written_len, i < n && s[i] == '!');
                 }
+                else if (ctx == WORD_URL)
+                        r = tok_add(t, SPAM_TOKEN_URL, prefix, w, wl);
                 else if (ctx == WORD_HEADER || (ctx == WORD_HEADER_DOTTED && dotted) ||
                          (ctx == WORD_HEADER_HOST && dotted && host_like(w, wl)))
                         r = tok_add(t, SPAM_TOKEN_HEADER, prefix, w, wl);
@@ -922,7 +929,7 @@ static int find_text_urls(Tokenizer *t, const char *s, size_t n) {
                         a--;
                 if (a == p)
                         continue;
-                k = html_url_host(a, (size_t) (end - a), host);
+                k = html_url_host(a, (size_t) (end - a), host, NULL);
                 if (k == 0)
                         continue;
                 r = add_host(t, host, k);
@@ -1388,6 +1395,10 @@ static int on_mime_event(const MimeEvent *e, void *userdata) {
                 break;
         case MIME_EVENT_URL:
                 r = add_host(t, e->data, e->size);
+                /* the words of its path and query, which the reader of the HTML does not see
+                 * (those of a link in plain text are the text's own words) */
+                if (r >= 0 && e->rest_size > 0)
+                        r = tokenize_words(t, e->rest, e->rest_size, WORD_URL, "u:w:");
                 break;
         case MIME_EVENT_MARKUP:
                 r = tok_add(t, SPAM_TOKEN_MARKUP, "m:", e->data, e->size);

@@ -69,9 +69,10 @@ static int on_event(const MimeEvent *e, void *userdata) {
                 hash_bytes(s, e->data, e->size);
                 break;
         case MIME_EVENT_URL:
-                if (e->size == 0 || e->size > 255)
+                if (e->size == 0 || e->size > 255 || e->rest_size > HTML_TAG_MAX || (e->rest_size > 0 && !e->rest))
                         abort();
                 hash_bytes(s, e->data, e->size);
+                hash_bytes(s, e->rest, e->rest_size);
                 break;
         case MIME_EVENT_MARKUP:
                 /* an element name, from HTML only */

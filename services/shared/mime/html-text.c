@@ -493,7 +493,7 @@ static bool url_authority_end(char c) {
         }
 }
 
-size_t html_url_host(const char *url, size_t n, char *buf) {
+size_t html_url_host(const char *url, size_t n, char *buf, size_t *ret_rest) {
         size_t i = 0, j, a, host, host_end, len;
 
         assert(url || n == 0);
@@ -545,22 +545,24 @@ size_t html_url_host(const char *url, size_t n, char *buf) {
         for (j = 0; j < len; j++)
                 buf[j] = lower(url[host + j]);
         buf[len] = '\0';
+        if (ret_rest)
+                *ret_rest = i;
         return len;
 }
 
 static int report_url(HtmlText *h, const char *v, size_t n, HtmlUrlFunc url, void *userdata) {
         char decoded[HTML_TAG_MAX + 4], host[HTML_HOST_MAX + 1];
-        size_t k;
+        size_t k, m, rest = 0;
         int r;
 
-        k = attribute_decode(v, n, decoded, sizeof(decoded));
-        k = html_url_host(decoded, k, host);
+        m = attribute_decode(v, n, decoded, sizeof(decoded));
+        k = html_url_host(decoded, m, host, &rest);
         if (k == 0)
                 return 0;
         h->urls++;
         if (!url)
                 return 0;
-        r = url(host, k, userdata);
+        r = url(host, k, decoded + rest, m - rest, userdata);
         return r < 0 ? r : 0;
 }
 

@@ -34,9 +34,11 @@
 #define HTML_HOST_MAX 255U
 #define HTML_NAME_MAX 15U              /* bytes of an element name that count */
 
-/* Called with a lowercased host (not NUL-terminated); a negative return stops the
- * reducer and is returned by html_text_feed()/html_text_finish(). */
-typedef int (*HtmlUrlFunc)(const char *host, size_t len, void *userdata);
+/* Called with a lowercased host (not NUL-terminated) and what follows the URL's authority
+ * (path, query and fragment, as written once the attribute's references are decoded; not
+ * NUL-terminated, possibly empty); a negative return stops the reducer and is returned by
+ * html_text_feed()/html_text_finish(). */
+typedef int (*HtmlUrlFunc)(const char *host, size_t len, const char *rest, size_t rest_len, void *userdata);
 
 /* Called for each start tag with its lowercased element name (NUL-terminated; at most
  * HTML_NAME_MAX bytes, a longer name is cut). Gets the userdata of html_text_feed(); a
@@ -75,8 +77,10 @@ int html_text_feed(HtmlText *h, const char *in, size_t n, MimeBuffer *out, HtmlU
 int html_text_finish(HtmlText *h, MimeBuffer *out, HtmlUrlFunc url, void *userdata);
 
 /* The host of an absolute (http, https, ftp) or protocol-relative URL, lowercased into
- * buf (HTML_HOST_MAX + 1 bytes). Returns its length, 0 when the URL has no such host. */
-size_t html_url_host(const char *url, size_t n, char *buf);
+ * buf (HTML_HOST_MAX + 1 bytes). Returns its length, 0 when the URL has no such host.
+ * ret_rest, if not NULL, gets the offset in url where the authority ends (the path,
+ * query and fragment follow). */
+size_t html_url_host(const char *url, size_t n, char *buf, size_t *ret_rest);
 
 /* The code point of a named character reference (case-sensitive, without '&' and ';'),
  * 0 when unknown. */

@@ -465,12 +465,24 @@ static int headers_done(MimeParser *p, Entity *e) {
 
 /* ---- body pipeline ----------------------------------------------------------------- */
 
-static int on_html_url(const char *host, size_t len, void *userdata) {
+static int on_html_url(const char *host, size_t len, const char *rest, size_t rest_len, void *userdata) {
         MimeParser *p = userdata;
         Entity *e = top(p);
+        MimeEvent ev = {
+                .type = MIME_EVENT_URL,
+                .part = &e->part,
+                .data = host,
+                .size = len,
+                .rest = rest,
+                .rest_size = rest_len,
+        };
+        int r;
 
         e->part.urls++;
-        return emit(p, MIME_EVENT_URL, e, NULL, host, len);
+        if (!p->cb)
+                return 0;
+        r = p->cb(&ev, p->userdata);
+        return r < 0 ? r : 0;
 }
 
 static int on_html_markup(const char *element, size_t len, void *userdata) {

@@ -139,6 +139,9 @@ typedef struct MimeEvent {
         const char *data;               /* HEADER: value (NUL-terminated); TEXT: text; URL: host;
                                          * MARKUP: element (NUL-terminated) */
         size_t size;                    /* bytes at data */
+        const char *rest;               /* URL: what follows the host and port (path, query,
+                                         * fragment, as written), not NUL-terminated */
+        size_t rest_size;               /* bytes at rest, possibly 0 */
 } MimeEvent;
 
 /* A negative return stops the parser: mime_parser_feed()/finish() return it, then and

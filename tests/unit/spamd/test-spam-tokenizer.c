@@ -52,6 +52,9 @@ static bool has(const SpamTokens *t, const char *token) {
                          * the text; for ip: and u: tokens the text may hold ':' itself */
                         if (strncmp(token, "ip:", 3) == 0 || strncmp(token, "u:", 2) == 0)
                                 colon = strchr(token, ':');
+                        /* the words of a link's path: u:w:WORD */
+                        if (strncmp(token, "u:w:", 4) == 0)
+                                colon = token + 3;
                         /* and the shapes of header fields (h:NAME:shape:, h:NAME:fmt:,
                          * h:date:zone:): a time ("99:99:99") or a group ("a:;") */
                         if (strncmp(token, "h:", 2) == 0) {
@@ -752,6 +755,42 @@ START_TEST(test_tokenizer_html_case)
 }
 END_TEST
 
+/* u:w:WORD, the words of the path and query of an HTML link (split as body words are,
+ * references decoded, case folded); none for a link in plain text, whose words are body
+ * words already */
+START_TEST(test_tokenizer_link_words)
+{
+        static const char msg[] =
+                "Subject: x\n"
+                "Content-Type: multipart/alternative; boundary=b\n"
+                "\n"
+                "--b\nContent-Type: text/plain\n\nsee http://plain.example/catalog/items?page=2\n"
+                "--b\nContent-Type: text/html\n\n"
+                "<a href=\"http://www.offer.example/Remove.php?email=you&amp;list=42#x\">out</a>"
+                "<img src=\"//img.example/banner_big.gif\">\n"
+                "--b--\n";
+        static const char *const present[] = {
+                "u:w:remove.php", "u:w:email", "u:w:you", "u:w:list", "u:w:42", "u:w:banner_big.gif",
+                "u:www.offer.example", "u:img.example", "w:catalog", "w:items", "u:plain.example",
+        };
+        static const char *const absent[] = {
+                "u:w:catalog", "u:w:items", "u:w:page", "u:w:amp", "u:w:Remove.php", "u:w:offer", "w:remove.php",
+                "u:w:x", "w:email",
+        };
+        SpamTokens t;
+
+        tokenize(msg, NULL, false, &t);
+        for (size_t i = 0; i < ELEMENTSOF(present); i++)
+                ck_assert_msg(has(&t, present[i]), "%s missing", present[i]);
+        for (size_t i = 0; i < ELEMENTSOF(absent); i++)
+                ck_assert_msg(!has(&t, absent[i]), "%s present", absent[i]);
+        for (size_t i = 0; i < t.n; i++)
+                if (strncmp(t.text[i], "u:w:", 4) == 0)
+                        ck_assert_int_eq(t.kinds[i], SPAM_TOKEN_URL);
+        spam_tokens_done(&t);
+}
+END_TEST
+
 /* f:rawline:KIND:B, the longest line of each part as sent: per part, before transfer
  * decoding, exact up to 80 bytes and then in buckets; none for a container. */
 START_TEST(test_tokenizer_raw_lines)
@@ -899,6 +938,7 @@ static Suite* spam_tokenizer_suite(void) {
         tcase_add_test(tc, test_tokenizer_field_families);
         tcase_add_test(tc, test_tokenizer_on_word_and_limits);
         tcase_add_test(tc, test_tokenizer_raw_lines);
+        tcase_add_test(tc, test_tokenizer_link_words);
         tcase_add_test(tc, test_tokenizer_html_case);
         tcase_add_test(tc, test_tokenizer_garbage);
         suite_add_tcase(s, tc);

@@ -71,9 +71,11 @@ static const HtmlCase html_cases[] = {
 typedef struct UrlSink {
         char buf[1024];
         size_t n;
+        char rest[1024];        /* what follows each host, joined by '|' */
+        size_t n_rest;
 } UrlSink;
 
-static int on_url(const char *host, size_t len, void *userdata) {
+static int on_url(const char *host, size_t len, const char *rest, size_t rest_len, void *userdata) {
         UrlSink *s = userdata;
 
         ck_assert_uint_lt(s->n + len + 1, sizeof(s->buf));
@@ -82,6 +84,13 @@ static int on_url(const char *host, size_t len, void *userdata) {
         memcpy(s->buf + s->n, host, len);
         s->n += len;
         s->buf[s->n] = '\0';
+
+        ck_assert_uint_lt(s->n_rest + rest_len + 1, sizeof(s->rest));
+        if (s->n_rest > 0 || s->n > len)
+                s->rest[s->n_rest++] = '|';
+        memcpy(s->rest + s->n_rest, rest, rest_len);
+        s->n_rest += rest_len;
+        s->rest[s->n_rest] = '\0';
         return 0;
 }
 
@@ -133,9 +142,36 @@ START_TEST(test_html_unterminated)
 }
 END_TEST
 
-static int url_fail(const char *host, size_t len, void *userdata) {
+static int url_fail(const char *host, size_t len, const char *rest, size_t rest_len, void *userdata) {
         return -ECANCELED;
 }
+
+START_TEST(test_html_url_rest)
+{
+        /* what follows the authority, with the attribute's references decoded, for each
+         * URL reported; however the input is cut */
+        static const char in[] =
+                "<a href=\"http://a.example/remove.php?email=x&amp;id=7#top\">1</a>"
+                "<IMG SRC=http://b.example:8080/img/x.gif><a href='//c.example'>2</a>"
+                "<form action=\"https://d.example?q=1\"><a href=\"/local/path\">3</a>";
+        static const char hosts[] = "a.example b.example c.example d.example";
+        static const char rests[] = "/remove.php?email=x&id=7#top|/img/x.gif||?q=1";
+        size_t n = strlen(in);
+
+        for (size_t chunk = 1; chunk <= 256; chunk *= 4) {
+                _cleanup_(mime_buffer_done) MimeBuffer out = MIME_BUFFER_NULL;
+                UrlSink sink = { .buf = "" };
+                HtmlText h;
+
+                html_text_init(&h);
+                for (size_t i = 0; i < n; i += chunk)
+                        ck_assert_int_eq(html_text_feed(&h, in + i, MIN(chunk, n - i), &out, on_url, &sink), 0);
+                ck_assert_int_eq(html_text_finish(&h, &out, on_url, &sink), 0);
+                ck_assert_msg(streq(sink.buf, hosts), "chunk %zu: hosts '%s'", chunk, sink.buf);
+                ck_assert_msg(streq(sink.rest, rests), "chunk %zu: rests '%s'", chunk, sink.rest);
+        }
+}
+END_TEST
 
 START_TEST(test_html_url_callback_error)
 {
@@ -268,32 +304,41 @@ END_TEST
 typedef struct HostCase {
         const char *url;
         const char *host;
+        const char *rest;       /* what follows the authority, when there is a host */
 } HostCase;
 
 static const HostCase host_cases[] = {
-        { "http://Example.COM",            "example.com" },
-        { "  https://a.b.c:80/x",          "a.b.c" },
-        { "ftp://u@files.example./",       "files.example" },
-        { "http://[2001:DB8::1]:8080/",    "[2001:db8::1]" },
-        { "HTTPS:example.org/x",           "example.org" },
-        { "//x.example?q",                 "x.example" },
-        { "http://x.example#frag",         "x.example" },
-        { "javascript:alert(1)",           "" },
-        { "mailto:someone@example.com",    "" },
-        { "relative/path",                 "" },
-        { "http://",                       "" },
-        { "http://@/",                     "" },
-        { "",                              "" },
+        { "http://Example.COM",            "example.com",   "" },
+        { "  https://a.b.c:80/x",          "a.b.c",         "/x" },
+        { "ftp://u@files.example./",       "files.example", "/" },
+        { "http://[2001:DB8::1]:8080/",    "[2001:db8::1]", "/" },
+        { "HTTPS:example.org/x",           "example.org",   "/x" },
+        { "//x.example?q",                 "x.example",     "?q" },
+        { "http://x.example#frag",         "x.example",     "#frag" },
+        { "http://x.example\\Path",       "x.example",     "\\Path" },
+        { "javascript:alert(1)",           "",              NULL },
+        { "mailto:someone@example.com",    "",              NULL },
+        { "relative/path",                 "",              NULL },
+        { "http://",                       "",              NULL },
+        { "http://@/",                     "",              NULL },
+        { "",                              "",              NULL },
 };
 
 START_TEST(test_url_host_table)
 {
         for (size_t i = 0; i < ELEMENTSOF(host_cases); i++) {
                 char buf[HTML_HOST_MAX + 1];
-                size_t k = html_url_host(host_cases[i].url, strlen(host_cases[i].url), buf);
+                size_t n = strlen(host_cases[i].url), rest = SIZE_MAX;
+                size_t k = html_url_host(host_cases[i].url, n, buf, &rest);
 
                 ck_assert_msg(k == strlen(host_cases[i].host) && (k == 0 || streq(buf, host_cases[i].host)),
                               "url '%s': host '%.*s'", host_cases[i].url, (int) k, buf);
+                if (k > 0) {
+                        ck_assert_uint_le(rest, n);
+                        ck_assert_msg(streq(host_cases[i].url + rest, host_cases[i].rest), "url '%s': rest '%s'",
+                                      host_cases[i].url, host_cases[i].url + rest);
+                }
+                ck_assert_uint_eq(html_url_host(host_cases[i].url, n, buf, NULL), k);
         }
 }
 END_TEST
@@ -321,6 +366,7 @@ static Suite* html_text_suite(void) {
         tc = tcase_create("reduce");
         tcase_add_test(tc, test_html_table);
         tcase_add_test(tc, test_html_unterminated);
+        tcase_add_test(tc, test_html_url_rest);
         tcase_add_test(tc, test_html_url_callback_error);
         tcase_add_test(tc, test_html_long_tag);
         tcase_add_test(tc, test_html_tag_case);
