@@ -16,7 +16,8 @@
  *   - invisible characters that only serve to split words (soft hyphen, zero-width
  *     space/joiners, word joiner, BOM), literal or as references, are dropped;
  *   - the host of each href/src/action/background URL (http, https, ftp or
- *     protocol-relative) is reported, lowercased, through a callback.
+ *     protocol-relative) is reported, lowercased, through a callback, with the path,
+ *     query and fragment that follow it.
  *
  * insertions counts the places where markup or invisible characters were removed between
  * two word characters: evidence of deliberate obfuscation, rare in legitimate mail.
