@@ -226,6 +226,12 @@
  *    0.0276 / 0.190 / 0.172 %. The path alone, without query and fragment: 0.0288 / 0.194
  *    / 0.172 %; instead of the words, the path's extension (by sender 0.2015 %), whether
  *    there is a query (0.1950 %), or the path's shape (0.1987 %).
+ * 15. The words of HTML comments (28 November, hc:): the same kind of evidence, hidden
+ *    from the reader and read by bogofilter: 0.0276 / 0.190 / 0.172 % → 0.0241 / 0.180 /
+ *    0.166 %. Not kept of the same kind: the words of alt and title attributes (by sender
+ *    0.212 % as tokens of their own, 0.196 % as body words), the values of attributes
+ *    (0.218 %; of all attributes 0.325 % with false positives), the Subject's words read as
+ *    body words too (2 false positives over the orders).
  *
  * With both tails of the chi-square below what a double tells apart (strong evidence both
  * ways), the score would be exactly 0.5 for all such messages; they are ranked by the more

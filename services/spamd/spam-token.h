@@ -27,12 +27,12 @@ typedef struct SpamTokenKey {
 typedef enum SpamTokenKind {
         SPAM_TOKEN_WORD,                /* body word (unigram) */
         SPAM_TOKEN_HEADER,              /* word of a header field, prefixed by the name */
-        SPAM_TOKEN_URL,                 /* host of a link */
+        SPAM_TOKEN_URL,                 /* host of a link, or a word of an HTML link's path */
         SPAM_TOKEN_IP,                  /* the client's address (and its /24 or /48) */
         SPAM_TOKEN_BIGRAM,              /* orthogonal sparse bigram, window 5 */
         SPAM_TOKEN_DEOBFUSCATED,        /* a lexicon word the HMM read out of obfuscated text */
         SPAM_TOKEN_FEATURE,             /* synthetic evidence ("obfuscation seen", defects) */
-        SPAM_TOKEN_MARKUP,              /* an HTML element used */
+        SPAM_TOKEN_MARKUP,              /* an HTML element used, or a word of an HTML comment */
         SPAM_TOKEN_SHAPE,               /* a body word as written with capitals, or followed by '!' */
         _SPAM_TOKEN_KIND_MAX,
 } SpamTokenKind;

@@ -61,6 +61,9 @@
  *                   action, background), which the reader does not see: "remove.php"
  *                   and "email" of http://x.example/remove.php?email=... (the words of a
  *                   link written in plain text are the text's own)
+ *   hc:WORD         a word of an HTML comment (its first HTML_COMMENT_MAX bytes): an
+ *                   editor's "[if gte mso 9]", a generator's mark, the random words some
+ *                   spam hides there; the reader does not see them
  *   ip:ADDR         the client address and its network (/24, /48)
  *   d:WORD          a lexicon word the HMM read out of obfuscated text; the same word also
  *                   counts as the plain body word w:WORD (the filter's knowledge of the
@@ -480,6 +483,7 @@ typedef enum WordContext {
         WORD_HEADER_DOTTED,             /* header field of which only dotted words count */
         WORD_HEADER_HOST,               /* only host names and IPv4 addresses count */
         WORD_URL,                       /* the path and query of a link: URL tokens */
+        WORD_COMMENT,                   /* an HTML comment: markup tokens */
 } WordContext;
 
 uint64_t spam_tokenizer_bigram_hash(uint64_t first, unsigned distance, uint64_t second) {
@@ -823,8 +827,8 @@ static int tokenize_words(Tokenizer *t, const char *s, size_t n, WordContext ctx
                         }
                         r = on_body_word(t, w, wl, digits, written, written_len, i < n && s[i] == '!');
                 }
-                else if (ctx == WORD_URL)
-                        r = tok_add(t, SPAM_TOKEN_URL, prefix, w, wl);
+                else if (ctx == WORD_URL || ctx == WORD_COMMENT)
+                        r = tok_add(t, ctx == WORD_URL ? SPAM_TOKEN_URL : SPAM_TOKEN_MARKUP, prefix, w, wl);
                 else if (ctx == WORD_HEADER || (ctx == WORD_HEADER_DOTTED && dotted) ||
                          (ctx == WORD_HEADER_HOST && dotted && host_like(w, wl)))
                         r = tok_add(t, SPAM_TOKEN_HEADER, prefix, w, wl);
@@ -1404,6 +1408,9 @@ static int on_mime_event(const MimeEvent *e, void *userdata) {
         case MIME_EVENT_MARKUP:
                 r = tok_add(t, SPAM_TOKEN_MARKUP, "m:", e->data, e->size);
                 break;
+        case MIME_EVENT_COMMENT:
+                r = tokenize_words(t, e->data, e->size, WORD_COMMENT, "hc:");
+                break;
         case MIME_EVENT_PART_END:
                 t->insertions += e->part->insertions;
                 r = add_raw_lines(t, e->part);
@@ -1542,6 +1549,7 @@ int spam_tokenize(const char *msg, size_t len, const SpamTokenizerOptions *opts,
         if (r < 0)
                 return r;
         mime_parser_set_markup(p, opts->markup);
+        mime_parser_set_comments(p, true);
 
         r = mime_parser_feed(p, msg, len);
         if (r >= 0)

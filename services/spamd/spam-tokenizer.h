@@ -40,7 +40,7 @@ typedef struct SpamHmmCache SpamHmmCache;
  * hash of a bigram): counts learned by an older tokenizer then match fewer tokens, and
  * mailsec-spamd says so at start (the journal holds hashes, not words, so only learning
  * the messages again helps). */
-#define SPAM_TOKENIZER_VERSION 8U
+#define SPAM_TOKENIZER_VERSION 9U
 
 /* Which evidence a token shares with others, for combining that does not count the same
  * evidence twice (spam_bayes_classify_tiled()): word[i] holds, for token i of the set, the

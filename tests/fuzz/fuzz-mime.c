@@ -80,6 +80,12 @@ static int on_event(const MimeEvent *e, void *userdata) {
                         abort();
                 hash_bytes(s, e->data, e->size);
                 break;
+        case MIME_EVENT_COMMENT:
+                /* the text of an HTML comment, within the bound, never cut inside a character */
+                if (!e->part->is_html || e->size > HTML_COMMENT_MAX || !utf8_valid(e->data, e->size))
+                        abort();
+                hash_bytes(s, e->data, e->size);
+                break;
         case MIME_EVENT_PART_END:
                 hash_bytes(s, &e->part->defects, sizeof(e->part->defects));
                 hash_bytes(s, &e->part->insertions, sizeof(e->part->insertions));
@@ -108,6 +114,7 @@ static uint64_t run(const uint8_t *data, size_t size, const MimeLimits *limits, 
         if (mime_parser_new(limits, on_event, &s, &p) < 0)
                 abort();
         mime_parser_set_markup(p, true);
+        mime_parser_set_comments(p, true);
         while (i < size) {
                 size_t k = chunks ? (size_t) chunks[c++ % n_chunks] % 64 + 1 : size;
 

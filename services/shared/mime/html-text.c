@@ -816,13 +816,16 @@ int html_text_feed(HtmlText *h, const char *in, size_t n, MimeBuffer *out, HtmlU
                         if (s[i] == '-') {
                                 h->state = S_COMMENT;
                                 h->comments++;
+                                h->comment_len = 0;
                                 h->dashes = 0;
                                 i++;
                         } else
                                 h->state = S_DECL;
                         break;
 
-                case S_COMMENT:
+                case S_COMMENT: {
+                        size_t from = i;
+
                         for (; i < n; i++) {
                                 if (s[i] == '-')
                                         h->dashes++;
@@ -831,12 +834,40 @@ int html_text_feed(HtmlText *h, const char *in, size_t n, MimeBuffer *out, HtmlU
                                 else
                                         h->dashes = 0;
                         }
+                        if (h->comment) {
+                                /* the text up to the '>' (its "--" are taken off below) */
+                                size_t k = MIN(i - from, HTML_COMMENT_MAX - h->comment_len);
+
+                                memcpy(h->comment_text + h->comment_len, s + from, k);
+                                h->comment_len += k;
+                        }
                         if (i < n) {
                                 i++;
                                 h->state = S_TEXT;
                                 h->gap = true;
+                                if (h->comment) {
+                                        size_t k = h->comment_len;
+
+                                        if (k == HTML_COMMENT_MAX) {
+                                                /* cut: not inside a character (the text is UTF-8) */
+                                                size_t j = k;
+                                                uint8_t lead;
+
+                                                while (j > 0 && k - j < 3 && ((uint8_t) h->comment_text[j - 1] & 0xC0) == 0x80)
+                                                        j--;
+                                                lead = j > 0 ? (uint8_t) h->comment_text[j - 1] : 0;
+                                                if (lead >= 0xC0 && k - (j - 1) < (lead >= 0xF0 ? 4U : lead >= 0xE0 ? 3U : 2U))
+                                                        k = j - 1;
+                                        }
+                                        while (k > 0 && h->comment_text[k - 1] == '-')
+                                                k--;
+                                        r = h->comment(h->comment_text, k, userdata);
+                                        if (r < 0)
+                                                return r;
+                                }
                         }
                         break;
+                }
 
                 case S_DECL: {
                         const uint8_t *gt = memchr(s + i, '>', n - i);

@@ -34,6 +34,7 @@
 #define HTML_ENTITY_MAX 32U
 #define HTML_HOST_MAX 255U
 #define HTML_NAME_MAX 15U              /* bytes of an element name that count */
+#define HTML_COMMENT_MAX 1024U          /* bytes of a comment kept for HtmlCommentFunc */
 
 /* Called with a lowercased host (not NUL-terminated) and what follows the URL's authority
  * (path, query and fragment, as written once the attribute's references are decoded; not
@@ -45,6 +46,12 @@ typedef int (*HtmlUrlFunc)(const char *host, size_t len, const char *rest, size_
  * HTML_NAME_MAX bytes, a longer name is cut). Gets the userdata of html_text_feed(); a
  * negative return stops the reducer as for HtmlUrlFunc. */
 typedef int (*HtmlMarkupFunc)(const char *element, size_t len, void *userdata);
+
+/* Called for each comment that ends, with its text between "<!--" and "-->" (at most
+ * HTML_COMMENT_MAX bytes, a longer comment is cut; not NUL-terminated), the same however
+ * the input is cut. Gets the userdata of html_text_feed(); a negative return stops the
+ * reducer as for HtmlUrlFunc. */
+typedef int (*HtmlCommentFunc)(const char *text, size_t len, void *userdata);
 
 typedef struct HtmlText {
         int state;
@@ -62,6 +69,9 @@ typedef struct HtmlText {
         bool gap;               /* markup was removed after that word character */
 
         HtmlMarkupFunc markup;  /* set after html_text_init() to see the tags, or NULL */
+        HtmlCommentFunc comment; /* set after html_text_init() to see the comments, or NULL */
+        char comment_text[HTML_COMMENT_MAX];
+        size_t comment_len;
 
         unsigned insertions;
         unsigned tags_upper;

@@ -65,6 +65,7 @@ struct MimeParser {
         int error;
         bool finished;
         bool markup;                    /* MARKUP events wanted */
+        bool comments;                  /* COMMENT events wanted */
         unsigned defects;
 
         Entity *stack;
@@ -126,6 +127,7 @@ static int emit(MimeParser *p, MimeEventType type, const Entity *e, const char *
 }
 
 static int on_html_markup(const char *element, size_t len, void *userdata);
+static int on_html_comment(const char *text, size_t len, void *userdata);
 
 static void entity_done(Entity *e) {
         free(e->content_type);
@@ -456,6 +458,8 @@ static int headers_done(MimeParser *p, Entity *e) {
                         html_text_init(&p->html);
                         if (p->markup)
                                 p->html.markup = on_html_markup;
+                        if (p->comments)
+                                p->html.comment = on_html_comment;
                 }
         } else if (e->state == ENTITY_MESSAGE)
                 entity_push(p, false);
@@ -489,6 +493,12 @@ static int on_html_markup(const char *element, size_t len, void *userdata) {
         MimeParser *p = userdata;
 
         return emit(p, MIME_EVENT_MARKUP, top(p), NULL, element, len);
+}
+
+static int on_html_comment(const char *text, size_t len, void *userdata) {
+        MimeParser *p = userdata;
+
+        return emit(p, MIME_EVENT_COMMENT, top(p), NULL, text, len);
 }
 
 static bool is_text_space(char c) {
@@ -973,6 +983,11 @@ void mime_parser_set_markup(MimeParser *p, bool b) {
         p->markup = b;
 }
 
+void mime_parser_set_comments(MimeParser *p, bool b) {
+        assert(p);
+        p->comments = b;
+}
+
 unsigned mime_parser_defects(const MimeParser *p) {
         return p ? p->defects : 0;
 }
@@ -983,6 +998,7 @@ static const char *const event_type_table[_MIME_EVENT_TYPE_MAX] = {
         [MIME_EVENT_TEXT]       = "text",
         [MIME_EVENT_URL]        = "url",
         [MIME_EVENT_MARKUP]     = "markup",
+        [MIME_EVENT_COMMENT]    = "comment",
         [MIME_EVENT_PART_END]   = "part-end",
 };
 

@@ -14,6 +14,8 @@
  *   MARKUP      the lowercased element name of a start tag in an HTML part (only after
  *               mime_parser_set_markup(): what a reader never sees, yet which tells how
  *               the message was made)
+ *   COMMENT     the text of a comment in an HTML part, at most HTML_COMMENT_MAX bytes
+ *               (only after mime_parser_set_comments(): what a reader never sees either)
  *   PART_END    the part is over; its counters are final
  *
  * Parts nest: PART_BEGIN/PART_END pairs of the children of a multipart or of a
@@ -127,6 +129,7 @@ typedef enum MimeEventType {
         MIME_EVENT_TEXT,
         MIME_EVENT_URL,
         MIME_EVENT_MARKUP,
+        MIME_EVENT_COMMENT,
         MIME_EVENT_PART_END,
         _MIME_EVENT_TYPE_MAX,
         _MIME_EVENT_TYPE_INVALID = -EINVAL,
@@ -137,7 +140,7 @@ typedef struct MimeEvent {
         const MimePart *part;           /* valid during the callback only */
         const char *name;               /* HEADER: field name as written, NUL-terminated */
         const char *data;               /* HEADER: value (NUL-terminated); TEXT: text; URL: host;
-                                         * MARKUP: element (NUL-terminated) */
+                                         * MARKUP: element (NUL-terminated); COMMENT: text */
         size_t size;                    /* bytes at data */
         const char *rest;               /* URL: what follows the host and port (path, query,
                                          * fragment, as written), not NUL-terminated */
@@ -161,6 +164,8 @@ int mime_parser_finish(MimeParser *p);
 
 /* Whether MARKUP events are emitted (off by default). */
 void mime_parser_set_markup(MimeParser *p, bool b);
+/* Whether COMMENT events are emitted (off by default). */
+void mime_parser_set_comments(MimeParser *p, bool b);
 
 unsigned mime_parser_defects(const MimeParser *p) _pure_;
 

@@ -755,6 +755,40 @@ START_TEST(test_tokenizer_html_case)
 }
 END_TEST
 
+/* hc:WORD, the words of HTML comments, which the reader does not see; none from plain
+ * text, none from a comment left open */
+START_TEST(test_tokenizer_comment_words)
+{
+        static const char msg[] =
+                "Subject: x\n"
+                "Content-Type: multipart/alternative; boundary=b\n"
+                "\n"
+                "--b\nContent-Type: text/plain\n\nplain <!-- Textcomment -->\n"
+                "--b\nContent-Type: text/html\n\n"
+                "<!--[if gte mso 9]><xml>Office</xml><![endif]-->Hello<!-- random Busterword -->"
+                " world<!-- never closed Opentail\n"
+                "--b--\n";
+        static const char *const present[] = {
+                "hc:if", "hc:gte", "hc:mso", "hc:xml", "hc:office", "hc:endif", "hc:random", "hc:busterword",
+                "w:hello", "w:world", "w:textcomment", "f:html-comments:3-4",  /* the open one counts */
+        };
+        static const char *const absent[] = {
+                "hc:textcomment", "hc:opentail", "hc:never", "w:busterword", "w:office", "hc:Office", "hc:9",
+        };
+        SpamTokens t;
+
+        tokenize(msg, NULL, false, &t);
+        for (size_t i = 0; i < ELEMENTSOF(present); i++)
+                ck_assert_msg(has(&t, present[i]), "%s missing", present[i]);
+        for (size_t i = 0; i < ELEMENTSOF(absent); i++)
+                ck_assert_msg(!has(&t, absent[i]), "%s present", absent[i]);
+        for (size_t i = 0; i < t.n; i++)
+                if (strncmp(t.text[i], "hc:", 3) == 0)
+                        ck_assert_int_eq(t.kinds[i], SPAM_TOKEN_MARKUP);
+        spam_tokens_done(&t);
+}
+END_TEST
+
 /* u:w:WORD, the words of the path and query of an HTML link (split as body words are,
  * references decoded, case folded); none for a link in plain text, whose words are body
  * words already */
@@ -939,6 +973,7 @@ static Suite* spam_tokenizer_suite(void) {
         tcase_add_test(tc, test_tokenizer_on_word_and_limits);
         tcase_add_test(tc, test_tokenizer_raw_lines);
         tcase_add_test(tc, test_tokenizer_link_words);
+        tcase_add_test(tc, test_tokenizer_comment_words);
         tcase_add_test(tc, test_tokenizer_html_case);
         tcase_add_test(tc, test_tokenizer_garbage);
         suite_add_tcase(s, tc);

@@ -69,7 +69,7 @@ static const HtmlCase html_cases[] = {
 };
 
 typedef struct UrlSink {
-        char buf[1024];
+        char buf[2048];
         size_t n;
         char rest[1024];        /* what follows each host, joined by '|' */
         size_t n_rest;
@@ -145,6 +145,66 @@ END_TEST
 static int url_fail(const char *host, size_t len, const char *rest, size_t rest_len, void *userdata) {
         return -ECANCELED;
 }
+
+static int on_comment(const char *text, size_t len, void *userdata) {
+        UrlSink *s = userdata;
+
+        ck_assert_uint_le(len, HTML_COMMENT_MAX);
+        ck_assert_uint_lt(s->n + len + 2, sizeof(s->buf));
+        s->buf[s->n++] = '[';
+        memcpy(s->buf + s->n, text, len);
+        s->n += len;
+        s->buf[s->n++] = ']';
+        s->buf[s->n] = '\0';
+        return 0;
+}
+
+START_TEST(test_html_comment_text)
+{
+        /* the text of each comment that ends, its closing dashes off, however the input is
+         * cut; none for one left open, none without a callback */
+        static const char in[] = "a<!-- one two -->b<!---->c<!-- x- --->d<!--[if mso]><b>z</b><![endif]-->e<!-- open";
+        static const char expect[] = "[ one two ][][ x- ][[if mso]><b>z</b><![endif]]";
+        size_t n = strlen(in);
+        _cleanup_free_ char *big = NULL;
+
+        for (size_t chunk = 1; chunk <= 128; chunk *= 2) {
+                _cleanup_(mime_buffer_done) MimeBuffer out = MIME_BUFFER_NULL;
+                UrlSink sink = { .buf = "" };
+                HtmlText h;
+
+                html_text_init(&h);
+                h.comment = on_comment;
+                for (size_t i = 0; i < n; i += chunk)
+                        ck_assert_int_eq(html_text_feed(&h, in + i, MIN(chunk, n - i), &out, NULL, &sink), 0);
+                ck_assert_int_eq(html_text_finish(&h, &out, NULL, &sink), 0);
+                ck_assert_msg(streq(sink.buf, expect), "chunk %zu: '%s'", chunk, sink.buf);
+                ck_assert_str_eq(out.data, "abcde");
+                ck_assert_uint_eq(h.comments, 5);
+        }
+
+        /* a long comment is cut to HTML_COMMENT_MAX bytes, not inside a character: "x" or
+         * "xx", then "é" (2 bytes) over and over: with one x the bound falls inside an "é",
+         * which goes (1023 bytes kept), with two it falls after one (1024 kept) */
+        big = malloc(8 + 2 + 2 * HTML_COMMENT_MAX + 8);
+        ck_assert_ptr_nonnull(big);
+        for (unsigned x = 1; x <= 2; x++) {
+                _cleanup_(mime_buffer_done) MimeBuffer out = MIME_BUFFER_NULL;
+                UrlSink sink = { .buf = "" };
+                HtmlText h;
+
+                n = (size_t) sprintf(big, "<!--%s", x == 1 ? "x" : "xx");
+                for (size_t i = 0; i < HTML_COMMENT_MAX; i++)
+                        n += (size_t) sprintf(big + n, "\xc3\xa9");
+                n += (size_t) sprintf(big + n, "-->");
+                html_text_init(&h);
+                h.comment = on_comment;
+                ck_assert_int_eq(html_text_feed(&h, big, n, &out, NULL, &sink), 0);
+                ck_assert_uint_eq(sink.n, 2 + (x == 1 ? HTML_COMMENT_MAX - 1 : HTML_COMMENT_MAX));
+                ck_assert(sink.buf[sink.n - 1] == ']' && (uint8_t) sink.buf[sink.n - 2] == 0xa9);
+        }
+}
+END_TEST
 
 START_TEST(test_html_url_rest)
 {
@@ -367,6 +427,7 @@ static Suite* html_text_suite(void) {
         tcase_add_test(tc, test_html_table);
         tcase_add_test(tc, test_html_unterminated);
         tcase_add_test(tc, test_html_url_rest);
+        tcase_add_test(tc, test_html_comment_text);
         tcase_add_test(tc, test_html_url_callback_error);
         tcase_add_test(tc, test_html_long_tag);
         tcase_add_test(tc, test_html_tag_case);

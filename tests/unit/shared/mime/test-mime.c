@@ -109,6 +109,11 @@ static int record(const MimeEvent *e, void *userdata) {
                 ck_assert_uint_eq(strlen(e->data), e->size);
                 rec_printf(r, "M %s\n", e->data);
                 break;
+        case MIME_EVENT_COMMENT:
+                ck_assert(p->is_html);
+                ck_assert(utf8_valid(e->data, e->size));
+                rec_printf(r, "C %.*s\n", (int) e->size, e->data);
+                break;
         case MIME_EVENT_PART_END:
                 r->last = NULL;
                 rec_printf(r, "E %u ins=%u urls=%u def=0x%x", p->index, p->insertions, p->urls, p->defects);
@@ -723,6 +728,40 @@ START_TEST(test_markup_events)
 }
 END_TEST
 
+START_TEST(test_comment_events)
+{
+        /* COMMENT events only when asked for, with the comment's text, from HTML parts
+         * only, whatever the chunking; an unterminated comment gives none */
+        static const char msg[] =
+                "Content-Type: multipart/alternative; boundary=b\n\n"
+                "--b\nContent-Type: text/plain\n\nplain <!-- not html -->\n"
+                "--b\nContent-Type: text/html\n\n"
+                "a<!-- one two -->b<!---->c<!--[if gte mso 9]><xml>x</xml><![endif]-->d<!-- open\n"
+                "--b--\n";
+
+        for (int on = 0; on <= 1; on++)
+                for (size_t chunk = 1; chunk < sizeof(msg); chunk = chunk * 3 + 1) {
+                        _cleanup_(mime_parser_freep) MimeParser *p = NULL;
+                        Recorder r = { .merge_text = true, .chunks_ok = true };
+
+                        ck_assert_int_eq(mime_parser_new(NULL, record, &r, &p), 0);
+                        mime_parser_set_comments(p, on);
+                        for (size_t i = 0; i < sizeof(msg) - 1; i += chunk)
+                                ck_assert_int_eq(mime_parser_feed(p, msg + i, MIN(chunk, sizeof(msg) - 1 - i)), 0);
+                        ck_assert_int_eq(mime_parser_finish(p), 0);
+                        ck_assert_int_eq(mime_buffer_append(&r.out, "", 1), 0);
+                        if (on)
+                                ck_assert_msg(strstr(r.out.data, "\nC  one two \nC \nC [if gte mso 9]><xml>x</xml><![endif]\nT ") &&
+                                              !strstr(r.out.data, "C  not html") && !strstr(r.out.data, "C  open"),
+                                              "chunk %zu:\n%s", chunk, r.out.data);
+                        else
+                                ck_assert_msg(!strstr(r.out.data, "\nC "), "comments without asking:\n%s", r.out.data);
+                        mime_buffer_done(&r.out);
+                }
+        ck_assert_str_eq(mime_event_type_to_string(MIME_EVENT_COMMENT), "comment");
+}
+END_TEST
+
 START_TEST(test_empty_message)
 {
         _cleanup_free_ char *t = NULL;
@@ -752,6 +791,7 @@ static Suite* mime_suite(void) {
         tcase_add_test(tc, test_real_world);
         tcase_add_test(tc, test_message_table);
         tcase_add_test(tc, test_empty_message);
+        tcase_add_test(tc, test_comment_events);
         tcase_add_test(tc, test_markup_events);
         suite_add_tcase(s, tc);
 
