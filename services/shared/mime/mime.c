@@ -109,21 +109,24 @@ static Entity* top(MimeParser *p) {
         return &p->stack[p->n_stack - 1];
 }
 
+static int dispatch(MimeParser *p, const MimeEvent *ev) {
+        int r;
+
+        if (!p->cb)
+                return 0;
+        r = p->cb(ev, p->userdata);
+        return r < 0 ? r : 0;
+}
+
 static int emit(MimeParser *p, MimeEventType type, const Entity *e, const char *name, const char *data,
                 size_t size) {
-        MimeEvent ev = {
+        return dispatch(p, &(MimeEvent) {
                 .type = type,
                 .part = &e->part,
                 .name = name,
                 .data = data,
                 .size = size,
-        };
-        int r;
-
-        if (!p->cb)
-                return 0;
-        r = p->cb(&ev, p->userdata);
-        return r < 0 ? r : 0;
+        });
 }
 
 static int on_html_markup(const char *element, size_t len, void *userdata);
@@ -472,21 +475,16 @@ static int headers_done(MimeParser *p, Entity *e) {
 static int on_html_url(const char *host, size_t len, const char *rest, size_t rest_len, void *userdata) {
         MimeParser *p = userdata;
         Entity *e = top(p);
-        MimeEvent ev = {
+
+        e->part.urls++;
+        return dispatch(p, &(MimeEvent) {
                 .type = MIME_EVENT_URL,
                 .part = &e->part,
                 .data = host,
                 .size = len,
                 .rest = rest,
                 .rest_size = rest_len,
-        };
-        int r;
-
-        e->part.urls++;
-        if (!p->cb)
-                return 0;
-        r = p->cb(&ev, p->userdata);
-        return r < 0 ? r : 0;
+        });
 }
 
 static int on_html_markup(const char *element, size_t len, void *userdata) {

@@ -367,6 +367,42 @@ static const Case cases[] = {
                 { "f:type:application/octet-stream", "f:ext:exe", "h:content-type:application", "w:attached" },
                 { "f:type:multipart/mixed", "f:html-only" },
         },
+        {
+                /* u:w:, the words of the path, query and fragment of an HTML link (split
+                 * as body words are, references decoded, case folded); none for a link in
+                 * plain text, whose words are body words already */
+                "link words",
+                "Subject: x\n"
+                "Content-Type: multipart/alternative; boundary=b\n"
+                "\n"
+                "--b\nContent-Type: text/plain\n\nsee http://plain.example/catalog/items?page=2\n"
+                "--b\nContent-Type: text/html\n\n"
+                "<a href=\"http://www.offer.example/Remove.php?email=you&amp;list=42#x\">out</a>"
+                "<img src=\"//img.example/banner_big.gif\">\n"
+                "--b--\n",
+                NULL,
+                { "u:w:remove.php", "u:w:email", "u:w:you", "u:w:list", "u:w:42", "u:w:banner_big.gif",
+                  "u:www.offer.example", "u:img.example", "w:catalog", "w:items", "u:plain.example" },
+                { "u:w:catalog", "u:w:items", "u:w:page", "u:w:amp", "u:w:Remove.php", "u:w:offer",
+                  "w:remove.php", "u:w:x", "w:email" },
+        },
+        {
+                /* hc:, the words of HTML comments; none from plain text, none from a
+                 * comment left open (which still counts as a comment) */
+                "comment words",
+                "Subject: x\n"
+                "Content-Type: multipart/alternative; boundary=b\n"
+                "\n"
+                "--b\nContent-Type: text/plain\n\nplain <!-- Textcomment -->\n"
+                "--b\nContent-Type: text/html\n\n"
+                "<!--[if gte mso 9]><xml>Office</xml><![endif]-->Hello<!-- random Busterword -->"
+                " world<!-- never closed Opentail\n"
+                "--b--\n",
+                NULL,
+                { "hc:if", "hc:gte", "hc:mso", "hc:xml", "hc:office", "hc:endif", "hc:random", "hc:busterword",
+                  "w:hello", "w:world", "w:textcomment", "f:html-comments:3-4" },
+                { "hc:textcomment", "hc:opentail", "hc:never", "w:busterword", "w:office", "hc:Office", "hc:9" },
+        },
 };
 
 START_TEST(test_tokenizer_cases)
@@ -755,72 +791,27 @@ START_TEST(test_tokenizer_html_case)
 }
 END_TEST
 
-/* hc:WORD, the words of HTML comments, which the reader does not see; none from plain
- * text, none from a comment left open */
-START_TEST(test_tokenizer_comment_words)
+/* The tokens of what the reader of HTML does not see (link paths, comments, in the table
+ * above) are of the kinds that say so: u:w: URL, hc: markup. */
+START_TEST(test_tokenizer_hidden_kinds)
 {
         static const char msg[] =
-                "Subject: x\n"
-                "Content-Type: multipart/alternative; boundary=b\n"
-                "\n"
-                "--b\nContent-Type: text/plain\n\nplain <!-- Textcomment -->\n"
-                "--b\nContent-Type: text/html\n\n"
-                "<!--[if gte mso 9]><xml>Office</xml><![endif]-->Hello<!-- random Busterword -->"
-                " world<!-- never closed Opentail\n"
-                "--b--\n";
-        static const char *const present[] = {
-                "hc:if", "hc:gte", "hc:mso", "hc:xml", "hc:office", "hc:endif", "hc:random", "hc:busterword",
-                "w:hello", "w:world", "w:textcomment", "f:html-comments:3-4",  /* the open one counts */
-        };
-        static const char *const absent[] = {
-                "hc:textcomment", "hc:opentail", "hc:never", "w:busterword", "w:office", "hc:Office", "hc:9",
-        };
+                "Subject: x\nContent-Type: text/html\n\n"
+                "<a href=\"http://x.example/remove.php?email=you\">out</a><!-- random words -->\n";
         SpamTokens t;
+        unsigned urls = 0, comments = 0;
 
         tokenize(msg, NULL, false, &t);
-        for (size_t i = 0; i < ELEMENTSOF(present); i++)
-                ck_assert_msg(has(&t, present[i]), "%s missing", present[i]);
-        for (size_t i = 0; i < ELEMENTSOF(absent); i++)
-                ck_assert_msg(!has(&t, absent[i]), "%s present", absent[i]);
         for (size_t i = 0; i < t.n; i++)
-                if (strncmp(t.text[i], "hc:", 3) == 0)
-                        ck_assert_int_eq(t.kinds[i], SPAM_TOKEN_MARKUP);
-        spam_tokens_done(&t);
-}
-END_TEST
-
-/* u:w:WORD, the words of the path and query of an HTML link (split as body words are,
- * references decoded, case folded); none for a link in plain text, whose words are body
- * words already */
-START_TEST(test_tokenizer_link_words)
-{
-        static const char msg[] =
-                "Subject: x\n"
-                "Content-Type: multipart/alternative; boundary=b\n"
-                "\n"
-                "--b\nContent-Type: text/plain\n\nsee http://plain.example/catalog/items?page=2\n"
-                "--b\nContent-Type: text/html\n\n"
-                "<a href=\"http://www.offer.example/Remove.php?email=you&amp;list=42#x\">out</a>"
-                "<img src=\"//img.example/banner_big.gif\">\n"
-                "--b--\n";
-        static const char *const present[] = {
-                "u:w:remove.php", "u:w:email", "u:w:you", "u:w:list", "u:w:42", "u:w:banner_big.gif",
-                "u:www.offer.example", "u:img.example", "w:catalog", "w:items", "u:plain.example",
-        };
-        static const char *const absent[] = {
-                "u:w:catalog", "u:w:items", "u:w:page", "u:w:amp", "u:w:Remove.php", "u:w:offer", "w:remove.php",
-                "u:w:x", "w:email",
-        };
-        SpamTokens t;
-
-        tokenize(msg, NULL, false, &t);
-        for (size_t i = 0; i < ELEMENTSOF(present); i++)
-                ck_assert_msg(has(&t, present[i]), "%s missing", present[i]);
-        for (size_t i = 0; i < ELEMENTSOF(absent); i++)
-                ck_assert_msg(!has(&t, absent[i]), "%s present", absent[i]);
-        for (size_t i = 0; i < t.n; i++)
-                if (strncmp(t.text[i], "u:w:", 4) == 0)
+                if (strncmp(t.text[i], "u:w:", 4) == 0) {
                         ck_assert_int_eq(t.kinds[i], SPAM_TOKEN_URL);
+                        urls++;
+                } else if (strncmp(t.text[i], "hc:", 3) == 0) {
+                        ck_assert_int_eq(t.kinds[i], SPAM_TOKEN_MARKUP);
+                        comments++;
+                }
+        ck_assert_uint_eq(urls, 3);             /* remove.php, email, you */
+        ck_assert_uint_eq(comments, 2);
         spam_tokens_done(&t);
 }
 END_TEST
@@ -972,8 +963,7 @@ static Suite* spam_tokenizer_suite(void) {
         tcase_add_test(tc, test_tokenizer_field_families);
         tcase_add_test(tc, test_tokenizer_on_word_and_limits);
         tcase_add_test(tc, test_tokenizer_raw_lines);
-        tcase_add_test(tc, test_tokenizer_link_words);
-        tcase_add_test(tc, test_tokenizer_comment_words);
+        tcase_add_test(tc, test_tokenizer_hidden_kinds);
         tcase_add_test(tc, test_tokenizer_html_case);
         tcase_add_test(tc, test_tokenizer_garbage);
         suite_add_tcase(s, tc);
