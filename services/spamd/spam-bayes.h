@@ -46,6 +46,9 @@ typedef struct SpamBayesParams {
         double order_min_dev;           /* ... and this min_dev orders the messages within the
                                          * verdict band the first one gives (see classify());
                                          * only that one reads shape tokens (SPAM_TOKEN_SHAPE) */
+        double order_form_s;            /* > 0: the ordering estimate's strength for the tokens
+                                         * of how the message was made (header fields, client
+                                         * address, features, HTML comments); 0: order_s */
         bool decide_shapes;             /* the deciding estimate reads shape tokens too (an
                                          * experiment: off in mailsec-spamd, see
                                          * tests/bench/README.md) */

@@ -117,6 +117,7 @@ const ConfigTableItem spam_config_table[] = {
         { "Filter",   "MinDeviation",         config_parse_probability,      0, offsetof(SpamConfig, bayes.min_dev) },
         { "Filter",   "MaxTokens",            config_parse_size_t,           0, offsetof(SpamConfig, bayes.max_tokens) },
         { "Filter",   "OrderRobinsonS",       config_parse_probability,      0, offsetof(SpamConfig, bayes.order_s) },
+        { "Filter",   "OrderFormRobinsonS",   config_parse_probability,      0, offsetof(SpamConfig, bayes.order_form_s) },
         { "Filter",   "OrderMinDeviation",    config_parse_probability,      0, offsetof(SpamConfig, bayes.order_min_dev) },
         { "Filter",   "VerdictMinMessages",   config_parse_unsigned,         0, offsetof(SpamConfig, bayes.min_messages) },
         { "Filter",   "Deobfuscate",          config_parse_bool,             0, offsetof(SpamConfig, deobfuscate) },

@@ -26,7 +26,8 @@ typedef struct SpamConfig {
         /* [Filter] */
         SpamBayesParams bayes;          /* HamCutoff= SpamCutoff= RobinsonS= RobinsonX=
                                          * MinDeviation= MaxTokens= OrderRobinsonS=
-                                         * OrderMinDeviation= VerdictMinMessages= */
+                                         * OrderFormRobinsonS= OrderMinDeviation=
+                                         * VerdictMinMessages= */
         bool deobfuscate;               /* Deobfuscate= */
         unsigned lexicon_min_messages;  /* LexiconMinMessages= */
         bool domain_statistics;         /* DomainStatistics= */

@@ -37,7 +37,7 @@
  * (the deciding estimate reads them too, not only the ordering one), --no-field-families
  * (each header field of the list, program and MIME families counts on its own), --markup
  * (m: tokens of HTML elements), --s X, --x X,
- * --min-dev X, --max-tokens N, --order-s X, --order-min-dev X, --min-messages N, --ham-cutoff X,
+ * --min-dev X, --max-tokens N, --order-s X, --order-form-s X, --order-min-dev X, --min-messages N, --ham-cutoff X,
  * --spam-cutoff X (Bayesian parameters; defaults: spam_bayes_params_default), --hmm
  * (build the HMM de-obfuscator from the learned lexicon and classify with it: after
  * training in protocol a, every --hmm-every messages in protocol b).
@@ -1669,10 +1669,10 @@ static int cv_run(Message **g1, size_t n, const SpamBayesParams *params, Result 
 }
 
 static void print_params(const SpamBayesParams *p) {
-        printf(" s=%g x=%g min_dev=%g max_tokens=%zu ham_cutoff=%g spam_cutoff=%g order_s=%g order_min_dev=%g "
-               "bigrams=%s markup=%s shapes=%s field_families=%s%s\n",
+        printf(" s=%g x=%g min_dev=%g max_tokens=%zu ham_cutoff=%g spam_cutoff=%g order_s=%g order_form_s=%g "
+               "order_min_dev=%g bigrams=%s markup=%s shapes=%s field_families=%s%s\n",
                p->robinson_s, p->robinson_x, p->min_dev, p->max_tokens, p->ham_cutoff, p->spam_cutoff, p->order_s,
-               p->order_min_dev, arg_bigrams ? "on" : "off", arg_markup ? "on" : "off",
+               p->order_form_s, p->order_min_dev, arg_bigrams ? "on" : "off", arg_markup ? "on" : "off",
                arg_shapes ? "on" : "off", arg_field_families ? "on" : "off", p->decide_shapes ? " decide_shapes=on" : "");
 }
 
@@ -1812,6 +1812,7 @@ static void help(void) {
                "  --hmm  --hmm-every N  --no-hmm-cache (each message searched afresh, as spam_hmm_scan() does)\n"
                "  --s X  --x X  --min-dev X  --max-tokens N  --ham-cutoff X  --spam-cutoff X\n"
                "  --order-s X  --order-min-dev X (the ordering estimate; --order-s 0: none)\n"
+               "  --order-form-s X (its prior for header, feature and HTML comment tokens; 0: --order-s)\n"
                "  --min-messages N (of each class before a ham or spam verdict)\n"
                "  --order-seed N (protocols b and b1: the shuffle's seed, default 20021001)\n"
                "  --obfuscate P (protocol a: disguise words of group 2's spam with probability P)\n"
@@ -1823,7 +1824,7 @@ static void help(void) {
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_S = 0x100, ARG_X, ARG_MIN_DEV, ARG_MAX_TOKENS, ARG_HAM_CUTOFF, ARG_SPAM_CUTOFF,
                ARG_NO_BIGRAMS, ARG_NO_SHAPES, ARG_DECIDE_SHAPES, ARG_MARKUP, ARG_NO_FIELD_FAMILIES, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE, ARG_LR, ARG_LR_EPOCHS, ARG_LR_MIX, ARG_FOLDS_BY_SENDER,
-               ARG_ORDER_S, ARG_ORDER_MIN_DEV, ARG_MIN_MESSAGES, ARG_TRAINED, ARG_NO_HMM_CACHE, ARG_ORDER_SEED };
+               ARG_ORDER_S, ARG_ORDER_FORM_S, ARG_ORDER_MIN_DEV, ARG_MIN_MESSAGES, ARG_TRAINED, ARG_NO_HMM_CACHE, ARG_ORDER_SEED };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "corpus", required_argument, NULL, 'c' },
@@ -1860,6 +1861,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "esf", required_argument, NULL, ARG_ESF },
                 { "order-s", required_argument, NULL, ARG_ORDER_S },
                 { "order-min-dev", required_argument, NULL, ARG_ORDER_MIN_DEV },
+                { "order-form-s", required_argument, NULL, ARG_ORDER_FORM_S },
                 { "min-messages", required_argument, NULL, ARG_MIN_MESSAGES },
                 { "repeat", required_argument, NULL, ARG_REPEAT },
                 { "obfuscate", required_argument, NULL, ARG_OBFUSCATE },
@@ -1902,6 +1904,7 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_DECIDE_SHAPES: arg_params.decide_shapes = true; break;
                 case ARG_ORDER_S: arg_params.order_s = strtod(optarg, NULL); break;
                 case ARG_ORDER_MIN_DEV: arg_params.order_min_dev = strtod(optarg, NULL); break;
+                case ARG_ORDER_FORM_S: arg_params.order_form_s = strtod(optarg, NULL); break;
                 case ARG_MIN_MESSAGES: arg_params.min_messages = (unsigned) strtoul(optarg, NULL, 10); break;
                 case ARG_REPEAT: arg_repeat = MAX(1U, (unsigned) strtoul(optarg, NULL, 10)); break;
                 case ARG_OBFUSCATE: arg_obfuscate = strtod(optarg, NULL); break;

@@ -788,6 +788,77 @@ START_TEST(test_classify_order_band)
 }
 END_TEST
 
+/* order_form_s: in the ordering estimate, a token of how the message was made (header
+ * field, client address, feature, HTML comment) seen once weighs more than a word of the
+ * text seen once. A message of one such token of each class then leans to the form
+ * token's class; with order_form_s 0 (the same prior for all) it sits in the middle. The
+ * verdict is the deciding estimate's either way. */
+START_TEST(test_classify_order_form)
+{
+        static const FakeToken table[] = {
+                { 30, { 1, 0 }, {} },           /* seen in one spam */
+                { 31, { 0, 1 }, {} },           /* seen in one ham */
+        };
+        static const struct {
+                SpamTokenKind kind;
+                bool form;
+        } kinds[] = {
+                { SPAM_TOKEN_HEADER, true },
+                { SPAM_TOKEN_IP, true },
+                { SPAM_TOKEN_FEATURE, true },
+                { SPAM_TOKEN_MARKUP, true },
+                { SPAM_TOKEN_WORD, false },
+                { SPAM_TOKEN_URL, false },
+                { SPAM_TOKEN_DEOBFUSCATED, false },
+                { SPAM_TOKEN_SHAPE, false },
+        };
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+        SpamBayesParams p = params;
+
+        p.robinson_s = 0.3;
+        p.order_s = 1e-5;
+        p.order_min_dev = 0.2;
+        for (size_t k = 0; k < ELEMENTSOF(kinds); k++)
+                for (int side = 0; side < 2; side++) {
+                        SpamBayesResult same, form;
+                        SpamTokens t = SPAM_TOKENS_NULL;
+
+                        double mid;
+
+                        /* side 0: the spam token is of this kind; side 1: the ham token */
+                        ck_assert_int_ge(spam_tokens_add(&t, 30, side == 0 ? kinds[k].kind : SPAM_TOKEN_WORD,
+                                                         NULL, 0), 0);
+                        ck_assert_int_ge(spam_tokens_add(&t, 31, side == 1 ? kinds[k].kind : SPAM_TOKEN_WORD,
+                                                         NULL, 0), 0);
+                        p.order_form_s = 0;
+                        ck_assert_int_eq(spam_bayes_classify(&p, &t, (SpamTotals) { 50, 50 }, NULL, fake_lookup,
+                                                             &fake, 0, &same), 0);
+                        p.order_form_s = 1e-9;
+                        ck_assert_int_eq(spam_bayes_classify(&p, &t, (SpamTotals) { 50, 50 }, NULL, fake_lookup,
+                                                             &fake, 0, &form), 0);
+
+                        /* unsure: a token of each class (0.115 and 0.885); a shape does not
+                         * decide, and the word alone, 0.115, is ham */
+                        ck_assert_int_eq(same.verdict, (kinds[k].kind == SPAM_TOKEN_SHAPE && side == 0 ?
+                                                        SPAM_VERDICT_HAM : SPAM_VERDICT_UNSURE));
+                        ck_assert_int_eq(form.verdict, same.verdict);
+                        mid = same.verdict == SPAM_VERDICT_HAM ? p.ham_cutoff / 2 :
+                                                                 (p.ham_cutoff + p.spam_cutoff) / 2;
+                        ck_assert_msg(fabs(same.score - mid) < 1e-12, "kind %d: %.17g", kinds[k].kind, same.score);
+                        if (!kinds[k].form)
+                                ck_assert_msg(form.score == same.score, "kind %d: %.17g against %.17g",
+                                              kinds[k].kind, form.score, same.score);
+                        else if (side == 0)
+                                ck_assert_msg(form.score > mid + 1e-6, "kind %d: %.17g", kinds[k].kind, form.score);
+                        else
+                                ck_assert_msg(form.score < mid - 1e-6, "kind %d: %.17g", kinds[k].kind, form.score);
+                        spam_bayes_result_done(&same);
+                        spam_bayes_result_done(&form);
+                        spam_tokens_done(&t);
+                }
+}
+END_TEST
+
 /* Before each class has min_messages learned messages, every verdict is unsure and the
  * score lies in the unsure band, in the order of the score it would have had. */
 START_TEST(test_classify_cold_start)
@@ -884,6 +955,7 @@ START_TEST(test_defaults_sane)
         ck_assert(p->spam_cutoff <= 1);
         ck_assert(p->order_s > 0 && p->order_s < p->robinson_s);
         ck_assert(p->order_min_dev >= 0 && p->order_min_dev < 0.5);
+        ck_assert(p->order_form_s >= 0 && p->order_form_s <= p->order_s);
         ck_assert_uint_ge(p->min_messages, 1);
 }
 END_TEST
@@ -914,6 +986,7 @@ static Suite* spam_bayes_suite(void) {
         tcase_add_test(tc, test_classify_saturated);
         tcase_add_test(tc, test_classify_extreme);
         tcase_add_test(tc, test_classify_order_band);
+        tcase_add_test(tc, test_classify_order_form);
         tcase_add_test(tc, test_classify_cold_start);
         suite_add_tcase(s, tc);
 

@@ -56,6 +56,7 @@ START_TEST(test_shipped_defaults)
         SAME(bayes.esf);
         SAME(bayes.order_s);
         SAME(bayes.order_min_dev);
+        SAME(bayes.order_form_s);
         SAME(bayes.min_messages);
         SAME(deobfuscate);
         SAME(lexicon_min_messages);
@@ -84,11 +85,15 @@ START_TEST(test_order_keys)
         ConfigError e = CONFIG_ERROR_NULL;
 
         ck_assert_int_eq(spam_config_new(&c), 0);
-        ck_assert_int_eq(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderRobinsonS=0\nOrderMinDeviation=0.1\n", &e), 0);
+        ck_assert_int_eq(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderRobinsonS=0\nOrderMinDeviation=0.1\nOrderFormRobinsonS=1e-7\n", &e), 0);
         ck_assert(c->bayes.order_s == 0);
+        ck_assert(c->bayes.order_form_s == 1e-7);
         ck_assert(c->bayes.order_min_dev == 0.1);
         ck_assert_int_lt(spam_config_parse_text(c, "t.conf", "[Filter]\n\nOrderRobinsonS=-1\n", &e), 0);
         ck_assert_uint_eq(e.line, 3);
+        config_error_done(&e);
+        ck_assert_int_lt(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderFormRobinsonS=-0.5\n", &e), 0);
+        ck_assert_uint_eq(e.line, 2);
         config_error_done(&e);
         ck_assert_int_lt(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderMinDeviation=2\n", &e), 0);
         ck_assert_uint_eq(e.line, 2);
