@@ -644,6 +644,52 @@ START_TEST(test_classify_saturated)
 }
 END_TEST
 
+/* Among saturated messages, the tokens of how a message was made weigh more: with the
+ * text's evidence balanced, three header tokens of one class place the message on that
+ * class's side of the middle, while the same three as words leave it at the middle. */
+START_TEST(test_classify_saturated_form)
+{
+        FakeToken table[812];
+        SpamBayesParams p = params;
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+        double score[3];
+
+        p.robinson_s = 0;
+        for (size_t i = 0; i < 406; i++)
+                table[i] = (FakeToken) { 3000 + i, { 999, 1 }, {} };    /* spammy */
+        for (size_t i = 406; i < 812; i++)
+                table[i] = (FakeToken) { 3000 + i, { 1, 999 }, {} };    /* hammy */
+
+        for (int m = 0; m < 3; m++) {
+                SpamTokens t = SPAM_TOKENS_NULL;
+                SpamBayesResult r;
+
+                /* 403 tokens of each class; the first three spammy ones (m 0), hammy ones
+                 * (m 1) are header tokens, or none is (m 2) */
+                for (size_t i = 0; i < 403; i++) {
+                        bool form = i < 3 && m < 2;
+
+                        ck_assert_int_eq(spam_tokens_add(&t, table[i + (m == 1 ? 3 : 0)].hash,
+                                                         form && m == 0 ? SPAM_TOKEN_HEADER : SPAM_TOKEN_WORD,
+                                                         NULL, 0), 1);
+                        ck_assert_int_eq(spam_tokens_add(&t, table[406 + i + (m == 0 ? 3 : 0)].hash,
+                                                         form && m == 1 ? SPAM_TOKEN_HEADER : SPAM_TOKEN_WORD,
+                                                         NULL, 0), 1);
+                }
+                ck_assert_int_eq(spam_bayes_classify(&p, &t, (SpamTotals) { 1000, 1000 }, NULL, fake_lookup, &fake,
+                                                     0, &r), 0);
+                ck_assert_int_eq(r.verdict, SPAM_VERDICT_UNSURE);
+                ck_assert_msg(fabs(r.score - 0.5) < 1e-9, "message %d: %.17g", m, r.score);
+                score[m] = r.score;
+                spam_bayes_result_done(&r);
+                spam_tokens_done(&t);
+        }
+        ck_assert_msg(score[0] > 0.5 && score[1] < 0.5, "%.17g %.17g", score[0], score[1]);
+        ck_assert_msg(fabs(score[2] - 0.5) < (score[0] - 0.5) / 100 && fabs(score[2] - 0.5) < (0.5 - score[1]) / 100,
+                      "%.17g between %.17g and %.17g", score[2], score[1], score[0]);
+}
+END_TEST
+
 /* ln (1 − Q): agrees with 1 − Q where that is a double well above rounding, has the
  * closed forms of 2 and 4 degrees of freedom where it is far below, and only grows with
  * x². */
@@ -984,6 +1030,7 @@ static Suite* spam_bayes_suite(void) {
         tcase_add_test(tc, test_classify_tiled_family);
         tcase_add_test(tc, test_classify_bigram_prior);
         tcase_add_test(tc, test_classify_saturated);
+        tcase_add_test(tc, test_classify_saturated_form);
         tcase_add_test(tc, test_classify_extreme);
         tcase_add_test(tc, test_classify_order_band);
         tcase_add_test(tc, test_classify_order_form);
