@@ -201,18 +201,22 @@ static int tokens_reindex(SpamTokens *t, size_t size) {
         return 0;
 }
 
-bool spam_tokens_contains(const SpamTokens *t, uint64_t hash) {
+ssize_t spam_tokens_find(const SpamTokens *t, uint64_t hash) {
         size_t mask, slot;
 
         assert(t);
 
         if (t->index_size == 0)
-                return false;
+                return -ENOENT;
         mask = t->index_size - 1;
         for (slot = tokens_slot(hash, mask); t->index[slot] != 0; slot = (slot + 1) & mask)
                 if (t->hashes[t->index[slot] - 1] == hash)
-                        return true;
-        return false;
+                        return (ssize_t) t->index[slot] - 1;
+        return -ENOENT;
+}
+
+bool spam_tokens_contains(const SpamTokens *t, uint64_t hash) {
+        return spam_tokens_find(t, hash) >= 0;
 }
 
 /* Grows the arrays to hold n tokens (the printable forms too with keep_text). */

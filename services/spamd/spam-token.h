@@ -64,4 +64,6 @@ int spam_tokens_add(SpamTokens *t, uint64_t hash, SpamTokenKind kind, const char
  * Returns 0, -ENOMEM or -E2BIG. */
 int spam_tokens_reserve(SpamTokens *t, size_t n);
 bool spam_tokens_contains(const SpamTokens *t, uint64_t hash);
+/* The position of the token with this hash in the set, or -ENOENT. */
+ssize_t spam_tokens_find(const SpamTokens *t, uint64_t hash);
 void spam_tokens_done(SpamTokens *t);

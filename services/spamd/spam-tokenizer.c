@@ -145,13 +145,6 @@ typedef struct Tokenizer {
         unsigned ring_n, ring_pos;
         unsigned window;                /* bigram distances 1 .. window - 1 */
 
-        /* with opts->parts: w: token hash -> index, open addressing, hash 0 is empty */
-        struct WordSlot {
-                uint64_t hash;
-                uint32_t index;
-        } *wmap;
-        size_t wmap_size, wmap_n;
-
         uint64_t text_bytes;
         unsigned insertions;
         unsigned obfuscated;
@@ -414,49 +407,6 @@ static int parts_extend(Tokenizer *t, size_t n) {
         return 0;
 }
 
-/* The index of each w: token by its hash, for the bigrams' parts. */
-static int wmap_put(Tokenizer *t, uint64_t h, uint32_t index) {
-        size_t mask, i;
-
-        h = h ?: 1;
-        if ((t->wmap_n + 1) * 2 > t->wmap_size) {
-                size_t size = t->wmap_size ? t->wmap_size * 2 : 1024;
-                struct WordSlot *m = calloc(size, sizeof(struct WordSlot));
-
-                if (!m)
-                        return -ENOMEM;
-                for (size_t k = 0; k < t->wmap_size; k++)
-                        if (t->wmap[k].hash != 0) {
-                                for (i = (size_t) t->wmap[k].hash & (size - 1); m[i].hash != 0; i = (i + 1) & (size - 1))
-                                        ;
-                                m[i] = t->wmap[k];
-                        }
-                free(t->wmap);
-                t->wmap = m;
-                t->wmap_size = size;
-        }
-        mask = t->wmap_size - 1;
-        for (i = (size_t) h & mask; t->wmap[i].hash != 0; i = (i + 1) & mask)
-                if (t->wmap[i].hash == h)
-                        return 0;
-        t->wmap[i] = (struct WordSlot) { .hash = h, .index = index };
-        t->wmap_n++;
-        return 0;
-}
-
-static uint32_t wmap_get(const Tokenizer *t, uint64_t h) {
-        size_t mask, i;
-
-        if (t->wmap_size == 0)
-                return SPAM_TOKEN_NO_WORD;
-        h = h ?: 1;
-        mask = t->wmap_size - 1;
-        for (i = (size_t) h & mask; t->wmap[i].hash != 0; i = (i + 1) & mask)
-                if (t->wmap[i].hash == h)
-                        return t->wmap[i].index;
-        return SPAM_TOKEN_NO_WORD;
-}
-
 static int tok_addf(Tokenizer *t, SpamTokenKind kind, const char *prefix, const char *format, ...) _printf_(4, 5);
 static int tok_addf(Tokenizer *t, SpamTokenKind kind, const char *prefix, const char *format, ...) {
         char buf[256];
@@ -549,13 +499,10 @@ static int on_body_word(Tokenizer *t, char *w, size_t len, bool digits, const ch
         if (r > 0 && t->opts->on_word && w != shape)
                 t->opts->on_word(w, len, t->opts->userdata);
         if (t->opts->parts) {
-                if (r > 0) {
-                        word = (uint32_t) (t->tokens->n - 1);
-                        r = wmap_put(t, h, word);
-                        if (r < 0)
-                                return r;
-                } else
-                        word = wmap_get(t, h);
+                /* the w: token's position, for the bigrams' and shapes' parts */
+                ssize_t k = r > 0 ? (ssize_t) t->tokens->n - 1 : spam_tokens_find(t->tokens, h);
+
+                word = k >= 0 ? (uint32_t) k : SPAM_TOKEN_NO_WORD;
         }
 
         if (t->opts->shapes && w != shape) {
@@ -1212,7 +1159,10 @@ static int on_header(Tokenizer *t, const MimeEvent *e) {
                         return r;
         }
 
-        snprintf(prefix, sizeof(prefix), "h:%s:", name);
+        /* "h:NAME:" (n is at most SPAM_NAME_MAX) */
+        prefix[0] = 'h', prefix[1] = ':';
+        memcpy(prefix + 2, name, n);
+        prefix[n + 2] = ':', prefix[n + 3] = '\0';
 
         if (streq(name, "received"))
                 return tokenize_words(t, e->data, received_from_clause(e->data, e->size), WORD_HEADER_HOST,
@@ -1571,12 +1521,10 @@ int spam_tokenize(const char *msg, size_t len, const SpamTokenizerOptions *opts,
                         goto fail;
         }
 
-        free(t.wmap);
         *ret = tokens;
         return 0;
 
 fail:
-        free(t.wmap);
         if (opts->parts)
                 spam_token_parts_done(opts->parts);
         spam_tokens_done(&tokens);

@@ -1259,7 +1259,7 @@ static int param_assemble_rfc2231(MimeCharsets *c, const ParamPiece *pieces, siz
 int mime_params_parse(MimeCharsets *c, const char *value, size_t n, MimeParams *ret, unsigned *ret_defects) {
         _cleanup_(mime_params_done) MimeParams p = MIME_PARAMS_NULL;
         ParamPiece *pieces = NULL;
-        size_t n_pieces = 0, i = 0;
+        size_t n_pieces = 0, pieces_alloc = 0, i = 0;
         unsigned defects = 0;
         int r;
 
@@ -1293,10 +1293,6 @@ int mime_params_parse(MimeCharsets *c, const char *value, size_t n, MimeParams *
                 if (!p.value)
                         return -ENOMEM;
         }
-
-        pieces = calloc(PARAM_PIECES_MAX, sizeof(ParamPiece));
-        if (!pieces)
-                return -ENOMEM;
 
         while (i < n) {
                 _cleanup_(mime_buffer_done) MimeBuffer v = MIME_BUFFER_NULL;
@@ -1371,6 +1367,18 @@ int mime_params_parse(MimeCharsets *c, const char *value, size_t n, MimeParams *
                 if (n_pieces >= PARAM_PIECES_MAX) {
                         defects |= MIME_HEADER_DEFECT_PARAM;
                         break;
+                }
+                if (n_pieces == pieces_alloc) {
+                        /* most fields have a parameter or two; room grows as they come */
+                        size_t a = MIN(MAX(pieces_alloc * 2, (size_t) 4), (size_t) PARAM_PIECES_MAX);
+                        ParamPiece *np = reallocarray(pieces, a, sizeof(ParamPiece));
+
+                        if (!np) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                        pieces = np;
+                        pieces_alloc = a;
                 }
                 pieces[n_pieces] = (ParamPiece) {
                         .name = TAKE_PTR(name),

@@ -132,6 +132,7 @@ START_TEST(test_tokens_dedup)
         const size_t n = 50000;
 
         ck_assert(!spam_tokens_contains(&t, 42));
+        ck_assert_int_eq(spam_tokens_find(&t, 42), -ENOENT);
 
         /* many, so the index grows several times; hashes with equal low bits collide */
         for (size_t i = 0; i < n; i++)
@@ -141,10 +142,12 @@ START_TEST(test_tokens_dedup)
         ck_assert_uint_eq(t.n, n);
         for (size_t i = 0; i < n; i++) {
                 ck_assert(spam_tokens_contains(&t, (uint64_t) i << 20));
+                ck_assert_int_eq(spam_tokens_find(&t, (uint64_t) i << 20), (ssize_t) i);
                 ck_assert_uint_eq(t.hashes[i], (uint64_t) i << 20);
                 ck_assert_uint_eq(t.kinds[i], SPAM_TOKEN_WORD);
         }
         ck_assert(!spam_tokens_contains(&t, (uint64_t) n << 20));
+        ck_assert_int_eq(spam_tokens_find(&t, (uint64_t) n << 20), -ENOENT);
         ck_assert(!spam_tokens_contains(&t, 1));
         ck_assert_ptr_null(t.text);
 
