@@ -514,11 +514,16 @@ static void radix_pass(unsigned shift, size_t n, uint64_t **kin, uint64_t **kout
  * doubles that are not negative the bit patterns order as the values do), 8 bits a pass,
  * passes where every key has the same byte skipped. It is stable and v comes in index
  * order, so ties stay ordered by index as score_cmp() wants. The upper 48 bits (exponent
- * and 36 bits of mantissa) are sorted first: two different f that agree there are rare
- * (equal f, as of tokens with the same counts, agree in every bit; at 32 bits, the f of
- * a token seen in one spam and of one seen in two do not always differ), and only when
- * there are such neighbours is the sort done again from the lowest byte: in protocol A,
- * for 3 % of the sorts. tmp: room for n scores, keys: for 2n keys. */
+ * and 36 bits of mantissa) are sorted first: equal f, as of tokens with the same counts,
+ * agree in every bit, and different f that agree there are neighbours in short runs (the
+ * near-0 and near-1 f of the ordering estimate's tokens seen in hundreds of messages of
+ * one class differ only in their low bits; at 32 bits, the f of a token seen in one spam
+ * and of one seen in two do not always differ). Such a run is finished by an insertion
+ * sort on the whole key; a run longer than SORT_RUN_MAX, which would make that quadratic,
+ * has the whole array sorted again from the lowest byte. tmp: room for n scores, keys:
+ * for 2n keys. */
+#define SORT_RUN_MAX 128U
+
 static void sort_extreme(SpamTokenScore *v, size_t n, SpamTokenScore *tmp, uint64_t *keys) {
         uint64_t *kin = keys, *kout = keys + n;
         SpamTokenScore *vin = v, *vout = tmp;
@@ -539,10 +544,36 @@ static void sort_extreme(SpamTokenScore *v, size_t n, SpamTokenScore *tmp, uint6
 
         for (unsigned shift = 16; shift < 64; shift += 8)
                 radix_pass(shift, n, &kin, &kout, &vin, &vout);
-        for (size_t i = 1; i < n && !low; i++)
-                low = kin[i - 1] >> 16 == kin[i] >> 16 && kin[i - 1] != kin[i];
+
+        /* Runs that agree in the upper 48 bits are in index order; those whose keys differ
+         * below are finished by a stable insertion sort on the whole key when short, and
+         * the whole array is sorted again from the lowest byte when one is long (the order
+         * of full ties is still their index order either way). */
+        for (size_t a = 0, b; a < n && !low; a = b) {
+                bool differ = false;
+
+                for (b = a + 1; b < n && kin[b] >> 16 == kin[a] >> 16; b++)
+                        differ = differ || kin[b] != kin[a];
+                if (!differ)
+                        continue;
+                if (b - a > SORT_RUN_MAX) {
+                        low = true;
+                        break;
+                }
+                for (size_t i = a + 1; i < b; i++) {
+                        uint64_t key = kin[i];
+                        SpamTokenScore val = vin[i];
+                        size_t j = i;
+
+                        for (; j > a && kin[j - 1] > key; j--) {
+                                kin[j] = kin[j - 1];
+                                vin[j] = vin[j - 1];
+                        }
+                        kin[j] = key;
+                        vin[j] = val;
+                }
+        }
         if (low)
-                /* from the lowest byte: the order of full ties is still their index order */
                 for (unsigned shift = 0; shift < 64; shift += 8)
                         radix_pass(shift, n, &kin, &kout, &vin, &vout);
 

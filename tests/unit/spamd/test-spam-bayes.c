@@ -448,6 +448,55 @@ START_TEST(test_classify_tiled_close)
 }
 END_TEST
 
+/* The same with many such tokens in one run of equal upper bits: a short run is finished
+ * by insertion, a long one (over 128 tokens) by sorting the whole keys again; tiling must
+ * come out the same either way. Pair i: bigram 3i of words 3i + 1 (seen in two spam, the
+ * more extreme) and 3i + 2 (0.9). */
+START_TEST(test_classify_tiled_close_runs)
+{
+        static const size_t pairs[] = { 20, 200 };
+
+        for (size_t k = 0; k < ELEMENTSOF(pairs); k++) {
+                size_t n = 3 * pairs[k];
+                FakeToken *table = calloc(n, sizeof(FakeToken));
+                uint32_t (*parts)[2] = calloc(n, sizeof(*parts));
+                SpamTotals totals = { 100, 100 };
+                SpamBayesParams p = params;
+                Fake fake = { NULL, n, 0 };
+                SpamBayesResult r;
+                SpamTokens t = SPAM_TOKENS_NULL;
+
+                ck_assert_ptr_nonnull(table);
+                ck_assert_ptr_nonnull(parts);
+                fake.v = table;
+                p.robinson_s = 1e-12;
+                for (size_t i = 0; i < pairs[k]; i++) {
+                        table[3 * i] = (FakeToken) { 1000 + 3 * i, { 1, 0 }, {} };
+                        table[3 * i + 1] = (FakeToken) { 1001 + 3 * i, { 2, 0 }, {} };
+                        table[3 * i + 2] = (FakeToken) { 1002 + 3 * i, { 9, 1 }, {} };
+                        parts[3 * i][0] = (uint32_t) (3 * i + 1);
+                        parts[3 * i][1] = (uint32_t) (3 * i + 2);
+                        parts[3 * i + 1][0] = parts[3 * i + 1][1] = UINT32_MAX;
+                        parts[3 * i + 2][0] = parts[3 * i + 2][1] = UINT32_MAX;
+                        ck_assert_int_eq(spam_tokens_add(&t, table[3 * i].hash, SPAM_TOKEN_BIGRAM, NULL, 0), 1);
+                        ck_assert_int_eq(spam_tokens_add(&t, table[3 * i + 1].hash, SPAM_TOKEN_WORD, NULL, 0), 1);
+                        ck_assert_int_eq(spam_tokens_add(&t, table[3 * i + 2].hash, SPAM_TOKEN_WORD, NULL, 0), 1);
+                }
+
+                ck_assert_int_eq(spam_bayes_classify_tiled(&p, &t, (const uint32_t (*)[2]) parts, totals, NULL,
+                                                           fake_lookup, &fake, n, &r), 0);
+                ck_assert_uint_eq(r.n_used, 2 * pairs[k]);
+                for (size_t i = 0; i < r.n_top; i++)
+                        ck_assert_msg(r.top[i].index % 3 != 0, "%zu pairs: bigram %zu used", pairs[k],
+                                      r.top[i].index);
+                spam_bayes_result_done(&r);
+                spam_tokens_done(&t);
+                free(parts);
+                free(table);
+        }
+}
+END_TEST
+
 /* Shape readings ("c:FREE", "!:free") name their word twice in parts: the word counts once,
  * in its most extreme reading among the word itself, its shapes and its bigrams. */
 START_TEST(test_classify_tiled_shapes)
@@ -1026,6 +1075,7 @@ static Suite* spam_bayes_suite(void) {
         tcase_add_test(tc, test_classify_tiled);
         tcase_add_test(tc, test_classify_counts);
         tcase_add_test(tc, test_classify_tiled_close);
+        tcase_add_test(tc, test_classify_tiled_close_runs);
         tcase_add_test(tc, test_classify_tiled_shapes);
         tcase_add_test(tc, test_classify_tiled_family);
         tcase_add_test(tc, test_classify_bigram_prior);
