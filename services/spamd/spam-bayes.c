@@ -623,17 +623,21 @@ typedef struct Combine {
         uint8_t *covered;
 } Combine;
 
-/* The chi-square combination of the tokens' f(w) at strength and min_dev (the rest from
- * p) over the evidence of the counts looked up before (eg global, ed the domain's or
- * NULL), shape tokens only with shapes: *ret_score, and the tokens used in c->v[0..used). */
 /* How the message was made and sent rather than what its text says: the header's fields,
- * the client address, the tokenizer's features and the words of HTML comments. */
-static bool token_kind_is_form(SpamTokenKind k) {
-        return IN_SET(k, SPAM_TOKEN_HEADER, SPAM_TOKEN_IP, SPAM_TOKEN_FEATURE, SPAM_TOKEN_MARKUP);
+ * the client address, the tokenizer's features and the words of HTML comments (a mask of
+ * kinds: this test runs for every token of both estimates). */
+#define FORM_KINDS (1U << SPAM_TOKEN_HEADER | 1U << SPAM_TOKEN_IP | 1U << SPAM_TOKEN_FEATURE | 1U << SPAM_TOKEN_MARKUP)
+_Static_assert(_SPAM_TOKEN_KIND_MAX <= 32, "token kinds fit a 32-bit mask");
+
+static inline bool token_kind_is_form(uint8_t k) {
+        return k < 32 && (FORM_KINDS >> k & 1);
 }
 
-/* strength: the prior's strength for every token; form_strength: for the tokens of
- * token_kind_is_form() (the same as strength, or the ordering estimate's own). */
+/* The chi-square combination of the tokens' f(w) at strength and min_dev (the rest from
+ * p) over the evidence of the counts looked up before (eg global, ed the domain's or
+ * NULL), shape tokens only with shapes: *ret_score, and the tokens used in c->v[0..used).
+ * form_strength: the strength for the tokens of token_kind_is_form() (the same as
+ * strength, or the ordering estimate's own). */
 static void combine(const SpamBayesParams *p, double strength, double form_strength, double min_dev, bool shapes,
                     const SpamTokens *tokens, const uint32_t (*parts)[2], const TokenEvidence *eg,
                     const TokenEvidence *ed, Combine *c, size_t *ret_used, double *ret_score) {
