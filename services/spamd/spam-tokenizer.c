@@ -919,7 +919,7 @@ static bool header_ignored(const char *name) {
         if (strncmp(name, "x-spam", 6) == 0 || strncmp(name, "x-virus", 7) == 0)
                 return true;
         for (size_t i = 0; i < ELEMENTSOF(ignored); i++)
-                if (streq(name, ignored[i]))
+                if (name[0] == ignored[i][0] && streq(name, ignored[i]))
                         return true;
         return false;
 }
@@ -985,7 +985,7 @@ SpamFieldFamily spam_field_family(const char *name) {
         if (startswith(name, "content-") && !streq(name, "content-class"))
                 return SPAM_FIELD_FAMILY_MIME;
         for (size_t i = 0; i < ELEMENTSOF(table); i++)
-                if (streq(name, table[i].name))
+                if (name[0] == table[i].name[0] && streq(name, table[i].name))
                         return table[i].family;
         return SPAM_FIELD_FAMILY_NONE;
 }
