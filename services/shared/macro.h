@@ -13,6 +13,7 @@
 #define _pure_ __attribute__((pure))
 #define _const_ __attribute__((const))
 #define _noreturn_ __attribute__((noreturn))
+#define _noinline_ __attribute__((noinline))
 #define _likely_(x) (__builtin_expect(!!(x), 1))
 #define _unlikely_(x) (__builtin_expect(!!(x), 0))
 #define _sentinel_ __attribute__((sentinel))

@@ -135,6 +135,8 @@ typedef struct Tokenizer {
         const SpamTokenizerOptions *opts;
         SpamTokens *tokens;
         size_t max_tokens;
+        size_t max_other;               /* tokens other than features: max_tokens less the room
+                                         * kept for the features at the end */
         bool full;
 
         /* bigram window: the last words of the current part */
@@ -347,14 +349,25 @@ uint32_t spam_unichar_fold(uint32_t c) {
 
 /* ---- adding tokens ---------------------------------------------------------------- */
 
+/* With keep_text: the token with its printable form, for explanations only, cut to the
+ * buffer (apart from tok_add_hash(), whose common path then needs no buffer). */
+static _noinline_ int tok_add_text(Tokenizer *t, uint64_t h, SpamTokenKind kind, const char *prefix,
+                                   const char *text, size_t len) {
+        char buf[512];
+        size_t plen, k;
+
+        plen = MIN(strlen(prefix), sizeof(buf) - 1);
+        memcpy(buf, prefix, plen);
+        k = MIN(len, sizeof(buf) - 1 - plen);
+        memcpy(buf + plen, text, k);
+        return spam_tokens_add(t->tokens, h, kind, buf, plen + k);
+}
+
 static int tok_add_hash(Tokenizer *t, SpamTokenKind kind, const char *prefix, const char *text, size_t len,
                         uint64_t *ret_hash) {
-        char buf[512];
-        size_t limit, plen, k;
         uint64_t h;
 
-        limit = kind == SPAM_TOKEN_FEATURE ? t->max_tokens : t->max_tokens - MIN(t->max_tokens / 2, SPAM_FEATURE_RESERVE);
-        if (t->tokens->n >= limit) {
+        if (t->tokens->n >= (kind == SPAM_TOKEN_FEATURE ? t->max_tokens : t->max_other)) {
                 t->full = true;
                 return -ENOSPC;
         }
@@ -364,13 +377,7 @@ static int tok_add_hash(Tokenizer *t, SpamTokenKind kind, const char *prefix, co
                 *ret_hash = h;
         if (!t->tokens->keep_text)
                 return spam_tokens_add(t->tokens, h, kind, NULL, 0);
-
-        /* the printable form, for explanations only: cut to the buffer */
-        plen = MIN(strlen(prefix), sizeof(buf) - 1);
-        memcpy(buf, prefix, plen);
-        k = MIN(len, sizeof(buf) - 1 - plen);
-        memcpy(buf + plen, text, k);
-        return spam_tokens_add(t->tokens, h, kind, buf, plen + k);
+        return tok_add_text(t, h, kind, prefix, text, len);
 }
 
 static int tok_add(Tokenizer *t, SpamTokenKind kind, const char *prefix, const char *text, size_t len) {
@@ -525,7 +532,7 @@ static int on_body_word(Tokenizer *t, char *w, size_t len, bool digits, const ch
                 unsigned slot = (t->ring_pos + SPAM_BIGRAM_WINDOW - 1 - d) % (SPAM_BIGRAM_WINDOW - 1);
                 uint64_t bh = spam_tokenizer_bigram_hash(t->ring_hash[slot], d, h);
 
-                if (t->tokens->n >= t->max_tokens - MIN(t->max_tokens / 2, SPAM_FEATURE_RESERVE)) {
+                if (t->tokens->n >= t->max_other) {
                         t->full = true;
                         return 0;
                 }
@@ -1485,6 +1492,7 @@ int spam_tokenize(const char *msg, size_t len, const SpamTokenizerOptions *opts,
         for (size_t i = 0; i < ELEMENTSOF(t.family_anchor); i++)
                 t.family_anchor[i] = SPAM_TOKEN_NO_WORD;
         t.max_tokens = opts->max_tokens > 0 ? opts->max_tokens : SPAM_TOKENIZER_MAX_TOKENS_DEFAULT;
+        t.max_other = t.max_tokens - MIN(t.max_tokens / 2, SPAM_FEATURE_RESERVE);
         t.window = opts->bigram_window > 0 ? MIN(opts->bigram_window, SPAM_BIGRAM_WINDOW) :
                                              SPAM_TOKENIZER_BIGRAM_WINDOW_DEFAULT;
         tokens.keep_text = opts->keep_text;
