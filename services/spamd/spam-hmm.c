@@ -1792,8 +1792,8 @@ static void chunk_classify(const SpamHmm *h, const char *text, HmmChunk *c) {
         if (!c->fragment)
                 return;
 
-        /* addresses, URLs and paths are not words */
-        if ((at && dot_after_at) || (slash && !backslash && !pipe) || memmem(s, n, "://", 3)) {
+        /* addresses, URLs and paths are not words ("://" has a '/', which sets slash) */
+        if ((at && dot_after_at) || (slash && ((!backslash && !pipe) || memmem(s, n, "://", 3)))) {
                 c->fragment = false;
                 return;
         }
