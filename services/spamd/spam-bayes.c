@@ -698,13 +698,13 @@ static void combine(const SpamBayesParams *p, double strength, double form_stren
 
         for (size_t i = 0; i < used; i++) {
                 /* f is in (0, 1) when s > 0; keep the logarithms finite for s = 0 too */
-                double f = CLAMP(v[i].prob, 1e-9, 1.0 - 1e-9);
+                double f = CLAMP(v[i].prob, 1e-9, 1.0 - 1e-9), ln_f = log(f), ln_1f = log1p(-f);
 
-                sum_ln_f += log(f);
-                sum_ln_1f += log1p(-f);
+                sum_ln_f += ln_f;
+                sum_ln_1f += ln_1f;
                 if (tokens->kinds && token_kind_is_form(tokens->kinds[v[i].index])) {
-                        form_ln_f += log(f);
-                        form_ln_1f += log1p(-f);
+                        form_ln_f += ln_f;
+                        form_ln_1f += ln_1f;
                         form_used++;
                 }
         }
