@@ -131,9 +131,22 @@
 #define WRAP_SHORT 72U                  /* the shortest bucket of f:wrap: */
 #define RAW_LINE_EXACT 80U              /* f:rawline: lengths up to this are exact */
 
+/* The body words of a message seen so far, by a cheap hash of their folded form: a
+ * repeated word (half of a message's words) takes its w: token's hash and position from
+ * here instead of hashing again (direct-mapped; a slot holds the last word that hashed
+ * to it). */
+#define WORD_CACHE_SLOTS 256U
+typedef struct WordCacheEntry {
+        uint64_t hash;                  /* the w: token's */
+        uint32_t index;                 /* its position in the token set, or SPAM_TOKEN_NO_WORD */
+        char word[SPAM_WORD_MAX];
+} WordCacheEntry;
+
 typedef struct Tokenizer {
         const SpamTokenizerOptions *opts;
         SpamTokens *tokens;
+        WordCacheEntry *word_cache;     /* WORD_CACHE_SLOTS entries, valid where word_cache_len > 0 */
+        uint8_t word_cache_len[WORD_CACHE_SLOTS];
         size_t max_tokens;
         size_t max_other;               /* tokens other than features: max_tokens less the room
                                          * kept for the features at the end */
@@ -483,11 +496,20 @@ static int add_shape(Tokenizer *t, const char *prefix, const char *text, size_t 
 /* One folded word (digits: it is all ASCII digits). written: the word as written, only
  * normalised as the folded one is but for case, when it differs from w (it has capitals),
  * else NULL; bang: a '!' follows it. */
+static unsigned word_cache_slot(const char *w, size_t len) {
+        uint32_t x = 2166136261U;       /* FNV-1a */
+
+        for (size_t i = 0; i < len; i++)
+                x = (x ^ (uint8_t) w[i]) * 16777619U;
+        return (x ^ x >> 16) & (WORD_CACHE_SLOTS - 1);
+}
+
 static int on_body_word(Tokenizer *t, char *w, size_t len, bool digits, const char *written,
                         size_t written_len, bool bang) {
         char shape[8];
         uint32_t word = SPAM_TOKEN_NO_WORD;
         uint64_t h = 0;
+        unsigned cached;
         int r;
 
         /* long digit runs by their length */
@@ -498,18 +520,35 @@ static int on_body_word(Tokenizer *t, char *w, size_t len, bool digits, const ch
                 len = (size_t) k;
         }
 
-        r = tok_add_hash(t, SPAM_TOKEN_WORD, "w:", w, len, &h);
-        if (r == -ENOSPC)
-                return 0;
-        if (r < 0)
-                return r;
-        if (r > 0 && t->opts->on_word && w != shape)
-                t->opts->on_word(w, len, t->opts->userdata);
-        if (t->opts->parts) {
-                /* the w: token's position, for the bigrams' and shapes' parts */
-                ssize_t k = r > 0 ? (ssize_t) t->tokens->n - 1 : spam_tokens_find(t->tokens, h);
+        cached = word_cache_slot(w, len);
+        if (t->word_cache_len[cached] == len && memcmp(t->word_cache[cached].word, w, len) == 0) {
+                /* a word of this message again: its token is in the set */
+                if (t->tokens->n >= t->max_other) {
+                        t->full = true;
+                        return 0;
+                }
+                h = t->word_cache[cached].hash;
+                word = t->word_cache[cached].index;
+        } else {
+                r = tok_add_hash(t, SPAM_TOKEN_WORD, "w:", w, len, &h);
+                if (r == -ENOSPC)
+                        return 0;
+                if (r < 0)
+                        return r;
+                if (r > 0 && t->opts->on_word && w != shape)
+                        t->opts->on_word(w, len, t->opts->userdata);
+                if (t->opts->parts) {
+                        /* the w: token's position, for the bigrams' and shapes' parts */
+                        ssize_t k = r > 0 ? (ssize_t) t->tokens->n - 1 : spam_tokens_find(t->tokens, h);
 
-                word = k >= 0 ? (uint32_t) k : SPAM_TOKEN_NO_WORD;
+                        word = k >= 0 ? (uint32_t) k : SPAM_TOKEN_NO_WORD;
+                }
+                if (len > 0 && len <= SPAM_WORD_MAX) {
+                        t->word_cache[cached].hash = h;
+                        t->word_cache[cached].index = word;
+                        memcpy(t->word_cache[cached].word, w, len);
+                        t->word_cache_len[cached] = (uint8_t) len;
+                }
         }
 
         if (t->opts->shapes && w != shape) {
@@ -1478,9 +1517,11 @@ static int add_features(Tokenizer *t, unsigned defects) {
 int spam_tokenize(const char *msg, size_t len, const SpamTokenizerOptions *opts, SpamTokens *ret) {
         _cleanup_(mime_parser_freep) MimeParser *p = NULL;
         SpamTokens tokens = SPAM_TOKENS_NULL;
+        WordCacheEntry word_cache[WORD_CACHE_SLOTS];    /* only where t.word_cache_len says */
         Tokenizer t = {
                 .opts = opts,
                 .tokens = &tokens,
+                .word_cache = word_cache,
         };
         int r;
 

@@ -518,6 +518,53 @@ START_TEST(test_tokenizer_parts)
 }
 END_TEST
 
+/* The same with more distinct words than the tokenizer remembers at once (it keeps the
+ * recent words of a message by a hash, one per slot): 600 words, then the same words in
+ * another order, so that repeats meet both remembered and forgotten words. */
+START_TEST(test_tokenizer_parts_many)
+{
+        SpamTokenParts parts = SPAM_TOKEN_PARTS_NULL;
+        SpamTokenizerOptions opts = { .key = &key, .bigrams = true, .keep_text = true, .parts = &parts };
+        SpamTokens t = SPAM_TOKENS_NULL;
+        char msg[16384];
+        size_t n = 0;
+        unsigned bigrams = 0, words = 0;
+
+        n += (size_t) snprintf(msg + n, sizeof(msg) - n, "Subject: x\n\n");
+        for (unsigned round = 0; round < 2; round++)
+                for (unsigned i = 0; i < 600; i++) {
+                        unsigned k = round == 0 ? i : (i * 7) % 600;
+
+                        n += (size_t) snprintf(msg + n, sizeof(msg) - n, "w%c%c%c ", 'a' + k / 100 % 10,
+                                               'a' + k / 10 % 10, 'a' + k % 10);
+                        ck_assert_uint_lt(n, sizeof(msg));
+                }
+
+        ck_assert_int_eq(spam_tokenize(msg, n, &opts, &t), 0);
+        ck_assert_uint_eq(parts.n, t.n);
+        for (size_t i = 0; i < t.n; i++) {
+                char w1[64], w2[64], x[80];
+                unsigned d;
+
+                words += t.kinds[i] == SPAM_TOKEN_WORD;
+                if (t.kinds[i] != SPAM_TOKEN_BIGRAM)
+                        continue;
+                bigrams++;
+                ck_assert_int_eq(sscanf(t.text[i], "b:%63s %u %63s", w1, &d, w2), 3);
+                ck_assert_uint_lt(parts.word[i][0], t.n);
+                ck_assert_uint_lt(parts.word[i][1], t.n);
+                snprintf(x, sizeof(x), "w:%s", w1);
+                ck_assert_str_eq(t.text[parts.word[i][0]], x);
+                snprintf(x, sizeof(x), "w:%s", w2);
+                ck_assert_str_eq(t.text[parts.word[i][1]], x);
+        }
+        ck_assert_uint_eq(words, 600);
+        ck_assert_uint_ge(bigrams, 1100);
+        spam_tokens_done(&t);
+        spam_token_parts_done(&parts);
+}
+END_TEST
+
 /* Field families: with field_families and parts, every token of the top-level fields of a
  * family names the family's first token twice (fields of a family after other fields
  * too); other header tokens, tokens of a part's own fields and body tokens get nothing. */
@@ -960,6 +1007,7 @@ static Suite* spam_tokenizer_suite(void) {
         tcase_add_test(tc, test_tokenizer_bigram_window);
         tcase_add_test(tc, test_tokenizer_bigram_hash);
         tcase_add_test(tc, test_tokenizer_parts);
+        tcase_add_test(tc, test_tokenizer_parts_many);
         tcase_add_test(tc, test_tokenizer_field_families);
         tcase_add_test(tc, test_tokenizer_on_word_and_limits);
         tcase_add_test(tc, test_tokenizer_raw_lines);
