@@ -493,9 +493,7 @@ static int add_shape(Tokenizer *t, const char *prefix, const char *text, size_t 
         return 0;
 }
 
-/* One folded word (digits: it is all ASCII digits). written: the word as written, only
- * normalised as the folded one is but for case, when it differs from w (it has capitals),
- * else NULL; bang: a '!' follows it. */
+/* The slot of a folded word in the message's word cache. */
 static unsigned word_cache_slot(const char *w, size_t len) {
         uint32_t x = 2166136261U;       /* FNV-1a */
 
@@ -504,6 +502,9 @@ static unsigned word_cache_slot(const char *w, size_t len) {
         return (x ^ x >> 16) & (WORD_CACHE_SLOTS - 1);
 }
 
+/* One folded word (digits: it is all ASCII digits). written: the word as written, only
+ * normalised as the folded one is but for case, when it differs from w (it has capitals),
+ * else NULL; bang: a '!' follows it. */
 static int on_body_word(Tokenizer *t, char *w, size_t len, bool digits, const char *written,
                         size_t written_len, bool bang) {
         char shape[8];
