@@ -135,7 +135,7 @@
  * repeated word (half of a message's words) takes its w: token's hash and position from
  * here instead of hashing again (direct-mapped; a slot holds the last word that hashed
  * to it). */
-#define WORD_CACHE_SLOTS 256U
+#define WORD_CACHE_SLOTS 512U
 typedef struct WordCacheEntry {
         uint64_t hash;                  /* the w: token's */
         uint32_t index;                 /* its position in the token set, or SPAM_TOKEN_NO_WORD */
@@ -192,6 +192,37 @@ static const uint8_t ascii_class[128] = {
 static inline bool ascii_alnum(uint8_t c) {
         return c < 0x80 && (ascii_class[c] & CH_ALNUM);
 }
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SWAR_ONES UINT64_C(0x0101010101010101)
+#define SWAR_HIGH UINT64_C(0x8080808080808080)
+
+/* Bit 7 of each byte of v (seven-bit values) set when the byte is in [lo, hi]: adding
+ * 0x80 − lo sets bit 7 from lo on, adding 0x7f − hi from hi + 1 on, without carries into
+ * the next byte. */
+static inline uint64_t swar_in_range(uint64_t v, uint8_t lo, uint8_t hi) {
+        return (v + (0x80U - lo) * SWAR_ONES) & ~(v + (0x7fU - hi) * SWAR_ONES) & SWAR_HIGH;
+}
+
+/* How many of the eight bytes at s are ASCII letters or digits, from the first on; with
+ * bit 7 set in *ret_upper for the capitals among them and in *ret_digit for the digits. */
+static inline size_t swar_alnum_run(const char *s, uint64_t *ret_upper, uint64_t *ret_digit) {
+        uint64_t x, v, ascii, upper, digit, alnum, run;
+        size_t k;
+
+        memcpy(&x, s, 8);
+        ascii = ~x & SWAR_HIGH;
+        v = x & ~SWAR_HIGH;
+        upper = swar_in_range(v, 'A', 'Z') & ascii;
+        digit = swar_in_range(v, '0', '9') & ascii;
+        alnum = upper | digit | (swar_in_range(v, 'a', 'z') & ascii);
+        k = alnum == SWAR_HIGH ? 8 : (size_t) __builtin_ctzll(~alnum & SWAR_HIGH) / 8;
+        run = k == 8 ? SWAR_HIGH : SWAR_HIGH & ((UINT64_C(1) << (8 * k)) - 1);
+        *ret_upper = upper & run;
+        *ret_digit = digit & run;
+        return k;
+}
+#endif
 
 
 /* Decode one UTF-8 sequence at s (n > 0 bytes). Invalid input gives U+FFFD for one byte:
@@ -493,13 +524,23 @@ static int add_shape(Tokenizer *t, const char *prefix, const char *text, size_t 
         return 0;
 }
 
-/* The slot of a folded word in the message's word cache. */
+/* The slot of a folded word in the message's word cache: a multiplicative hash of its
+ * bytes taken eight at a time. w has room for eight bytes from any of its first len
+ * (a word buffer of WORD_BUF bytes, or the eight of a digit run's shape); those past the
+ * word are masked off. */
 static unsigned word_cache_slot(const char *w, size_t len) {
-        uint32_t x = 2166136261U;       /* FNV-1a */
+        uint64_t x = len;
 
-        for (size_t i = 0; i < len; i++)
-                x = (x ^ (uint8_t) w[i]) * 16777619U;
-        return (x ^ x >> 16) & (WORD_CACHE_SLOTS - 1);
+        for (size_t i = 0; i < len; i += 8) {
+                uint64_t m;
+
+                memcpy(&m, w + i, 8);
+                if (len - i < 8)
+                        m &= (UINT64_C(1) << (8 * (len - i))) - 1;
+                x = (x ^ m) * UINT64_C(0x9e3779b97f4a7c15);
+                x ^= x >> 29;
+        }
+        return (unsigned) (x >> 32) & (WORD_CACHE_SLOTS - 1);
 }
 
 /* One folded word (digits: it is all ASCII digits). written: the word as written, only
@@ -705,9 +746,42 @@ static int tokenize_words(Tokenizer *t, const char *s, size_t n, WordContext ctx
                 while (i < n) {
                         uint32_t written = 0;    /* c before folding, when it was folded */
 
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                        if (i + 8 <= n) {
+                                /* the common case, eight bytes at a time: a run of ASCII
+                                 * letters and digits, folded by setting bit 5 of the capitals
+                                 * (w has room for the eight bytes written) */
+                                uint64_t upper, digit, x;
+                                size_t k = swar_alnum_run(s + i, &upper, &digit);
+
+                                if (k > 0) {
+                                        if (chars == 0)
+                                                first = (uint8_t) s[i] | (upper & 0x80 ? 0x20 : 0);
+                                        chars += k;
+                                        if (digit != (SWAR_HIGH & ((k == 8 ? 0 : UINT64_C(1) << (8 * k)) - 1)))
+                                                digits = false;
+                                        if (!too_long) {
+                                                if (wl + k > SPAM_WORD_MAX)
+                                                        too_long = true;
+                                                else {
+                                                        memcpy(&x, s + i, 8);
+                                                        x |= upper >> 2;
+                                                        memcpy(w + wl, &x, 8);
+                                                        wl += k;
+                                                        cased = cased || upper != 0;
+                                                }
+                                        }
+                                        i += k;
+                                        if (k == 8)
+                                                continue;
+                                }
+                                if (i >= n)
+                                        break;
+                        }
+#endif
                         b = (uint8_t) s[i];
                         if (b < 0x80 && (ascii_class[b] & CH_ALNUM)) {
-                                /* the common case: one ASCII letter or digit, folded in place */
+                                /* one ASCII letter or digit, folded in place */
                                 c = b >= 'A' && b <= 'Z' ? b + 32U : b;
                                 if (!(ascii_class[b] & CH_DIGIT))
                                         digits = false;

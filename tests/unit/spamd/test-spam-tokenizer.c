@@ -754,6 +754,69 @@ START_TEST(test_tokenizer_shapes)
 }
 END_TEST
 
+/* The word tokens of "Subject: x", a blank line and body, with shapes, joined in order
+ * into buf: those of words (w:), of capitals and marks (c:, !:) and of words too long
+ * (f:skip). */
+static void word_tokens(const char *body, char *buf, size_t size) {
+        SpamTokenizerOptions opts = { .key = &key, .shapes = true, .keep_text = true };
+        SpamTokens t = SPAM_TOKENS_NULL;
+        char msg[512];
+        size_t n = 0;
+
+        ck_assert_int_lt(snprintf(msg, sizeof(msg), "Subject: x\n\n%s", body), (int) sizeof(msg));
+        ck_assert_int_eq(spam_tokenize(msg, strlen(msg), &opts, &t), 0);
+        buf[0] = '\0';
+        for (size_t i = 0; i < t.n; i++)
+                if (strncmp(t.text[i], "w:", 2) == 0 || strncmp(t.text[i], "c:", 2) == 0 ||
+                    strncmp(t.text[i], "!:", 2) == 0 || strncmp(t.text[i], "f:skip:", 7) == 0) {
+                        ck_assert_uint_lt(n + strlen(t.text[i]) + 2, size);
+                        n += (size_t) sprintf(buf + n, "%s|", t.text[i]);
+                }
+        spam_tokens_done(&t);
+}
+
+/* Runs of ASCII letters and digits are read eight bytes at a time where eight are left,
+ * one at a time near the end of the text: a word gives the same tokens wherever it
+ * starts and whatever follows it. */
+START_TEST(test_tokenizer_word_alignment)
+{
+        static const struct {
+                const char *word, *tokens;
+        } words[] = {
+                { "offer", "w:offer|" },
+                { "Offer", "w:offer|c:Offer|" },
+                { "OFFER2!", "w:offer2|c:OFFER2|!:offer2|" },
+                { "abcdefgh", "w:abcdefgh|" },
+                { "ABCDEFGHijklmnopQ", "w:abcdefghijklmnopq|c:ABCDEFGHijklmnopQ|" },
+                { "x86", "w:x86|" },
+                { "1234", "w:1234|" },
+                { "123456789", "w:#9|" },
+                { "1234567a", "w:1234567a|" },
+                { "a1B2c3D4e5", "w:a1b2c3d4e5|c:a1B2c3D4e5|" },
+                { "Jean-Luc's", "w:jean-luc's|c:Jean-Luc's|" },
+                { "$5", "w:$5|" },
+                { "\xc3\x89" "cole", "w:\xc3\xa9" "cole|c:\xc3\x89" "cole|" },
+                { "caf\xc3\xa9s", "w:caf\xc3\xa9s|" },
+                /* 40 bytes: the longest word; 41: too long */
+                { "Abcdefghijabcdefghijabcdefghijabcdefghij",
+                  "w:abcdefghijabcdefghijabcdefghijabcdefghij|c:Abcdefghijabcdefghijabcdefghijabcdefghij|" },
+                { "Abcdefghijabcdefghijabcdefghijabcdefghijk", "f:skip:a 40|" },
+        };
+        static const char *const tails[] = { "", "\n", " ", "          \n", ".\n" };
+
+        for (size_t k = 0; k < ELEMENTSOF(words); k++)
+                for (unsigned pad = 0; pad < 9; pad++)
+                        for (size_t m = 0; m < ELEMENTSOF(tails); m++) {
+                                char body[128], got[512];
+
+                                snprintf(body, sizeof(body), "%*s%s%s", (int) pad, "", words[k].word, tails[m]);
+                                word_tokens(body, got, sizeof(got));
+                                ck_assert_msg(streq(got, words[k].tokens), "\"%s\" after %u spaces, tail %zu: %s",
+                                              words[k].word, pad, m, got);
+                        }
+}
+END_TEST
+
 static void count_word(const char *word, size_t len, void *userdata) {
         unsigned *n = userdata;
 
@@ -1000,6 +1063,7 @@ static Suite* spam_tokenizer_suite(void) {
         tcase_add_test(tc, test_tokenizer_bigram_hash);
         tcase_add_test(tc, test_tokenizer_parts);
         tcase_add_test(tc, test_tokenizer_parts_many);
+        tcase_add_test(tc, test_tokenizer_word_alignment);
         tcase_add_test(tc, test_tokenizer_field_families);
         tcase_add_test(tc, test_tokenizer_on_word_and_limits);
         tcase_add_test(tc, test_tokenizer_raw_lines);
