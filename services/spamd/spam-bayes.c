@@ -643,25 +643,30 @@ static void combine(const SpamBayesParams *p, double strength, double form_stren
                     const TokenEvidence *ed, Combine *c, size_t *ret_used, double *ret_score) {
         SpamTokenScore *v = c->v;
         double sum_ln_f = 0, sum_ln_1f = 0, form_ln_f = 0, form_ln_1f = 0, score, h, s;
+        double kind_strength[_SPAM_TOKEN_KIND_MAX];
+        bool kind_used[_SPAM_TOKEN_KIND_MAX];
         size_t n = 0, used, form_used = 0;
 
-        for (size_t i = 0; i < tokens->n; i++) {
-                double f, st = strength;
+        /* each kind's prior strength, and whether it counts */
+        for (unsigned k = 0; k < _SPAM_TOKEN_KIND_MAX; k++) {
+                kind_used[k] = shapes || k != SPAM_TOKEN_SHAPE;
+                kind_strength[k] = p->bigram_s > 0 && k == SPAM_TOKEN_BIGRAM ? p->bigram_s :
+                                   token_kind_is_form((uint8_t) k) ? form_strength : strength;
+        }
 
-                if (tokens->kinds) {
-                        if (!shapes && tokens->kinds[i] == SPAM_TOKEN_SHAPE)
-                                continue;
-                        if (p->bigram_s > 0 && tokens->kinds[i] == SPAM_TOKEN_BIGRAM)
-                                st = p->bigram_s;
-                        else if (token_kind_is_form(tokens->kinds[i]))
-                                st = form_strength;
-                }
+        /* Every token is written to v, and kept (n moves on) when it is far enough from
+         * 0.5: whether it is cannot be predicted, and a branch on it would mostly be
+         * guessed wrong. */
+        for (size_t i = 0; i < tokens->n; i++) {
+                uint8_t k = tokens->kinds ? tokens->kinds[i] : SPAM_TOKEN_WORD;
+                bool known = k < _SPAM_TOKEN_KIND_MAX;
+                double f, st = known ? kind_strength[k] : strength;
+
                 f = evidence_prob(st, eg[i], p->robinson_x);
                 if (ed)
                         f = evidence_prob(st, ed[i], f);
-                if (fabs(f - 0.5) < min_dev)
-                        continue;
-                v[n++] = (SpamTokenScore) { .index = i, .prob = f };
+                v[n] = (SpamTokenScore) { .index = i, .prob = f };
+                n += (!known || kind_used[k]) & !(fabs(f - 0.5) < min_dev);
         }
 
         if (parts && n > 0) {
