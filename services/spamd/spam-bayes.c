@@ -620,8 +620,28 @@ static void select_extreme(SpamTokenScore *v, size_t n, size_t k) {
 typedef struct Combine {
         SpamTokenScore *v, *tmp;
         uint64_t *keys;
-        uint8_t *covered;
+        uint32_t (*tile)[2];    /* per token, what it covers in tiling (see tile_prepare()) */
+        uint8_t *covered;       /* per token, and one more */
 } Combine;
+
+/* What each token covers in tiling: a bigram or shape its two words, a body word itself;
+ * any other token the slot after the last token, which stands for "nothing" (it enters
+ * whatever is covered, see combine()). */
+static void tile_prepare(const SpamTokens *tokens, const uint32_t (*parts)[2], uint32_t (*tile)[2]) {
+        uint32_t none = (uint32_t) tokens->n;
+
+        for (size_t x = 0; x < tokens->n; x++) {
+                uint32_t a = parts[x][0], b = parts[x][1];
+
+                if (a != UINT32_MAX && b != UINT32_MAX && a < tokens->n && b < tokens->n) {
+                        tile[x][0] = a;
+                        tile[x][1] = b;
+                } else if (tokens->kinds && tokens->kinds[x] == SPAM_TOKEN_WORD)
+                        tile[x][0] = tile[x][1] = (uint32_t) x;
+                else
+                        tile[x][0] = tile[x][1] = none;
+        }
+}
 
 /* How the message was made and sent rather than what its text says: the header's fields,
  * the client address, the tokenizer's features and the words of HTML comments (a mask of
@@ -670,27 +690,26 @@ static void combine(const SpamBayesParams *p, double strength, double form_stren
         }
 
         if (parts && n > 0) {
+                uint8_t *covered = c->covered;
+                const uint32_t (*tile)[2] = c->tile;
+                uint32_t none = (uint32_t) tokens->n;
                 size_t k = 0;
 
                 /* Tiling: from the most extreme down, a body word enters once, alone, in
                  * a shape, or in the one bigram that is most extreme among those
-                 * containing it; a field family once, in its most extreme token. */
-                memset(c->covered, 0, tokens->n);
+                 * containing it; a field family once, in its most extreme token. A token
+                 * that covers nothing always enters. Without branches, as whether a word
+                 * is covered cannot be predicted. */
+                memset(covered, 0, tokens->n + 1);
                 sort_extreme(v, n, c->tmp, c->keys);
                 for (size_t i = 0; i < n; i++) {
-                        size_t x = v[i].index;
-                        uint32_t a = parts[x][0], b = parts[x][1];
+                        uint32_t a = tile[v[i].index][0], b = tile[v[i].index][1];
+                        uint8_t enters = !(covered[a] | covered[b]) | (a == none);
 
-                        if (a != UINT32_MAX && b != UINT32_MAX && a < tokens->n && b < tokens->n) {
-                                if (c->covered[a] || c->covered[b])
-                                        continue;
-                                c->covered[a] = c->covered[b] = 1;
-                        } else if (tokens->kinds && tokens->kinds[x] == SPAM_TOKEN_WORD) {
-                                if (c->covered[x])
-                                        continue;
-                                c->covered[x] = 1;
-                        }
-                        v[k++] = v[i];
+                        covered[a] |= enters;
+                        covered[b] |= enters;
+                        v[k] = v[i];
+                        k += enters;
                 }
                 n = k;
         }
@@ -804,7 +823,8 @@ static int classify(const SpamBayesParams *p, const SpamTokens *tokens, const ui
                 size_t m = tokens->n, size = m * sizeof(SpamTokenScore);
 
                 if (parts)
-                        size += m * sizeof(SpamTokenScore) + 2 * m * sizeof(uint64_t) + m;
+                        size += m * sizeof(SpamTokenScore) + 2 * m * sizeof(uint64_t) + m * sizeof(uint32_t[2]) +
+                                m + 1;
                 v = malloc(size);
                 evidence = reallocarray(NULL, use_domain ? 2 * m : m, sizeof(TokenEvidence));
                 if (!v || !evidence)
@@ -813,7 +833,9 @@ static int classify(const SpamBayesParams *p, const SpamTokens *tokens, const ui
                 if (parts) {
                         c.tmp = v + m;
                         c.keys = (uint64_t*) (c.tmp + m);
-                        c.covered = (uint8_t*) (c.keys + 2 * m);
+                        c.tile = (uint32_t(*)[2]) (c.keys + 2 * m);
+                        c.covered = (uint8_t*) (c.tile + m);
+                        tile_prepare(tokens, parts, c.tile);
                 }
                 if (use_domain)
                         ed = evidence + m;
