@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -94,4 +95,65 @@ int memfd_map_sealed(int fd, uint64_t max_size, const void **ret_data, size_t *r
         *ret_data = p;
         *ret_size = (size_t) size;
         return 0;
+}
+
+void memfd_reader_done(MemfdReader *reader) {
+        if (!reader)
+                return;
+        free(reader->buf);
+        *reader = (MemfdReader) {};
+}
+
+int memfd_view_sealed(int fd, uint64_t max_size, MemfdReader *reader, MemfdView *ret) {
+        uint64_t size;
+        size_t done = 0;
+        int r;
+
+        if (!reader || !ret)
+                return -EINVAL;
+
+        r = memfd_check_sealed(fd, max_size, &size);
+        if (r < 0)
+                return r;
+        if (size > MEMFD_READ_MAX) {
+                r = memfd_map_sealed(fd, max_size, &ret->data, &ret->size);
+                ret->mapped = r >= 0;
+                return r;
+        }
+        if (size == 0) {
+                *ret = (MemfdView) {};
+                return 0;
+        }
+
+        if (size > reader->allocated) {
+                void *p = realloc(reader->buf, (size_t) size);
+
+                if (!p)
+                        return -ENOMEM;
+                reader->buf = p;
+                reader->allocated = (size_t) size;
+        }
+        /* sealed against shrinking and writes: every byte is there and stays as it is */
+        while (done < size) {
+                ssize_t k = pread(fd, (char*) reader->buf + done, (size_t) size - done, (off_t) done);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+                done += (size_t) k;
+        }
+        *ret = (MemfdView) { .data = reader->buf, .size = (size_t) size };
+        return 0;
+}
+
+void memfd_view_release(MemfdView *v) {
+        if (!v)
+                return;
+        if (v->mapped && v->data)
+                (void) munmap((void*) v->data, v->size);
+        *v = (MemfdView) {};
 }

@@ -4,7 +4,6 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <systemd/sd-bus.h>
 
 #include "bus-util.h"
@@ -26,15 +25,6 @@ static const sd_bus_error_map spam_error_map[] = {
         SD_BUS_ERROR_MAP_END
 };
 
-typedef struct Mapped {
-        const void *data;
-        size_t size;
-} Mapped;
-
-static void mapped_done(Mapped *p) {
-        if (p->data)
-                (void) munmap((void*) p->data, p->size);
-}
 
 static int sender_uid(sd_bus_message *message, uid_t *ret) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
@@ -60,13 +50,15 @@ static bool uid_may_name_reporter(Manager *m, uid_t uid) {
         return false;
 }
 
-static int map_message(Manager *m, sd_bus_message *message, Mapped *ret, sd_bus_error *error) {
+/* The message of a call in memory: read into the manager's buffer, or mapped when large
+ * (memfd_view_sealed()). Valid until the method returns. */
+static int map_message(Manager *m, sd_bus_message *message, MemfdView *ret, sd_bus_error *error) {
         int fd, r;
 
         r = sd_bus_message_read(message, "h", &fd);
         if (r < 0)
                 return r;
-        r = memfd_map_sealed(fd, m->config->max_message_size, &ret->data, &ret->size);
+        r = memfd_view_sealed(fd, m->config->max_message_size, &m->message_reader, ret);
         if (r == -EFBIG)
                 return sd_bus_error_setf(error, SPAM_ERROR_BAD_MESSAGE,
                                          "The message is larger than MaxMessageSize=%" PRIu64 ".",
@@ -177,7 +169,7 @@ static int append_top(sd_bus_message *reply, const ClassifyResult *c) {
 static int method_classify(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(classify_result_done) ClassifyResult res = { .tokens = SPAM_TOKENS_NULL, .parts = SPAM_TOKEN_PARTS_NULL };
-        _cleanup_(mapped_done) Mapped msg = {};
+        _cleanup_(memfd_view_release) MemfdView msg = {};
         Manager *m = userdata;
         ClassifyRequest req = {};
         Options o;
@@ -247,7 +239,7 @@ static int learn_reply(sd_bus_message *message, int r, const char *digest, sd_bu
 }
 
 static int method_report(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        _cleanup_(mapped_done) Mapped msg = {};
+        _cleanup_(memfd_view_release) MemfdView msg = {};
         _cleanup_free_ char *own = NULL;
         Manager *m = userdata;
         const char *reporter;
@@ -318,7 +310,7 @@ static int method_report(sd_bus_message *message, void *userdata, sd_bus_error *
 }
 
 static int method_learn(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        _cleanup_(mapped_done) Mapped msg = {};
+        _cleanup_(memfd_view_release) MemfdView msg = {};
         _cleanup_free_ char *who = NULL;
         Manager *m = userdata;
         char digest[65];

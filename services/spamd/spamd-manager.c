@@ -38,6 +38,7 @@ Manager* manager_free(Manager *m) {
         sd_event_unref(m->event);
         spam_hmm_free(m->hmm);
         spam_hmm_cache_free(m->hmm_cache);
+        memfd_reader_done(&m->message_reader);
         spam_store_free(m->store);
         spam_config_free(m->config);
         for (size_t i = 0; i < m->n_reporters; i++)

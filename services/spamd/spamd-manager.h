@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "macro.h"
+#include "memfd-util.h"
 #include "spam-bayes.h"
 #include "spam-hmm.h"
 #include "spam-store.h"
@@ -58,6 +59,7 @@ typedef struct Manager {
         sd_event_source *flush_timer;   /* writes pending counts once learning pauses */
         SpamHmm *hmm;                   /* NULL: Deobfuscate=no, or no lexicon yet */
         SpamHmmCache *hmm_cache;        /* kept across messages and rebuilds of hmm */
+        MemfdReader message_reader;     /* the buffer messages of calls are read into */
         unsigned learns_since_hmm;
 
         /* root is always allowed; these uids may also name a reporter and ask for

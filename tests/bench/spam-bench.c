@@ -1293,6 +1293,7 @@ static int protocol_a_store(Message *msgs, size_t n) {
         SpamTokenParts parts = SPAM_TOKEN_PARTS_NULL;
         SpamTokenizerOptions opts = { .bigrams = arg_bigrams, .markup = arg_markup, .shapes = arg_shapes, .field_families = arg_field_families, .bigram_window = arg_window };
         _cleanup_(memfds_done) Memfds memfds = {};
+        _cleanup_(memfd_reader_done) MemfdReader reader = {};
         _cleanup_free_ SpamCounts *counts = NULL;
         size_t n_train = 0, n_test = 0, lookups = 0, counts_alloc = 0;
         double t0, t_learn, t_classify;
@@ -1383,8 +1384,9 @@ static int protocol_a_store(Message *msgs, size_t n) {
         }
 
         /* Each message of group 2 in a sealed memfd, as mailsec-spamd receives it, and
-         * mapped in the timed loop as spamd-bus.c maps it (bogofilter's time includes
-         * reading its files too). */
+         * read (or mapped, when large) in the timed loop as spamd-bus.c does, into a buffer
+         * kept from one message to the next (bogofilter's time includes reading its files
+         * too). */
         r = message_memfds(msgs, n, &memfds);
         if (r < 0)
                 return r;
@@ -1398,17 +1400,15 @@ static int protocol_a_store(Message *msgs, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 SpamTokens t = SPAM_TOKENS_NULL;
                 SpamBayesResult res;
-                const void *data;
-                size_t size;
+                MemfdView view;
 
                 if (group_one(&msgs[i]))
                         continue;
-                r = memfd_map_sealed(memfds.fd[i], SIZE_MAX, &data, &size);
+                r = memfd_view_sealed(memfds.fd[i], SIZE_MAX, &reader, &view);
                 if (r < 0)
                         return r;
-                r = spam_tokenize(data, size, &opts, &t);
-                if (size > 0)
-                        munmap((void*) data, size);
+                r = spam_tokenize(view.data, view.size, &opts, &t);
+                memfd_view_release(&view);
                 if (r < 0)
                         return r;
                 /* as mailsec-spamd: the counts of all tokens looked up together */

@@ -117,6 +117,88 @@ START_TEST(test_unsealable_memfd)
 }
 END_TEST
 
+/* A sealed memfd of size bytes, byte i being (i * 7 + seed) % 251. */
+static int sealed_pattern(size_t size, unsigned seed) {
+        _cleanup_free_ char *b = malloc(size + 1);
+        int fd;
+
+        ck_assert_ptr_nonnull(b);
+        for (size_t i = 0; i < size; i++)
+                b[i] = (char) ((i * 7 + seed) % 251);
+        fd = memfd_new_spool("pattern");
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(memfd_append(fd, b, size), 0);
+        ck_assert_int_eq(memfd_seal(fd), 0);
+        return fd;
+}
+
+static void check_pattern(const MemfdView *v, size_t size, unsigned seed) {
+        const unsigned char *p = v->data;
+
+        ck_assert_uint_eq(v->size, size);
+        ck_assert_ptr_nonnull(p);
+        for (size_t i = 0; i < size; i++)
+                if (p[i] != (i * 7 + seed) % 251)
+                        ck_abort_msg("byte %zu of %zu", i, size);
+}
+
+START_TEST(test_view)
+{
+        _cleanup_(memfd_reader_done) MemfdReader reader = {};
+        MemfdView v = {};
+        int fd;
+
+        /* small: read into the reader's buffer, which the next message reuses */
+        fd = sealed_pattern(5000, 1);
+        ck_assert_int_eq(memfd_view_sealed(fd, 1 << 20, &reader, &v), 0);
+        ck_assert(!v.mapped);
+        ck_assert_ptr_eq(v.data, reader.buf);
+        check_pattern(&v, 5000, 1);
+        memfd_view_release(&v);
+        ck_assert_ptr_null(v.data);
+        ck_assert_ptr_nonnull(reader.buf);              /* kept */
+        ck_assert_int_eq(memfd_view_sealed(fd, 4999, &reader, &v), -EFBIG);
+        close(fd);
+
+        fd = sealed_pattern(300, 2);
+        ck_assert_int_eq(memfd_view_sealed(fd, 1 << 20, &reader, &v), 0);
+        ck_assert(!v.mapped);
+        check_pattern(&v, 300, 2);
+        memfd_view_release(&v);
+        close(fd);
+
+        /* the largest one read, and one byte more: mapped */
+        fd = sealed_pattern(MEMFD_READ_MAX, 3);
+        ck_assert_int_eq(memfd_view_sealed(fd, UINT64_MAX, &reader, &v), 0);
+        ck_assert(!v.mapped);
+        check_pattern(&v, MEMFD_READ_MAX, 3);
+        memfd_view_release(&v);
+        close(fd);
+
+        fd = sealed_pattern(MEMFD_READ_MAX + 1, 4);
+        ck_assert_int_eq(memfd_view_sealed(fd, UINT64_MAX, &reader, &v), 0);
+        ck_assert(v.mapped);
+        ck_assert_ptr_ne(v.data, reader.buf);
+        check_pattern(&v, MEMFD_READ_MAX + 1, 4);
+        memfd_view_release(&v);
+        ck_assert(!v.mapped);
+        close(fd);
+
+        /* empty, and not sealed */
+        fd = sealed_pattern(0, 0);
+        ck_assert_int_eq(memfd_view_sealed(fd, 0, &reader, &v), 0);
+        ck_assert_ptr_null(v.data);
+        ck_assert_uint_eq(v.size, 0);
+        close(fd);
+
+        fd = memfd_new_spool("open");
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(memfd_append(fd, "abc", 3), 0);
+        ck_assert_int_eq(memfd_view_sealed(fd, 1024, &reader, &v), -EPERM);
+        close(fd);
+}
+END_TEST
+
 static Suite* memfd_util_suite(void) {
         Suite *s = suite_create("memfd-util");
         TCase *tc = tcase_create("memfd");
@@ -126,6 +208,7 @@ static Suite* memfd_util_suite(void) {
         tcase_add_test(tc, test_empty);
         tcase_add_test(tc, test_not_a_memfd);
         tcase_add_test(tc, test_unsealable_memfd);
+        tcase_add_test(tc, test_view);
         suite_add_tcase(s, tc);
         return s;
 }
