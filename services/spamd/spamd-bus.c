@@ -59,6 +59,8 @@ static int map_message(Manager *m, sd_bus_message *message, MemfdView *ret, sd_b
         if (r < 0)
                 return r;
         r = memfd_view_sealed(fd, m->config->max_message_size, &m->message_reader, ret);
+        if (r == -ENOMEM)
+                return r;               /* ours, not the caller's */
         if (r == -EFBIG)
                 return sd_bus_error_setf(error, SPAM_ERROR_BAD_MESSAGE,
                                          "The message is larger than MaxMessageSize=%" PRIu64 ".",
