@@ -111,19 +111,22 @@ int memfd_view_sealed(int fd, uint64_t max_size, MemfdReader *reader, MemfdView 
 
         if (!reader || !ret)
                 return -EINVAL;
+        *ret = (MemfdView) {};
 
         r = memfd_check_sealed(fd, max_size, &size);
         if (r < 0)
                 return r;
         if (size > MEMFD_READ_MAX) {
                 r = memfd_map_sealed(fd, max_size, &ret->data, &ret->size);
-                ret->mapped = r >= 0;
-                return r;
-        }
-        if (size == 0) {
-                *ret = (MemfdView) {};
+                if (r < 0) {
+                        *ret = (MemfdView) {};
+                        return r;
+                }
+                ret->mapped = true;
                 return 0;
         }
+        if (size == 0)
+                return 0;
 
         if (size > reader->allocated) {
                 void *p = realloc(reader->buf, (size_t) size);

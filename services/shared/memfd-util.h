@@ -3,7 +3,7 @@
 
 /* Message bodies cross process boundaries only as sealed memfds. The proxy spools DATA
  * into one, seals it once the final dot has arrived, and passes the fd on; receivers
- * check the seals and the size before mapping it. */
+ * check the seals and the size before reading or mapping it. */
 
 #include <fcntl.h>
 #include <stdbool.h>
@@ -43,6 +43,6 @@ typedef struct MemfdView {
 
 void memfd_reader_done(MemfdReader *reader);
 /* Check the seals, then read the memfd into reader's buffer or map it. The view is valid
- * until memfd_view_release() or the reader's next use. */
+ * until memfd_view_release() or the reader's next use; on failure it is empty. */
 int memfd_view_sealed(int fd, uint64_t max_size, MemfdReader *reader, MemfdView *ret);
 void memfd_view_release(MemfdView *v);

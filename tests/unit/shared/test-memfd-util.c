@@ -194,7 +194,10 @@ START_TEST(test_view)
         fd = memfd_new_spool("open");
         ck_assert_int_ge(fd, 0);
         ck_assert_int_eq(memfd_append(fd, "abc", 3), 0);
+        v = (MemfdView) { .data = message, .size = 7, .mapped = true };
         ck_assert_int_eq(memfd_view_sealed(fd, 1024, &reader, &v), -EPERM);
+        ck_assert_ptr_null(v.data);             /* empty: releasing it unmaps nothing */
+        ck_assert(!v.mapped);
         close(fd);
 }
 END_TEST
