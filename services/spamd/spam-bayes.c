@@ -271,14 +271,14 @@
  *    default one (tests/bench/spam ORDER_SEED) gave 0.55 to 0.98 times bogofilter's
  *    (1 − AUC), 0.42 in the default order. The first 100 messages of a stream,
  *    classified with almost nothing learned, take part in 28–69 % of the misordered
- *    pairs there, and in 39–67 % in b1's eight orders. Tried on those eight: a message's evidence
- *    capped at K times the number of learned messages (K 1 / 3 / 10: b1 mean 0.1406 /
- *    0.1403 / 0.1395 % against 0.1394 %), and its place in its band moved towards the
- *    middle by n / (n + N0) of n learned messages (N0 10 / 30 / 100: 0.182 / 0.205 /
- *    0.278 %: early ham then sit above late spam called ham), and a token's count
- *    weakened by m / M while the class with fewer learned messages has m < M (M 10 / 20 /
- *    40: 0.164 / 0.168 / 0.175 %: the early verdicts it spoils outnumber those it
- *    mends). None is kept.
+ *    pairs there, and in 39–67 % in b1's eight orders. Tried on those eight: a
+ *    message's evidence capped at K times the number of learned messages (K 1 / 3 /
+ *    10: b1 mean 0.1406 / 0.1403 / 0.1395 % against 0.1394 %); its place in its band
+ *    moved towards the middle by n / (n + N0) of n learned messages (N0 10 / 30 / 100:
+ *    0.182 / 0.205 / 0.278 %: early ham then sit above late spam called ham); a token's
+ *    count weakened by m / M while the class with fewer learned messages has m < M (M
+ *    10 / 20 / 40: 0.164 / 0.168 / 0.175 %: the early verdicts it spoils outnumber
+ *    those it mends). None is kept.
  *
  * With both tails of the chi-square below what a double tells apart (strong evidence both
  * ways), the score would be exactly 0.5 for all such messages; they are ranked by the more
