@@ -280,7 +280,10 @@
  *    0.181 / 0.186 %; by sender 0.197 / 0.210 / 0.227 %, as n differs from fold to
  *    fold); a token's count weakened by m / M while the class with fewer learned
  *    messages has m < M (M 10 / 20 / 40: 0.164 / 0.168 / 0.175 %: the early verdicts it
- *    spoils outnumber those it mends). None is kept.
+ *    spoils outnumber those it mends); each class's rate of a token drawn towards the
+ *    token's rate over both classes by a prior of A messages (A 1 / 5 / 20: 0.283 /
+ *    0.676 / 1.207 %, with 42 / 251 / 976 false positives over the eight orders: early
+ *    ham keep only their words seen in spam). None is kept.
  *
  * With both tails of the chi-square below what a double tells apart (strong evidence both
  * ways), the score would be exactly 0.5 for all such messages; they are ranked by the more
