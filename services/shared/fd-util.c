@@ -59,6 +59,31 @@ int loop_write(int fd, const void *buf, size_t nbytes) {
         return 0;
 }
 
+int loop_pread(int fd, void *buf, size_t nbytes, off_t offset) {
+        uint8_t *p = buf;
+
+        assert(fd >= 0);
+        assert(buf || nbytes == 0);
+
+        while (nbytes > 0) {
+                ssize_t k;
+
+                k = pread(fd, p, nbytes, offset);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+                p += k;
+                offset += k;
+                nbytes -= (size_t) k;
+        }
+
+        return 0;
+}
+
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *buf = NULL;

@@ -106,7 +106,6 @@ void memfd_reader_done(MemfdReader *reader) {
 
 int memfd_view_sealed(int fd, uint64_t max_size, MemfdReader *reader, MemfdView *ret) {
         uint64_t size;
-        size_t done = 0;
         int r;
 
         if (!reader || !ret)
@@ -137,18 +136,9 @@ int memfd_view_sealed(int fd, uint64_t max_size, MemfdReader *reader, MemfdView 
                 reader->allocated = (size_t) size;
         }
         /* sealed against shrinking and writes: every byte is there and stays as it is */
-        while (done < size) {
-                ssize_t k = pread(fd, (char*) reader->buf + done, (size_t) size - done, (off_t) done);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        return -EIO;
-                done += (size_t) k;
-        }
+        r = loop_pread(fd, reader->buf, (size_t) size, 0);
+        if (r < 0)
+                return r;
         *ret = (MemfdView) { .data = reader->buf, .size = (size_t) size };
         return 0;
 }

@@ -65,12 +65,40 @@ START_TEST(test_read_full_file)
 }
 END_TEST
 
+START_TEST(test_loop_pread)
+{
+        char path[] = "/tmp/test-fd-util-XXXXXX", buf[16];
+        _cleanup_close_ int fd = -1;
+        int p[2];
+
+        fd = mkostemp(path, O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(unlink(path), 0);
+        ck_assert_int_eq(loop_write(fd, "0123456789", 10), 0);
+
+        /* at an offset, and the file offset left alone */
+        ck_assert_int_eq(loop_pread(fd, buf, 4, 3), 0);
+        ck_assert_int_eq(memcmp(buf, "3456", 4), 0);
+        ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), 10);
+        ck_assert_int_eq(loop_pread(fd, buf, 0, 10), 0);
+        /* past the end: short, an error */
+        ck_assert_int_eq(loop_pread(fd, buf, 4, 8), -EIO);
+
+        /* an error of pread() itself: a pipe has no offsets */
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        ck_assert_int_eq(loop_pread(p[0], buf, 1, 0), -ESPIPE);
+        safe_close(p[0]);
+        safe_close(p[1]);
+}
+END_TEST
+
 static Suite* fd_util_suite(void) {
         Suite *s = suite_create("fd-util");
         TCase *tc = tcase_create("fd");
 
         tcase_add_test(tc, test_flags);
         tcase_add_test(tc, test_read_full_file);
+        tcase_add_test(tc, test_loop_pread);
         suite_add_tcase(s, tc);
         return s;
 }
