@@ -55,6 +55,12 @@ typedef struct SpamBayesParams {
         unsigned min_messages;          /* each class needs this many learned messages before a
                                          * ham or spam verdict; until then every verdict is
                                          * unsure, the score in the unsure band, in order */
+        unsigned spam_min_messages;     /* each class needs this many learned messages before a
+                                         * spam verdict; until then a spam verdict is unsure,
+                                         * the score at the top of the unsure band, in order */
+        double order_nats_per_message;  /* > 0: the ordering estimate's log-odds are at most
+                                         * this many nats per learned message (both classes
+                                         * together, the global totals); 0: no bound */
 } SpamBayesParams;
 
 /* Documented defaults (mailsec-spamd.conf(5)); tuned on the SpamAssassin corpus group 1

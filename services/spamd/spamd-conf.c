@@ -11,7 +11,8 @@
 #include "spamd-conf.h"
 #include "string-util.h"
 
-/* A positive number (Robinson's s, the auto-learning ratio). */
+/* A positive number up to 1000 (Robinson's s, the auto-learning ratio); with ltype 1, 0
+ * too (a bound that 0 turns off). */
 static int config_parse_positive(const char *filename, unsigned line, const char *section, const char *lvalue,
                                  int ltype, const char *rvalue, void *data, void *userdata) {
         char *end = NULL;
@@ -19,9 +20,10 @@ static int config_parse_positive(const char *filename, unsigned line, const char
 
         errno = 0;
         d = strtod(rvalue, &end);
-        if (errno != 0 || !end || end == rvalue || *end != 0 || !isfinite(d) || d <= 0.0 || d > 1000.0) {
-                config_parser_set_error(userdata, "Invalid value for %s= (a number above 0 expected): %s",
-                                        lvalue, rvalue);
+        if (errno != 0 || !end || end == rvalue || *end != 0 || !isfinite(d) || d < 0.0 || (d == 0.0 && ltype != 1) ||
+            d > 1000.0) {
+                config_parser_set_error(userdata, "Invalid value for %s= (a number %s expected): %s", lvalue,
+                                        ltype == 1 ? "from 0 to 1000" : "above 0, at most 1000", rvalue);
                 return -EINVAL;
         }
         *(double*) data = d;
@@ -110,30 +112,32 @@ static int config_parse_users(const char *filename, unsigned line, const char *s
 }
 
 const ConfigTableItem spam_config_table[] = {
-        { "Filter",   "HamCutoff",            config_parse_probability,      0, offsetof(SpamConfig, bayes.ham_cutoff) },
-        { "Filter",   "SpamCutoff",           config_parse_probability,      0, offsetof(SpamConfig, bayes.spam_cutoff) },
-        { "Filter",   "RobinsonS",            config_parse_positive,         0, offsetof(SpamConfig, bayes.robinson_s) },
-        { "Filter",   "RobinsonX",            config_parse_probability,      0, offsetof(SpamConfig, bayes.robinson_x) },
-        { "Filter",   "MinDeviation",         config_parse_probability,      0, offsetof(SpamConfig, bayes.min_dev) },
-        { "Filter",   "MaxTokens",            config_parse_size_t,           0, offsetof(SpamConfig, bayes.max_tokens) },
-        { "Filter",   "OrderRobinsonS",       config_parse_probability,      0, offsetof(SpamConfig, bayes.order_s) },
-        { "Filter",   "OrderFormRobinsonS",   config_parse_probability,      0, offsetof(SpamConfig, bayes.order_form_s) },
-        { "Filter",   "OrderMinDeviation",    config_parse_probability,      0, offsetof(SpamConfig, bayes.order_min_dev) },
-        { "Filter",   "VerdictMinMessages",   config_parse_unsigned,         0, offsetof(SpamConfig, bayes.min_messages) },
-        { "Filter",   "Deobfuscate",          config_parse_bool,             0, offsetof(SpamConfig, deobfuscate) },
-        { "Filter",   "LexiconMinMessages",   config_parse_unsigned_min,     1, offsetof(SpamConfig, lexicon_min_messages) },
-        { "Filter",   "DomainStatistics",     config_parse_bool,             0, offsetof(SpamConfig, domain_statistics) },
-        { "Filter",   "ScanSize",             config_parse_size,             0, offsetof(SpamConfig, scan_size) },
-        { "Learning", "AutoLearn",            config_parse_bool,             0, offsetof(SpamConfig, autolearn) },
-        { "Learning", "AutoLearnHamBelow",    config_parse_probability,      0, offsetof(SpamConfig, autolearn_ham) },
-        { "Learning", "AutoLearnSpamAbove",   config_parse_probability,      0, offsetof(SpamConfig, autolearn_spam) },
-        { "Learning", "AutoLearnMaxRatio",    config_parse_positive,         0, offsetof(SpamConfig, autolearn_max_ratio) },
-        { "Learning", "AutoLearnMinMessages", config_parse_unsigned,         0, offsetof(SpamConfig, autolearn_min_messages) },
-        { "Learning", "ReportsPerHour",       config_parse_unsigned,         0, offsetof(SpamConfig, reports_per_hour) },
-        { "Learning", "ReportDomains",        config_parse_domains,          0, offsetof(SpamConfig, report_domains) },
-        { "Learning", "TrustedReporters",     config_parse_users,            0, offsetof(SpamConfig, trusted_reporters) },
-        { "Service",  "IdleTimeoutSec",       config_parse_sec,              0, offsetof(SpamConfig, idle_timeout) },
-        { "Service",  "MaxMessageSize",       config_parse_size,             0, offsetof(SpamConfig, max_message_size) },
+        { "Filter",   "HamCutoff",              config_parse_probability,  0, offsetof(SpamConfig, bayes.ham_cutoff) },
+        { "Filter",   "SpamCutoff",             config_parse_probability,  0, offsetof(SpamConfig, bayes.spam_cutoff) },
+        { "Filter",   "RobinsonS",              config_parse_positive,     0, offsetof(SpamConfig, bayes.robinson_s) },
+        { "Filter",   "RobinsonX",              config_parse_probability,  0, offsetof(SpamConfig, bayes.robinson_x) },
+        { "Filter",   "MinDeviation",           config_parse_probability,  0, offsetof(SpamConfig, bayes.min_dev) },
+        { "Filter",   "MaxTokens",              config_parse_size_t,       0, offsetof(SpamConfig, bayes.max_tokens) },
+        { "Filter",   "OrderRobinsonS",         config_parse_probability,  0, offsetof(SpamConfig, bayes.order_s) },
+        { "Filter",   "OrderFormRobinsonS",     config_parse_probability,  0, offsetof(SpamConfig, bayes.order_form_s) },
+        { "Filter",   "OrderMinDeviation",      config_parse_probability,  0, offsetof(SpamConfig, bayes.order_min_dev) },
+        { "Filter",   "OrderNatsPerMessage",    config_parse_positive,     1, offsetof(SpamConfig, bayes.order_nats_per_message) },
+        { "Filter",   "VerdictMinMessages",     config_parse_unsigned,     0, offsetof(SpamConfig, bayes.min_messages) },
+        { "Filter",   "SpamVerdictMinMessages", config_parse_unsigned,     0, offsetof(SpamConfig, bayes.spam_min_messages) },
+        { "Filter",   "Deobfuscate",            config_parse_bool,         0, offsetof(SpamConfig, deobfuscate) },
+        { "Filter",   "LexiconMinMessages",     config_parse_unsigned_min, 1, offsetof(SpamConfig, lexicon_min_messages) },
+        { "Filter",   "DomainStatistics",       config_parse_bool,         0, offsetof(SpamConfig, domain_statistics) },
+        { "Filter",   "ScanSize",               config_parse_size,         0, offsetof(SpamConfig, scan_size) },
+        { "Learning", "AutoLearn",              config_parse_bool,         0, offsetof(SpamConfig, autolearn) },
+        { "Learning", "AutoLearnHamBelow",      config_parse_probability,  0, offsetof(SpamConfig, autolearn_ham) },
+        { "Learning", "AutoLearnSpamAbove",     config_parse_probability,  0, offsetof(SpamConfig, autolearn_spam) },
+        { "Learning", "AutoLearnMaxRatio",      config_parse_positive,     0, offsetof(SpamConfig, autolearn_max_ratio) },
+        { "Learning", "AutoLearnMinMessages",   config_parse_unsigned,     0, offsetof(SpamConfig, autolearn_min_messages) },
+        { "Learning", "ReportsPerHour",         config_parse_unsigned,     0, offsetof(SpamConfig, reports_per_hour) },
+        { "Learning", "ReportDomains",          config_parse_domains,      0, offsetof(SpamConfig, report_domains) },
+        { "Learning", "TrustedReporters",       config_parse_users,        0, offsetof(SpamConfig, trusted_reporters) },
+        { "Service",  "IdleTimeoutSec",         config_parse_sec,          0, offsetof(SpamConfig, idle_timeout) },
+        { "Service",  "MaxMessageSize",         config_parse_size,         0, offsetof(SpamConfig, max_message_size) },
 };
 const size_t spam_config_table_size = ELEMENTSOF(spam_config_table);
 

@@ -37,8 +37,8 @@
  * (the deciding estimate reads them too, not only the ordering one), --no-field-families
  * (each header field of the list, program and MIME families counts on its own), --markup
  * (m: tokens of HTML elements), --s X, --x X,
- * --min-dev X, --max-tokens N, --order-s X, --order-form-s X, --order-min-dev X, --min-messages N, --ham-cutoff X,
- * --spam-cutoff X (Bayesian parameters; defaults: spam_bayes_params_default), --hmm
+ * --min-dev X, --max-tokens N, --order-s X, --order-form-s X, --order-min-dev X, --order-nats X,
+ * --min-messages N, --spam-min-messages N, --ham-cutoff X, --spam-cutoff X (Bayesian parameters; defaults: spam_bayes_params_default), --hmm
  * (build the HMM de-obfuscator from the learned lexicon and classify with it: after
  * training in protocol a, every --hmm-every messages in protocol b).
  *
@@ -1813,7 +1813,9 @@ static void help(void) {
                "  --s X  --x X  --min-dev X  --max-tokens N  --ham-cutoff X  --spam-cutoff X\n"
                "  --order-s X  --order-min-dev X (the ordering estimate; --order-s 0: none)\n"
                "  --order-form-s X (its prior for header, feature and HTML comment tokens; 0: --order-s)\n"
+               "  --order-nats X (its log-odds at most X per learned message; 0: unbounded)\n"
                "  --min-messages N (of each class before a ham or spam verdict)\n"
+               "  --spam-min-messages N (of each class before a spam verdict)\n"
                "  --order-seed N (protocols b and b1: the shuffle's seed, default 20021001)\n"
                "  --obfuscate P (protocol a: disguise words of group 2's spam with probability P)\n"
                "  --lr RATE [--lr-epochs N] [--lr-mix W] (logistic regression beside the Fisher score)\n"
@@ -1824,7 +1826,8 @@ static void help(void) {
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_S = 0x100, ARG_X, ARG_MIN_DEV, ARG_MAX_TOKENS, ARG_HAM_CUTOFF, ARG_SPAM_CUTOFF,
                ARG_NO_BIGRAMS, ARG_NO_SHAPES, ARG_DECIDE_SHAPES, ARG_MARKUP, ARG_NO_FIELD_FAMILIES, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE, ARG_LR, ARG_LR_EPOCHS, ARG_LR_MIX, ARG_FOLDS_BY_SENDER,
-               ARG_ORDER_S, ARG_ORDER_FORM_S, ARG_ORDER_MIN_DEV, ARG_MIN_MESSAGES, ARG_TRAINED, ARG_NO_HMM_CACHE, ARG_ORDER_SEED };
+               ARG_ORDER_S, ARG_ORDER_FORM_S, ARG_ORDER_MIN_DEV, ARG_MIN_MESSAGES, ARG_TRAINED, ARG_NO_HMM_CACHE, ARG_ORDER_SEED,
+               ARG_ORDER_NATS, ARG_SPAM_MIN_MESSAGES };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "corpus", required_argument, NULL, 'c' },
@@ -1863,6 +1866,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "order-min-dev", required_argument, NULL, ARG_ORDER_MIN_DEV },
                 { "order-form-s", required_argument, NULL, ARG_ORDER_FORM_S },
                 { "min-messages", required_argument, NULL, ARG_MIN_MESSAGES },
+                { "spam-min-messages", required_argument, NULL, ARG_SPAM_MIN_MESSAGES },
+                { "order-nats", required_argument, NULL, ARG_ORDER_NATS },
                 { "repeat", required_argument, NULL, ARG_REPEAT },
                 { "obfuscate", required_argument, NULL, ARG_OBFUSCATE },
                 {}
@@ -1906,6 +1911,8 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_ORDER_MIN_DEV: arg_params.order_min_dev = strtod(optarg, NULL); break;
                 case ARG_ORDER_FORM_S: arg_params.order_form_s = strtod(optarg, NULL); break;
                 case ARG_MIN_MESSAGES: arg_params.min_messages = (unsigned) strtoul(optarg, NULL, 10); break;
+                case ARG_SPAM_MIN_MESSAGES: arg_params.spam_min_messages = (unsigned) strtoul(optarg, NULL, 10); break;
+                case ARG_ORDER_NATS: arg_params.order_nats_per_message = strtod(optarg, NULL); break;
                 case ARG_REPEAT: arg_repeat = MAX(1U, (unsigned) strtoul(optarg, NULL, 10)); break;
                 case ARG_OBFUSCATE: arg_obfuscate = strtod(optarg, NULL); break;
                 case ARG_LR: arg_lr = strtod(optarg, NULL); break;

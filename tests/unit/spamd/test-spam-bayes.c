@@ -1016,6 +1016,131 @@ START_TEST(test_classify_cold_start)
 }
 END_TEST
 
+/* The ordering estimate's log-odds are at most order_nats_per_message per learned message
+ * of both classes: while little is learned the message's place in its band is nearer
+ * the middle, and further out the more is learned; the verdict and the tokens do not
+ * change, and once enough is learned neither does the score. */
+START_TEST(test_classify_order_nats)
+{
+        static const unsigned learned[] = { 9, 10, 11, 15, 30, 60, 120, 5000 };
+        FakeToken table[40];
+        SpamBayesParams p = params, q;
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+
+        p.robinson_s = 0.3;
+        p.order_s = 1e-5;
+        p.order_min_dev = 0.2;
+        p.order_nats_per_message = 1.0;
+        q = p;
+        q.order_nats_per_message = 0;
+
+        for (int side = 0; side < 2; side++) {
+                /* side 0: forty tokens each seen in nine ham and no spam; side 1: the other
+                 * way round. Unbounded, the ordering estimate's log-odds are about ∓435
+                 * (f = 0.5 · 1e-5 / 9 for each token, chi-square 1152 on 80 degrees of
+                 * freedom): every bound up to 240 nats (120 messages of each class) binds,
+                 * 10,000 does not. */
+                double last = side == 0 ? 1.0 : 0.0, lo = side == 0 ? 0.0 : p.spam_cutoff,
+                       hi = side == 0 ? p.ham_cutoff : 1.0;
+                SpamTokens t;
+
+                for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                        table[i] = (FakeToken) { 100 + i, side == 0 ? (SpamCounts) { 0, 9 } : (SpamCounts) { 9, 0 },
+                                                 {} };
+                tokens_of(&t, table, ELEMENTSOF(table));
+                for (size_t k = 0; k < ELEMENTSOF(learned); k++) {
+                        SpamTotals totals = { learned[k], learned[k] };
+                        double max_ln = 2.0 * learned[k], order;
+                        SpamBayesResult r, u;
+
+                        ck_assert_int_eq(spam_bayes_classify(&p, &t, totals, NULL, fake_lookup, &fake, 0, &r), 0);
+                        ck_assert_int_eq(spam_bayes_classify(&q, &t, totals, NULL, fake_lookup, &fake, 0, &u), 0);
+                        ck_assert_int_eq(r.verdict, side == 0 ? SPAM_VERDICT_HAM : SPAM_VERDICT_SPAM);
+                        ck_assert_int_eq(r.verdict, u.verdict);
+                        ck_assert_uint_eq(r.n_used, u.n_used);
+                        ck_assert(r.score >= lo && r.score <= hi);
+
+                        /* the bound moves the score towards the band's middle, never out */
+                        if (side == 0)
+                                ck_assert_msg(r.score >= u.score, "%u: %.17g below %.17g", learned[k], r.score, u.score);
+                        else
+                                ck_assert_msg(r.score <= u.score, "%u: %.17g above %.17g", learned[k], r.score, u.score);
+
+                        order = (r.score - lo) / (hi - lo);
+                        if (side == 1)
+                                order = 1.0 - order;
+                        if (max_ln < 20.0)
+                                /* within the scale's measured part: exactly the bound */
+                                ck_assert_msg(fabs(order * (1.0 + exp(max_ln)) - 1.0) < 1e-9,
+                                              "%u: order %.17g, bound %g nats", learned[k], order, max_ln);
+                        if (learned[k] <= 120) {
+                                ck_assert_msg(r.score != u.score, "%u: not bounded", learned[k]);
+                                /* a looser bound, a score further out, in log space too */
+                                ck_assert_msg(side == 0 ? r.score < last : r.score > last, "%u: %.17g after %.17g",
+                                              learned[k], r.score, last);
+                        } else
+                                ck_assert_msg(r.score == u.score, "%u: %.17g against %.17g", learned[k], r.score,
+                                              u.score);
+                        last = r.score;
+                        spam_bayes_result_done(&r);
+                        spam_bayes_result_done(&u);
+                }
+                spam_tokens_done(&t);
+        }
+}
+END_TEST
+
+/* Before each class has spam_min_messages learned messages, a spam verdict is unsure
+ * instead, its score in the unsure band in the order of the score it would have had; ham
+ * verdicts are not held back. */
+START_TEST(test_classify_spam_min_messages)
+{
+        static const FakeToken table[] = {
+                { 20, { 9, 0 }, {} },
+                { 21, { 0, 9 }, {} },
+        };
+        static const struct {
+                SpamTotals totals;
+                bool held;
+        } cases[] = {
+                { { 19, 50 }, true },
+                { { 50, 19 }, true },
+                { { 10, 10 }, true },
+                { { 20, 20 }, false },
+                { { 20, 500 }, false },
+        };
+        SpamBayesParams p = params, q = params;
+        Fake fake = { table, ELEMENTSOF(table), 0 };
+
+        p.spam_min_messages = 20;
+        for (size_t k = 0; k < ELEMENTSOF(cases); k++)
+                for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                        SpamBayesResult r, plain;
+                        SpamTokens tokens;
+
+                        tokens_of(&tokens, table + i, 1);
+                        ck_assert_int_eq(spam_bayes_classify(&p, &tokens, cases[k].totals, NULL, fake_lookup, &fake,
+                                                             0, &r), 0);
+                        ck_assert_int_eq(spam_bayes_classify(&q, &tokens, cases[k].totals, NULL, fake_lookup, &fake,
+                                                             0, &plain), 0);
+                        ck_assert_int_eq(plain.verdict, i == 0 ? SPAM_VERDICT_SPAM : SPAM_VERDICT_HAM);
+                        if (i == 0 && cases[k].held) {
+                                ck_assert_int_eq(r.verdict, SPAM_VERDICT_UNSURE);
+                                ck_assert_msg(fabs(r.score - (p.ham_cutoff + (p.spam_cutoff - p.ham_cutoff) *
+                                                              plain.score)) < 1e-12,
+                                              "case %zu: %.17g from %.17g", k, r.score, plain.score);
+                                ck_assert(r.score < p.spam_cutoff);
+                        } else {
+                                ck_assert_int_eq(r.verdict, plain.verdict);
+                                ck_assert(r.score == plain.score);
+                        }
+                        spam_bayes_result_done(&r);
+                        spam_bayes_result_done(&plain);
+                        spam_tokens_done(&tokens);
+                }
+}
+END_TEST
+
 START_TEST(test_verdict_strings)
 {
         static const struct {
@@ -1052,6 +1177,8 @@ START_TEST(test_defaults_sane)
         ck_assert(p->order_min_dev >= 0 && p->order_min_dev < 0.5);
         ck_assert(p->order_form_s >= 0 && p->order_form_s <= p->order_s);
         ck_assert_uint_ge(p->min_messages, 1);
+        ck_assert_uint_ge(p->spam_min_messages, p->min_messages);
+        ck_assert(p->order_nats_per_message >= 0);
 }
 END_TEST
 
@@ -1085,6 +1212,8 @@ static Suite* spam_bayes_suite(void) {
         tcase_add_test(tc, test_classify_order_band);
         tcase_add_test(tc, test_classify_order_form);
         tcase_add_test(tc, test_classify_cold_start);
+        tcase_add_test(tc, test_classify_order_nats);
+        tcase_add_test(tc, test_classify_spam_min_messages);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("strings");

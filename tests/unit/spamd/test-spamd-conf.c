@@ -58,6 +58,8 @@ START_TEST(test_shipped_defaults)
         SAME(bayes.order_min_dev);
         SAME(bayes.order_form_s);
         SAME(bayes.min_messages);
+        SAME(bayes.spam_min_messages);
+        SAME(bayes.order_nats_per_message);
         SAME(deobfuscate);
         SAME(lexicon_min_messages);
         SAME(domain_statistics);
@@ -98,6 +100,21 @@ START_TEST(test_order_keys)
         ck_assert_int_lt(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderMinDeviation=2\n", &e), 0);
         ck_assert_uint_eq(e.line, 2);
         config_error_done(&e);
+
+        /* the bound on its log-odds: 0 turns it off, a negative one is refused */
+        ck_assert_int_eq(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderNatsPerMessage=0.5\n", &e), 0);
+        ck_assert(c->bayes.order_nats_per_message == 0.5);
+        ck_assert_int_eq(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderNatsPerMessage=0\n", &e), 0);
+        ck_assert(c->bayes.order_nats_per_message == 0);
+        ck_assert_int_lt(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderNatsPerMessage=-1\n", &e), 0);
+        ck_assert_uint_eq(e.line, 2);
+        config_error_done(&e);
+        /* RobinsonS= still refuses 0 */
+        ck_assert_int_lt(spam_config_parse_text(c, "t.conf", "[Filter]\nRobinsonS=0\n", &e), 0);
+        ck_assert_uint_eq(e.line, 2);
+        config_error_done(&e);
+        ck_assert_int_eq(spam_config_parse_text(c, "t.conf", "[Filter]\nSpamVerdictMinMessages=200\n", &e), 0);
+        ck_assert_uint_eq(c->bayes.spam_min_messages, 200);
 }
 END_TEST
 
