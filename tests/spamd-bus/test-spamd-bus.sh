@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # mailsec-spamd on a private bus, driven with mailsecctl and busctl:
 #
-#   training       mailsecctl spam learn of generated spam and ham; the totals
+#   training       mailsecctl spam learn of generated spam and ham; the totals; no spam
+#                  verdict before each class has SpamVerdictMinMessages= (20) learned
 #   classify       new messages of each kind get confident verdicts; explain names tokens
 #   domains        what a domain learned outweighs the global statistics for its mail
 #   lists          a spam posted to a list whose ham was learned: the list's fields
@@ -95,6 +96,24 @@ ok "mailsec-spamd is on the private bus"
 # --- training
 "$MT_PYTHON" "$HERE/gen-messages.py" "$W/train" 40 1 t
 "$MT_PYTHON" "$HERE/gen-messages.py" "$W/new" 10 2 n
+# A spam verdict waits until each class has 20 learned messages (SpamVerdictMinMessages=):
+# with 19 of each a clear spam is unsure, its score in the unsure band; one more of each
+# and it is spam. Learning the same message again below counts once.
+for ((k = 0; k < 19; k++)); do
+        "$MAILSECCTL" spam learn spam "$W/train/t-spam-$k.eml" >/dev/null &&
+                "$MAILSECCTL" spam learn ham "$W/train/t-ham-$k.eml" >/dev/null || bad "learning t-*-$k"
+done
+out=$("$MAILSECCTL" --json spam classify "$W/new/n-spam-0.eml")
+verdict=$(echo "$out" | json verdict) score=$(echo "$out" | json score)
+[ "$verdict" = unsure ] && "$MT_PYTHON" -c "import sys; sys.exit(0 if 0.2 <= float('$score') < 0.9 else 1)" &&
+        ok "with 19 of each class learned a clear spam is unsure ($score)" || bad "with 19 of each: $verdict $score"
+"$MAILSECCTL" spam learn spam "$W/train/t-spam-19.eml" >/dev/null &&
+        "$MAILSECCTL" spam learn ham "$W/train/t-ham-19.eml" >/dev/null || bad "learning t-*-19"
+out=$("$MAILSECCTL" --json spam classify "$W/new/n-spam-0.eml")
+verdict=$(echo "$out" | json verdict) score=$(echo "$out" | json score)
+[ "$verdict" = spam ] && "$MT_PYTHON" -c "import sys; sys.exit(0 if float('$score') >= 0.9 else 1)" &&
+        ok "with 20 of each it is spam ($score)" || bad "with 20 of each: $verdict $score"
+
 fails=0
 for f in "$W"/train/*.eml; do
         class=spam; case $f in *-ham-*) class=ham;; esac
