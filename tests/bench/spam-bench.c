@@ -708,6 +708,7 @@ static SpamVerdict verdict_of(double score) {
 }
 
 static uint64_t splitmix64(uint64_t *x);
+static void explain_one(const SpamBayesParams *params, const Message *m, const Counts *c);
 static void shuffled_indexes(size_t *o, size_t n, uint64_t *seed);
 
 /* Learns msgs[i] for every i with use[i], arg_lr_epochs times, each pass in its own fixed
@@ -1487,6 +1488,7 @@ static int protocol_b(Message *msgs, size_t n, size_t corpus_bytes, bool only_gr
         _cleanup_free_ Scored *s = NULL;
         _cleanup_free_ size_t *o = NULL;
         size_t n_scored = 0;
+        unsigned explained = 0;
         double t_classify = 0, t_learn = 0, t0;
         Bench b;
         Result res;
@@ -1519,7 +1521,17 @@ static int protocol_b(Message *msgs, size_t n, size_t corpus_bytes, bool only_gr
                 if (r < 0)
                         return r;
                 t_classify += now() - t0;
-                s[n_scored++].msg = m;
+                s[n_scored].msg = m;
+                /* --explain N: the first N messages called the other class, as they were
+                 * classified, with what had been learned by then */
+                if (explained < arg_explain &&
+                    s[n_scored].verdict == (m->spam ? SPAM_VERDICT_HAM : SPAM_VERDICT_SPAM)) {
+                        printf("# position %zu, after %" PRIu64 " spam and %" PRIu64 " ham:\n", n_scored,
+                               b.counts.totals.spam, b.counts.totals.ham);
+                        explain_one(&arg_params, m, &b.counts);
+                        explained++;
+                }
+                n_scored++;
 
                 t0 = now();
                 r = learn(&b, m);
@@ -1539,7 +1551,8 @@ static int protocol_b(Message *msgs, size_t n, size_t corpus_bytes, bool only_gr
 }
 
 /* The strongest tokens of one message against the counts c (--explain with --protocol cv:
- * the misjudged messages of group 1 in cross-validation). */
+ * the misjudged messages of group 1 in cross-validation; with --protocol b or b1: the
+ * messages called the other class). */
 static void explain_one(const SpamBayesParams *params, const Message *m, const Counts *c) {
         SpamTokenParts parts = SPAM_TOKEN_PARTS_NULL;
         SpamTokenizerOptions o = { .key = &bench_key, .bigrams = arg_bigrams, .markup = arg_markup, .shapes = arg_shapes, .field_families = arg_field_families, .bigram_window = arg_window,
@@ -1807,8 +1820,10 @@ static int export(const Message *msgs, size_t n, const char *dir) {
 
 static void help(void) {
         printf("usage: spam-bench --corpus DIR (--protocol a|b|b1|cv | --export OUTDIR) [options]\n"
-               "  --scores FILE  --explain N  --folds K  --sweep  --no-bigrams  --no-shapes  --decide-shapes  --markup\n"
+               "  --scores FILE  --folds K  --sweep  --no-bigrams  --no-shapes  --decide-shapes  --markup\n"
                "  --no-field-families\n"
+               "  --explain N (the strongest tokens of the first N messages misjudged in a and cv, called the\n"
+               "    other class in b and b1, with the counts learned by then)\n"
                "  --hmm  --hmm-every N  --no-hmm-cache (each message searched afresh, as spam_hmm_scan() does)\n"
                "  --s X  --x X  --min-dev X  --max-tokens N  --ham-cutoff X  --spam-cutoff X\n"
                "  --order-s X  --order-min-dev X (the ordering estimate; --order-s 0: none)\n"
