@@ -79,10 +79,23 @@ START_TEST(test_shipped_defaults)
 }
 END_TEST
 
-/* The ordering estimate's keys: 0 turns it off, a value outside [0, 1] is refused with
- * the line. */
+/* The ordering estimate's keys and the cold start's: 0 turns the estimate or the bound
+ * off, a value out of range is refused with its line. */
 START_TEST(test_order_keys)
 {
+        static const struct {
+                const char *text;
+                unsigned line;
+        } refused[] = {
+                { "[Filter]\n\nOrderRobinsonS=-1\n", 3 },
+                { "[Filter]\nOrderFormRobinsonS=-0.5\n", 2 },
+                { "[Filter]\nOrderMinDeviation=2\n", 2 },
+                { "[Filter]\nOrderNatsPerMessage=-1\n", 2 },
+                { "[Filter]\nOrderNatsPerMessage=1001\n", 2 },
+                { "[Filter]\nOrderNatsPerMessage=one\n", 2 },
+                { "[Filter]\nRobinsonS=0\n", 2 },            /* RobinsonS= still refuses 0 */
+                { "[Filter]\nSpamVerdictMinMessages=-3\n", 2 },
+        };
         _cleanup_(spam_config_freep) SpamConfig *c = NULL;
         ConfigError e = CONFIG_ERROR_NULL;
 
@@ -91,30 +104,18 @@ START_TEST(test_order_keys)
         ck_assert(c->bayes.order_s == 0);
         ck_assert(c->bayes.order_form_s == 1e-7);
         ck_assert(c->bayes.order_min_dev == 0.1);
-        ck_assert_int_lt(spam_config_parse_text(c, "t.conf", "[Filter]\n\nOrderRobinsonS=-1\n", &e), 0);
-        ck_assert_uint_eq(e.line, 3);
-        config_error_done(&e);
-        ck_assert_int_lt(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderFormRobinsonS=-0.5\n", &e), 0);
-        ck_assert_uint_eq(e.line, 2);
-        config_error_done(&e);
-        ck_assert_int_lt(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderMinDeviation=2\n", &e), 0);
-        ck_assert_uint_eq(e.line, 2);
-        config_error_done(&e);
-
-        /* the bound on its log-odds: 0 turns it off, a negative one is refused */
-        ck_assert_int_eq(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderNatsPerMessage=0.5\n", &e), 0);
+        ck_assert_int_eq(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderNatsPerMessage=0.5\nSpamVerdictMinMessages=200\n", &e), 0);
         ck_assert(c->bayes.order_nats_per_message == 0.5);
+        ck_assert_uint_eq(c->bayes.spam_min_messages, 200);
         ck_assert_int_eq(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderNatsPerMessage=0\n", &e), 0);
         ck_assert(c->bayes.order_nats_per_message == 0);
-        ck_assert_int_lt(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderNatsPerMessage=-1\n", &e), 0);
-        ck_assert_uint_eq(e.line, 2);
-        config_error_done(&e);
-        /* RobinsonS= still refuses 0 */
-        ck_assert_int_lt(spam_config_parse_text(c, "t.conf", "[Filter]\nRobinsonS=0\n", &e), 0);
-        ck_assert_uint_eq(e.line, 2);
-        config_error_done(&e);
-        ck_assert_int_eq(spam_config_parse_text(c, "t.conf", "[Filter]\nSpamVerdictMinMessages=200\n", &e), 0);
-        ck_assert_uint_eq(c->bayes.spam_min_messages, 200);
+
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                ck_assert_msg(spam_config_parse_text(c, "t.conf", refused[i].text, &e) < 0, "accepted: %s",
+                              refused[i].text);
+                ck_assert_uint_eq(e.line, refused[i].line);
+                config_error_done(&e);
+        }
 }
 END_TEST
 
