@@ -1853,24 +1853,70 @@ fail:
 
 static int store_ensure_usable(SpamStore *s);
 
-/* Writes journal.new with the records still in force (keep_live: the learn record that
- * gives each learned message its class, in journal order, byte for byte; otherwise none),
- * puts it in place of the journal and rebuilds the counts from it. The old records'
- * sequence numbers stay; the next record follows the last one kept.
+/* The next record of jr that is in force: the one that gave a learned message its class
+ * (not a forget record, not a record of a message forgotten or moved since). Returns 1,
+ * 0 at the end, negative errno. */
+static int journal_next_in_force(SpamStore *s, JournalReader *jr, SpamLearn *rec, uint64_t *ret_seq,
+                                 uint64_t *ret_offset, size_t *ret_len) {
+        int r;
+
+        for (;;) {
+                DigestInfo info;
+                bool forget;
+
+                spam_learn_done(rec);
+                r = journal_reader_next(jr, rec, &forget, ret_seq, ret_offset, ret_len);
+                if (r == 0)
+                        return 0;
+                if (r < 0)
+                        return log_error_errno(r, "%s/" JOURNAL_FILE ": cannot read the record at offset %" PRIu64 ": %m",
+                                               s->dir, *ret_offset);
+                if (forget)
+                        continue;
+                r = store_digest_lookup(s, rec->digest, &info);
+                if (r < 0)
+                        return log_error_errno(r, "%s: cannot look a message up (%s): %m", s->dir, db_strerror(s->db));
+                if (info.known && info.offset == *ret_offset)
+                        return 1;
+                /* forgotten, or moved by a later record */
+        }
+}
+
+/* Whether policy forgets the in-force record rec; *drop_auto: how many of the oldest
+ * auto-learned records are still to go. */
+static bool compact_forgets(const SpamCompactPolicy *policy, const SpamLearn *rec, uint64_t *drop_auto) {
+        if (!policy)
+                return false;
+        if (rec->time < policy->forget_before)
+                return true;
+        if (rec->source == SPAM_SOURCE_AUTOLEARN && *drop_auto > 0) {
+                (*drop_auto)--;
+                return true;
+        }
+        return false;
+}
+
+/* Writes journal.new with the records still in force that policy (NULL: all) keeps
+ * (keep_live: the learn record that gives each learned message its class, in journal
+ * order, byte for byte; otherwise none), puts it in place of the journal and rebuilds the
+ * counts from it. The old records' sequence numbers stay; the next record follows the
+ * last one kept.
  *
  * Crash safety: journal.new is synced before the rename, and the dirty marker says
  * "writing" before it, so a crash after the rename rebuilds the counts from the new
  * journal at the next open; a crash before it leaves the old journal in force (and a
  * stale journal.new, truncated by the next compaction). */
-static int store_rewrite_journal(SpamStore *s, bool keep_live, uint64_t *ret_kept) {
+static int store_rewrite_journal(SpamStore *s, bool keep_live, const SpamCompactPolicy *policy,
+                                 uint64_t *ret_kept, uint64_t *ret_forgotten) {
         _cleanup_(journal_reader_done) JournalReader jr = {
                 .fd = s->journal_fd,
                 .end = s->journal_end,
         };
+        _cleanup_(spam_learn_done) SpamLearn rec = {};
         _cleanup_close_ int fd = -1;
         _cleanup_free_ uint8_t *buf = NULL;
-        uint64_t kept = 0, out = 0, last_seq = 0;
-        size_t buf_size = 0;
+        uint64_t kept = 0, forgotten = 0, out = 0, last_seq = 0, drop_auto = 0, seq, offset;
+        size_t buf_size = 0, len;
         int r;
 
         assert(s);
@@ -1885,6 +1931,22 @@ static int store_rewrite_journal(SpamStore *s, bool keep_live, uint64_t *ret_kep
         if (r < 0)
                 return r;
 
+        if (keep_live && policy && policy->autolearn_keep != UINT64_MAX) {
+                _cleanup_(journal_reader_done) JournalReader count = {
+                        .fd = s->journal_fd,
+                        .end = s->journal_end,
+                };
+                uint64_t n_auto = 0;
+
+                /* A first pass: how many auto-learned messages the age leaves, of which
+                 * the oldest beyond autolearn_keep go too. */
+                while ((r = journal_next_in_force(s, &count, &rec, &seq, &offset, &len)) > 0)
+                        n_auto += rec.source == SPAM_SOURCE_AUTOLEARN && rec.time >= policy->forget_before;
+                if (r < 0)
+                        return r;
+                drop_auto = n_auto > policy->autolearn_keep ? n_auto - policy->autolearn_keep : 0;
+        }
+
         fd = openat(s->dir_fd, JOURNAL_NEW_FILE, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0600);
         if (fd < 0)
                 return log_error_errno(errno, "%s/" JOURNAL_NEW_FILE ": cannot create: %m", s->dir);
@@ -1892,26 +1954,17 @@ static int store_rewrite_journal(SpamStore *s, bool keep_live, uint64_t *ret_kep
                 return log_error_errno(errno, "%s/" JOURNAL_NEW_FILE ": cannot lock: %m", s->dir);
 
         while (keep_live) {
-                _cleanup_(spam_learn_done) SpamLearn rec = {};
-                uint64_t seq, offset;
-                DigestInfo info;
-                bool forget;
-                size_t len;
                 ssize_t k;
 
-                r = journal_reader_next(&jr, &rec, &forget, &seq, &offset, &len);
+                r = journal_next_in_force(s, &jr, &rec, &seq, &offset, &len);
+                if (r < 0)
+                        return r;
                 if (r == 0)
                         break;
-                if (r < 0)
-                        return log_error_errno(r, "%s/" JOURNAL_FILE ": cannot read the record at offset %" PRIu64 ": %m",
-                                               s->dir, offset);
-                if (forget)
+                if (compact_forgets(policy, &rec, &drop_auto)) {
+                        forgotten++;
                         continue;
-                r = store_digest_lookup(s, rec.digest, &info);
-                if (r < 0)
-                        return log_error_errno(r, "%s: cannot look a message up (%s): %m", s->dir, db_strerror(s->db));
-                if (!info.known || info.offset != offset)
-                        continue;       /* forgotten, or moved by a later record */
+                }
 
                 if (len > buf_size) {
                         uint8_t *b = realloc(buf, len);
@@ -1954,23 +2007,27 @@ static int store_rewrite_journal(SpamStore *s, bool keep_live, uint64_t *ret_kep
                 return r;
         if (ret_kept)
                 *ret_kept = kept;
+        if (ret_forgotten)
+                *ret_forgotten = forgotten;
         return 0;
 }
 
-int spam_store_compact(SpamStore *s, uint64_t *ret_kept) {
-        uint64_t before, kept = 0;
+int spam_store_compact(SpamStore *s, const SpamCompactPolicy *policy, uint64_t *ret_kept, uint64_t *ret_forgotten) {
+        uint64_t before, kept = 0, forgotten = 0;
         int r;
 
         assert_return(s, -EINVAL);
 
         before = s->journal_end;
-        r = store_rewrite_journal(s, /* keep_live= */ true, &kept);
+        r = store_rewrite_journal(s, /* keep_live= */ true, policy, &kept, &forgotten);
         if (r < 0)
                 return r;
-        log_info("%s/" JOURNAL_FILE ": compacted to %" PRIu64 " records, %" PRIu64 " bytes (from %" PRIu64 ").",
-                 s->dir, kept, s->journal_end, before);
+        log_info("%s/" JOURNAL_FILE ": compacted to %" PRIu64 " records, %" PRIu64 " bytes (from %" PRIu64 "), "
+                 "%" PRIu64 " forgotten.", s->dir, kept, s->journal_end, before, forgotten);
         if (ret_kept)
                 *ret_kept = kept;
+        if (ret_forgotten)
+                *ret_forgotten = forgotten;
         return 0;
 }
 
@@ -1981,7 +2038,7 @@ int spam_store_reset(SpamStore *s) {
         assert_return(s, -EINVAL);
 
         before = s->n_records;
-        r = store_rewrite_journal(s, /* keep_live= */ false, NULL);
+        r = store_rewrite_journal(s, /* keep_live= */ false, NULL, NULL, NULL);
         if (r < 0)
                 return r;
         log_notice("%s: statistics reset, %" PRIu64 " journal records dropped.", s->dir, before);

@@ -131,11 +131,23 @@ int spam_store_flush(SpamStore *s);
 /* Throws the counts away and replays the whole journal. */
 int spam_store_rebuild(SpamStore *s);
 
+/* What a compaction forgets besides what is no longer in force: the messages learned
+ * before forget_before (seconds since the epoch, the time of the record that gave them
+ * their class; 0: none), and of the auto-learned messages left, all but the newest
+ * autolearn_keep (UINT64_MAX: none). Reports and an administrator's learns go by age
+ * only. */
+typedef struct SpamCompactPolicy {
+        uint64_t forget_before;
+        uint64_t autolearn_keep;
+} SpamCompactPolicy;
+
 /* Rewrites the journal with only the records still in force (for every learned message
  * the record that gave it its class; forgotten messages, moved messages' older records
- * and forget records go), then rebuilds the counts from it: the statistics stay as they
- * are, the journal shrinks. *ret_kept: the records kept. */
-int spam_store_compact(SpamStore *s, uint64_t *ret_kept);
+ * and forget records go) that policy (NULL: keep all) keeps, then rebuilds the counts
+ * from it: the statistics stay as they are but for the messages policy forgot, which
+ * leave them exactly, and the journal shrinks. *ret_kept: the records kept,
+ * *ret_forgotten: the messages forgotten by policy. */
+int spam_store_compact(SpamStore *s, const SpamCompactPolicy *policy, uint64_t *ret_kept, uint64_t *ret_forgotten);
 /* Throws every learned message away: an empty journal, empty counts. The secret (and so
  * the token hashes) stays. */
 int spam_store_reset(SpamStore *s);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,28 @@ static int config_parse_size_t(const char *filename, unsigned line, const char *
         return 0;
 }
 
+
+/* AutoLearnKeep=: a positive count, or "infinity" (every auto-learned message stays). */
+static int config_parse_keep(const char *filename, unsigned line, const char *section, const char *lvalue,
+                             int ltype, const char *rvalue, void *data, void *userdata) {
+        unsigned long long u;
+        char *end = NULL;
+
+        if (streq(rvalue, "infinity")) {
+                *(uint64_t*) data = UINT64_MAX;
+                return 0;
+        }
+        errno = 0;
+        u = strtoull(rvalue, &end, 10);
+        if (errno != 0 || !end || end == rvalue || *end != 0 || rvalue[0] == '-' || rvalue[0] == '+' || u == 0 ||
+            u == ULLONG_MAX) {
+                config_parser_set_error(userdata, "Invalid value for %s= (a number above 0, or infinity): %s", lvalue,
+                                        rvalue);
+                return -EINVAL;
+        }
+        *(uint64_t*) data = (uint64_t) u;
+        return 0;
+}
 
 static bool domain_valid(const char *s) {
         size_t n = strlen(s);
@@ -136,6 +159,8 @@ const ConfigTableItem spam_config_table[] = {
         { "Learning", "ReportsPerHour",         config_parse_unsigned,     0, offsetof(SpamConfig, reports_per_hour) },
         { "Learning", "ReportDomains",          config_parse_domains,      0, offsetof(SpamConfig, report_domains) },
         { "Learning", "TrustedReporters",       config_parse_users,        0, offsetof(SpamConfig, trusted_reporters) },
+        { "Learning", "ForgetAfterSec",         config_parse_timeout,         0, offsetof(SpamConfig, forget_after) },
+        { "Learning", "AutoLearnKeep",          config_parse_keep,         0, offsetof(SpamConfig, autolearn_keep) },
         { "Service",  "IdleTimeoutSec",         config_parse_sec,          0, offsetof(SpamConfig, idle_timeout) },
         { "Service",  "MaxMessageSize",         config_parse_size,         0, offsetof(SpamConfig, max_message_size) },
 };
@@ -158,6 +183,8 @@ int spam_config_new(SpamConfig **ret) {
         c->autolearn_max_ratio = SPAMD_DEFAULT_AUTOLEARN_MAX_RATIO;
         c->autolearn_min_messages = SPAMD_DEFAULT_AUTOLEARN_MIN_MESSAGES;
         c->reports_per_hour = SPAMD_DEFAULT_REPORTS_PER_HOUR;
+        c->forget_after = USEC_INFINITY;
+        c->autolearn_keep = SPAMD_DEFAULT_AUTOLEARN_KEEP;
         c->idle_timeout = SPAMD_DEFAULT_IDLE_TIMEOUT;
         c->max_message_size = SPAMD_DEFAULT_MAX_MESSAGE_SIZE;
         *ret = c;

@@ -21,6 +21,7 @@
 #define SPAMD_DEFAULT_AUTOLEARN_SPAM 0.995
 #define SPAMD_DEFAULT_AUTOLEARN_MAX_RATIO 3.0
 #define SPAMD_DEFAULT_AUTOLEARN_MIN_MESSAGES 50U
+#define SPAMD_DEFAULT_AUTOLEARN_KEEP UINT64_C(50000)
 
 typedef struct SpamConfig {
         /* [Filter] */
@@ -42,6 +43,9 @@ typedef struct SpamConfig {
         unsigned reports_per_hour;      /* ReportsPerHour= */
         char **report_domains;          /* ReportDomains= */
         char **trusted_reporters;       /* TrustedReporters= (user names) */
+        usec_t forget_after;            /* ForgetAfterSec=: compaction forgets older learns */
+        uint64_t autolearn_keep;        /* AutoLearnKeep=: compaction keeps the newest this many
+                                         * auto-learned messages (UINT64_MAX: all) */
 
         /* [Service] */
         usec_t idle_timeout;

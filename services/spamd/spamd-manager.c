@@ -513,13 +513,25 @@ int manager_forget(Manager *m, const char *digest_hex, const char *reporter) {
 }
 
 int manager_compact(Manager *m, uint64_t *ret_records, uint64_t *ret_bytes) {
+        const SpamConfig *c = m->config;
         SpamStoreStats st = {};
-        uint64_t kept = 0;
+        SpamCompactPolicy policy = {
+                .autolearn_keep = c->autolearn_keep,
+        };
+        uint64_t kept = 0, forgotten = 0, t = (uint64_t) (now(CLOCK_REALTIME) / USEC_PER_SEC);
         int r;
 
-        r = spam_store_compact(m->store, &kept);
+        if (c->forget_after != USEC_INFINITY && t > c->forget_after / USEC_PER_SEC)
+                policy.forget_before = t - c->forget_after / USEC_PER_SEC;
+        r = spam_store_compact(m->store, &policy, &kept, &forgotten);
         if (r < 0)
                 return r;
+        if (forgotten > 0) {
+                log_notice("Compaction forgot %" PRIu64 " of the learned messages (learned more than "
+                           "ForgetAfterSec= ago, or auto-learned beyond the newest AutoLearnKeep=).", forgotten);
+                /* the de-obfuscator's lexicon came from what was learned */
+                (void) manager_build_hmm(m);
+        }
         (void) spam_store_stats(m->store, &st);
         if (ret_records)
                 *ret_records = kept;

@@ -112,7 +112,8 @@ int manager_classify(Manager *m, const void *msg, size_t size, const ClassifyReq
 int manager_learn(Manager *m, const void *msg, size_t size, SpamClass class, SpamSource source,
                   const char *reporter, const char *domain, char ret_digest[static 65]);
 int manager_forget(Manager *m, const char *digest_hex, const char *reporter);
-/* spam_store_compact(); the records kept and the journal's size after it. */
+/* spam_store_compact() with ForgetAfterSec= and AutoLearnKeep=; the records kept and the
+ * journal's size after it. */
 int manager_compact(Manager *m, uint64_t *ret_records, uint64_t *ret_bytes);
 /* spam_store_reset(), and the de-obfuscator rebuilt from the empty lexicon. */
 int manager_reset(Manager *m, const char *who);

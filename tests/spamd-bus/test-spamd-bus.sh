@@ -15,7 +15,9 @@
 #   durability     learns acknowledged before a kill -9 are all there after a restart
 #                  (the journal record is synced before the reply); rebuild gives the
 #                  same totals; compact keeps them and shrinks the journal; reset
-#                  empties them (root and the group mailsec only)
+#                  empties them (root and the group mailsec only); compaction forgets
+#                  auto-learned messages beyond AutoLearnKeep= and those older than
+#                  ForgetAfterSec=
 #   interface      the live introspection equals interfaces/ch.webtrend.Mailsec.Spam1.Manager.xml
 #
 # Environment: MAILSEC_SPAMD, MAILSECCTL, CHECK_INTERFACES, SPAMD_XML, MT_LIB_DIR.
@@ -400,6 +402,54 @@ verdict=$("$MAILSECCTL" --json spam classify "$W/new/n-spam-9.eml" | json verdic
 while read -r class f; do "$MAILSECCTL" spam learn "$class" "$f" >/dev/null || bad "learning again: $f"; done <"$W/acked"
 [ "$(( $(stat_of SpamLearned) + $(stat_of HamLearned) ))" = "$n_acked" ] &&
         ok "learning starts again after reset ($n_acked)" || bad "after relearning: $(stat_of SpamLearned)/$(stat_of HamLearned)"
+
+# --- what compaction forgets: auto-learned messages beyond AutoLearnKeep=, then (after a
+# restart with ForgetAfterSec=2s) everything learned longer ago than that
+restart_with() { # restart_with LOG KEY=VALUE... (under [Learning])
+        local log=$1 kv
+        shift
+        kill -TERM "$SPAMD_PID"; wait "$SPAMD_PID" 2>/dev/null; SPAMD_PID=
+        for kv in "$@"; do
+                sed -i "/^${kv%%=*}=/d" "$W/spamd.conf"
+                sed -i "s/^\[Learning\]\$/[Learning]\n$kv/" "$W/spamd.conf"
+        done
+        start_spamd "$log"
+}
+restart_with "$W/spamd5.log" AutoLearnKeep=1 AutoLearnMaxRatio=3
+"$MAILSECCTL" spam reset --yes || bad "reset failed"
+for f in "$W"/train/*.eml; do
+        class=spam; case $f in *-ham-*) class=ham;; esac
+        "$MAILSECCTL" spam learn "$class" "$f" >/dev/null || bad "learning $f"
+done
+learned=$(( $(stat_of SpamLearned) + $(stat_of HamLearned) ))
+first=
+for ((k = 0; k < 10; k++)); do  # the first two new spam with a confident verdict
+        "$MAILSECCTL" spam classify --autolearn "$W/new/n-spam-$k.eml" >/dev/null
+        [ -z "$first" ] && [ "$(stat_of AutoLearned)" = 1 ] && first=n-spam-$k
+        [ "$(stat_of AutoLearned)" = 2 ] && break
+done
+[ "$(stat_of AutoLearned)" = 2 ] && [ "$(( $(stat_of SpamLearned) + $(stat_of HamLearned) ))" = $((learned + 2)) ] &&
+        ok "two spam auto-learned ($first, n-spam-$k) beside $learned learned by the administrator" ||
+        bad "auto-learning before compaction: AutoLearned=$(stat_of AutoLearned), learned $(( $(stat_of SpamLearned) + $(stat_of HamLearned) ))"
+out=$("$MAILSECCTL" --json spam compact) || bad "compact failed: $out"
+[ "$(echo "$out" | json records)" = $((learned + 1)) ] &&
+        [ "$(( $(stat_of SpamLearned) + $(stat_of HamLearned) ))" = $((learned + 1)) ] &&
+        ok "AutoLearnKeep=1: compaction forgot the older auto-learned spam, kept the administrator's" ||
+        bad "AutoLearnKeep=1: $out, learned $(( $(stat_of SpamLearned) + $(stat_of HamLearned) )) of $((learned + 2))"
+grep -q "Compaction forgot 1 of the learned messages" "$W/spamd5.log" && ok "and says so in its log" ||
+        bad "no log line of what compaction forgot: $(grep -i compact "$W/spamd5.log" | tail -2)"
+"$MAILSECCTL" spam classify --autolearn "$W/new/$first.eml" >/dev/null
+[ "$(stat_of AutoLearned)" = 3 ] && ok "a forgotten message is new again: $first auto-learned once more" ||
+        bad "$first after it was forgotten: AutoLearned=$(stat_of AutoLearned)"
+
+restart_with "$W/spamd6.log" ForgetAfterSec=2s
+sleep 3
+"$MAILSECCTL" spam learn ham "$W/new/n-ham-0.eml" >/dev/null || bad "learning n-ham-0"
+out=$("$MAILSECCTL" --json spam compact) || bad "compact failed: $out"
+[ "$(echo "$out" | json records)" = 1 ] && [ "$(stat_of SpamLearned)/$(stat_of HamLearned)" = 0/1 ] &&
+        [ "$(stat_of JournalRecords)" = 1 ] &&
+        ok "ForgetAfterSec=2s: compaction forgot all but the message learned just now" ||
+        bad "ForgetAfterSec=2s: $out, learned $(stat_of SpamLearned)/$(stat_of HamLearned)"
 
 # --- SIGTERM: pending counts written, clean exit
 kill -TERM "$SPAMD_PID"

@@ -998,7 +998,7 @@ START_TEST(test_compact_and_reset)
         size_before = file_size("journal");
 
         /* Compaction: one record per learned message, the same statistics. */
-        ck_assert_int_eq(spam_store_compact(s, &kept), 0);
+        ck_assert_int_eq(spam_store_compact(s, NULL, &kept, NULL), 0);
         ck_assert_uint_eq(kept, learned);
         ck_assert(!exists("journal.new"));
         ck_assert_uint_lt(file_size("journal"), size_before);
@@ -1022,7 +1022,7 @@ START_TEST(test_compact_and_reset)
         /* Compacting again changes nothing; learning, moving and forgetting go on, and an
          * open reads the compacted journal. */
         size_before = file_size("journal");
-        ck_assert_int_eq(spam_store_compact(s, &kept), 0);
+        ck_assert_int_eq(spam_store_compact(s, NULL, &kept, NULL), 0);
         ck_assert_uint_eq(kept, learned);
         ck_assert_uint_eq(file_size("journal"), size_before);
         for (unsigned op = 0; op < 60; op++) {
@@ -1068,6 +1068,111 @@ START_TEST(test_compact_and_reset)
 }
 END_TEST
 
+/* learn_msg() at a time and from a source */
+static int learn_msg_at(SpamStore *s, unsigned n, const Msg *m, uint64_t time, SpamSource source) {
+        char *words[6];
+        SpamLearn l = {
+                .class = m->class,
+                .source = source,
+                .reporter = source == SPAM_SOURCE_AUTOLEARN ? "autolearn" : "uid:1000",
+                .domain = domains[m->domain],
+                .time = time,
+                .tokens = m->tokens,
+                .n_tokens = m->n_tokens,
+                .words = words,
+                .n_words = m->n_words,
+        };
+
+        for (size_t k = 0; k < m->n_words; k++)
+                words[k] = pool_word(m->words[k]);
+        make_digest(n, l.digest);
+        return spam_store_learn(s, &l);
+}
+
+START_TEST(test_compact_policy)
+{
+        /* Compaction forgets by age (the time of the record in force) and keeps the newest
+         * AutoLearnKeep= auto-learned messages; the counts are then exactly those of the
+         * messages kept. */
+        test_memory_limit = memory_limits[_i];
+        static const uint64_t t0 = UINT64_C(1700000000);
+        const SpamCompactPolicy policy = { .forget_before = t0 + 1000, .autolearn_keep = 4 };
+        _cleanup_free_ Msg *msgs = calloc(40, sizeof(Msg));
+        SpamStore *s = open_store();
+        uint64_t kept = 0, forgotten = 0, learned = 0;
+        SpamStoreStats st;
+        Msg moved;
+
+        rng_state = 0xa6e0a6e0ULL;
+        ck_assert_ptr_nonnull(msgs);
+        /* one message every 100 s: an auto-learned one, a report, an administrator's */
+        for (unsigned n = 0; n < 40; n++) {
+                random_msg(&msgs[n]);
+                ck_assert_int_eq(learn_msg_at(s, n, &msgs[n], t0 + 100 * n, (SpamSource) (n % 3)), 1);
+                msgs[n].learned = true;
+        }
+        /* message 4 (an old report) moved by a late report: its record in force is new */
+        moved = msgs[4];
+        moved.class = moved.class == SPAM_CLASS_SPAM ? SPAM_CLASS_HAM : SPAM_CLASS_SPAM;
+        ck_assert_int_eq(learn_msg_at(s, 4, &moved, t0 + 10000, SPAM_SOURCE_REPORT), 1);
+        msgs[4] = moved;
+        msgs[4].learned = true;
+        /* message 7 (an old report) forgotten already */
+        ck_assert_int_eq(forget(s, 7), 1);
+        msgs[7].learned = false;
+
+        /* By age: 0–9 but 4 (moved late) and 7 (not in force), eight messages. Of the
+         * auto-learned ones left (12, 15, ..., 39), the six oldest. */
+        ck_assert_int_eq(spam_store_compact(s, &policy, &kept, &forgotten), 0);
+        ck_assert_uint_eq(forgotten, 8 + 6);
+        for (unsigned n = 0; n < 10; n++)
+                if (n != 4)
+                        msgs[n].learned = false;
+        for (unsigned n = 12; n <= 27; n += 3)
+                msgs[n].learned = false;
+        for (unsigned n = 0; n < 40; n++)
+                learned += msgs[n].learned;
+        ck_assert_uint_eq(kept, learned);
+        ck_assert_int_eq(spam_store_stats(s, &st), 0);
+        ck_assert_uint_eq(st.journal_records, learned);
+        check_model(s, msgs, 40);
+        for (unsigned n = 0; n < 40; n++)
+                ck_assert_int_eq(class_of(s, n), msgs[n].learned ? (int) msgs[n].class : _SPAM_CLASS_INVALID);
+
+        /* Again: nothing more to forget; without a policy neither. */
+        ck_assert_int_eq(spam_store_compact(s, &policy, &kept, &forgotten), 0);
+        ck_assert_uint_eq(forgotten, 0);
+        ck_assert_uint_eq(kept, learned);
+        ck_assert_int_eq(spam_store_compact(s, NULL, &kept, &forgotten), 0);
+        ck_assert_uint_eq(forgotten, 0);
+        ck_assert_uint_eq(kept, learned);
+
+        /* A forgotten message is new again, and the store reopens as it was left. */
+        ck_assert_int_eq(learn_msg_at(s, 12, &msgs[12], t0 + 20000, SPAM_SOURCE_AUTOLEARN), 1);
+        msgs[12].learned = true;
+        check_model(s, msgs, 40);
+        s = spam_store_free(s);
+        s = open_store();
+        check_model(s, msgs, 40);
+
+        /* Every auto-learned message is kept with UINT64_MAX; an age past them all forgets
+         * everything. */
+        ck_assert_int_eq(spam_store_compact(s, &(const SpamCompactPolicy) { .autolearn_keep = UINT64_MAX }, &kept,
+                                            &forgotten), 0);
+        ck_assert_uint_eq(forgotten, 0);
+        ck_assert_int_eq(spam_store_compact(s, &(const SpamCompactPolicy) { .forget_before = t0 + 30000,
+                                                                            .autolearn_keep = UINT64_MAX },
+                                            &kept, &forgotten), 0);
+        ck_assert_uint_eq(forgotten, learned + 1);
+        ck_assert_uint_eq(kept, 0);
+        for (unsigned n = 0; n < 40; n++)
+                msgs[n].learned = false;
+        check_model(s, msgs, 40);
+        ck_assert_uint_eq(file_size("journal"), 0);
+        spam_store_free(s);
+}
+END_TEST
+
 START_TEST(test_compact_crash_after_rename)
 {
         /* A crash between putting the new journal in place and the end of the rebuild: the
@@ -1087,7 +1192,7 @@ START_TEST(test_compact_crash_after_rename)
                 ck_assert_int_eq(forget(s, n), 1);
                 msgs[n].learned = false;
         }
-        ck_assert_int_eq(spam_store_compact(s, &kept), 0);
+        ck_assert_int_eq(spam_store_compact(s, NULL, &kept, NULL), 0);
         ck_assert_uint_eq(kept, 20);
         s = spam_store_free(s);
 
@@ -1438,6 +1543,7 @@ static Suite* spam_store_suite(void) {
         tcase_add_loop_test(tc, test_rebuild_equals_incremental, 0, ELEMENTSOF(memory_limits));
         tcase_add_loop_test(tc, test_compact_and_reset, 0, ELEMENTSOF(memory_limits));
         tcase_add_loop_test(tc, test_many_tokens, 0, ELEMENTSOF(memory_limits));
+        tcase_add_loop_test(tc, test_compact_policy, 0, ELEMENTSOF(memory_limits));
         tcase_add_test(tc, test_compact_crash_after_rename);
         tcase_add_test(tc, test_kill9);
         tcase_set_timeout(tc, 120);

@@ -70,6 +70,8 @@ START_TEST(test_shipped_defaults)
         SAME(autolearn_max_ratio);
         SAME(autolearn_min_messages);
         SAME(reports_per_hour);
+        SAME(forget_after);
+        SAME(autolearn_keep);
         SAME(idle_timeout);
         SAME(max_message_size);
 #undef SAME
@@ -79,14 +81,28 @@ START_TEST(test_shipped_defaults)
 }
 END_TEST
 
+/* A configuration text that is refused, and the line its error names. */
+typedef struct Refused {
+        const char *text;
+        unsigned line;
+} Refused;
+
+static void check_refused(SpamConfig *c, const Refused *refused, size_t n) {
+        ConfigError e = CONFIG_ERROR_NULL;
+
+        for (size_t i = 0; i < n; i++) {
+                ck_assert_msg(spam_config_parse_text(c, "t.conf", refused[i].text, &e) < 0, "accepted: %s",
+                              refused[i].text);
+                ck_assert_uint_eq(e.line, refused[i].line);
+                config_error_done(&e);
+        }
+}
+
 /* The ordering estimate's keys and the cold start's: 0 turns the estimate or the bound
  * off, a value out of range is refused with its line. */
 START_TEST(test_order_keys)
 {
-        static const struct {
-                const char *text;
-                unsigned line;
-        } refused[] = {
+        static const Refused refused[] = {
                 { "[Filter]\n\nOrderRobinsonS=-1\n", 3 },
                 { "[Filter]\nOrderFormRobinsonS=-0.5\n", 2 },
                 { "[Filter]\nOrderMinDeviation=2\n", 2 },
@@ -109,13 +125,36 @@ START_TEST(test_order_keys)
         ck_assert_uint_eq(c->bayes.spam_min_messages, 200);
         ck_assert_int_eq(spam_config_parse_text(c, "t.conf", "[Filter]\nOrderNatsPerMessage=0\n", &e), 0);
         ck_assert(c->bayes.order_nats_per_message == 0);
+        check_refused(c, refused, ELEMENTSOF(refused));
+}
+END_TEST
 
-        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
-                ck_assert_msg(spam_config_parse_text(c, "t.conf", refused[i].text, &e) < 0, "accepted: %s",
-                              refused[i].text);
-                ck_assert_uint_eq(e.line, refused[i].line);
-                config_error_done(&e);
-        }
+/* What a compaction forgets: by default nothing by age and the auto-learned messages
+ * beyond the newest 50,000; "infinity" keeps all, 0 and nonsense are refused. */
+START_TEST(test_retention_keys)
+{
+        static const Refused refused[] = {
+                { "[Learning]\nForgetAfterSec=0\n", 2 },
+                { "[Learning]\nForgetAfterSec=soon\n", 2 },
+                { "[Learning]\n\nAutoLearnKeep=0\n", 3 },
+                { "[Learning]\nAutoLearnKeep=-5\n", 2 },
+                { "[Learning]\nAutoLearnKeep=5k\n", 2 },
+                { "[Learning]\nAutoLearnKeep=\n", 2 },
+                { "[Learning]\nAutoLearnKeep=99999999999999999999999\n", 2 },
+        };
+        _cleanup_(spam_config_freep) SpamConfig *c = NULL;
+        ConfigError e = CONFIG_ERROR_NULL;
+
+        ck_assert_int_eq(spam_config_new(&c), 0);
+        ck_assert(c->forget_after == USEC_INFINITY);
+        ck_assert_uint_eq(c->autolearn_keep, 50000);
+        ck_assert_int_eq(spam_config_parse_text(c, "t.conf", "[Learning]\nForgetAfterSec=365d\nAutoLearnKeep=120000\n", &e), 0);
+        ck_assert(c->forget_after == 365 * 24 * 3600 * USEC_PER_SEC);
+        ck_assert_uint_eq(c->autolearn_keep, 120000);
+        ck_assert_int_eq(spam_config_parse_text(c, "t.conf", "[Learning]\nForgetAfterSec=infinity\nAutoLearnKeep=infinity\n", &e), 0);
+        ck_assert(c->forget_after == USEC_INFINITY);
+        ck_assert(c->autolearn_keep == UINT64_MAX);
+        check_refused(c, refused, ELEMENTSOF(refused));
 }
 END_TEST
 
@@ -125,6 +164,7 @@ static Suite* spamd_conf_suite(void) {
 
         tcase_add_test(tc, test_shipped_defaults);
         tcase_add_test(tc, test_order_keys);
+        tcase_add_test(tc, test_retention_keys);
         suite_add_tcase(s, tc);
         return s;
 }
