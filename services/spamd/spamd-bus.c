@@ -429,6 +429,8 @@ static int property_get_store(sd_bus *bus, const char *path, const char *interfa
                 v = st.journal_records;
         else if (streq(property, "JournalBytes"))
                 v = st.journal_bytes;
+        else if (streq(property, "DatabaseBytes"))
+                v = st.db_bytes;
         else
                 v = st.lexicon_words;
         return sd_bus_message_append(reply, "t", v);
@@ -483,6 +485,7 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("LexiconWords", "t", property_get_store, 0, 0),
         SD_BUS_PROPERTY("JournalRecords", "t", property_get_store, 0, 0),
         SD_BUS_PROPERTY("JournalBytes", "t", property_get_store, 0, 0),
+        SD_BUS_PROPERTY("DatabaseBytes", "t", property_get_store, 0, 0),
         STAT("ReportsAccepted", reports_accepted),
         STAT("ReportsRefused", reports_refused),
         STAT("AutoLearned", autolearned),

@@ -384,6 +384,9 @@ kept=$(echo "$out" | json records) bytes=$(echo "$out" | json bytes)
         ok "compact keeps one record per learned message ($kept of $records)" || bad "compact: $out (records $records, learned $((spam + ham)))"
 [ "$(stat_of JournalRecords)/$(stat_of JournalBytes)" = "$kept/$bytes" ] &&
         ok "JournalRecords and JournalBytes say so" || bad "properties: $(stat_of JournalRecords)/$(stat_of JournalBytes)"
+db=$("$MAILSECCTL" --json spam stats | json DatabaseBytes)
+[ "$db" = "$(stat -c %s "$W/state/tokens.gdbm")" ] && [ "$db" -gt 0 ] &&
+        ok "mailsecctl spam stats gives the database's size ($db bytes)" || bad "DatabaseBytes $db, file $(stat -c %s "$W/state/tokens.gdbm")"
 [ "$bytes" = "$(stat -c %s "$W/state/journal")" ] && [ "$bytes" -lt "$size_before" ] &&
         ok "the journal shrank from $size_before to $bytes bytes" || bad "journal size: $bytes, file $(stat -c %s "$W/state/journal"), before $size_before"
 [ "$(stat_of SpamLearned)/$(stat_of HamLearned)/$(stat_of Tokens)" = "$spam/$ham/$tokens" ] &&

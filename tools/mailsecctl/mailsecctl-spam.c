@@ -400,6 +400,7 @@ static int spam_stats(sd_bus *bus) {
         static const char* const props[] = {
                 "Version", "MessagesClassified", "SpamLearned", "HamLearned", "Tokens", "LexiconWords",
                 "ReportsAccepted", "ReportsRefused", "AutoLearned", "JournalRecords", "JournalBytes",
+                "DatabaseBytes",
         };
         Output o = OUTPUT_INIT(stdout, 18);
 
