@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # mailsec-spamd on a private bus, driven with mailsecctl and busctl:
 #
-#   training       mailsecctl spam learn of generated spam and ham; the totals; no spam
-#                  verdict before each class has SpamVerdictMinMessages= (20) learned
+#   training       mailsecctl spam learn of generated spam and ham, one by one and in
+#                  bulk (files, a Maildir); the totals; no spam verdict before each
+#                  class has SpamVerdictMinMessages= (20) learned
 #   classify       new messages of each kind get confident verdicts; explain names tokens
 #   domains        what a domain learned outweighs the global statistics for its mail
 #   lists          a spam posted to a list whose ham was learned: the list's fields
@@ -116,12 +117,28 @@ verdict=$(echo "$out" | json verdict) score=$(echo "$out" | json score)
 [ "$verdict" = spam ] && "$MT_PYTHON" -c "import sys; sys.exit(0 if float('$score') >= 0.9 else 1)" &&
         ok "with 20 of each it is spam ($score)" || bad "with 20 of each: $verdict $score"
 
-fails=0
-for f in "$W"/train/*.eml; do
-        class=spam; case $f in *-ham-*) class=ham;; esac
-        "$MAILSECCTL" spam learn "$class" "$f" >/dev/null 2>>"$W/ctl.err" || fails=$((fails + 1))
+# The rest of the training in bulk: the spam as a list of files, the ham from a Maildir
+# (cur/ and new/; not tmp/, its folders or dot files, where a spam waits to be learned
+# wrongly). The first 20 of each class are learned already.
+mkdir -p "$W/Maildir/cur" "$W/Maildir/new" "$W/Maildir/tmp" "$W/Maildir/.Junk/cur"
+for ((k = 0; k < 40; k++)); do
+        cp "$W/train/t-ham-$k.eml" "$W/Maildir/$([ $((k % 2)) = 0 ] && echo cur || echo new)/1700000$k.M1P1.host:2,S"
 done
-[ $fails = 0 ] && ok "80 messages learned with mailsecctl spam learn" || bad "$fails learns failed: $(tail -3 "$W/ctl.err")"
+for d in tmp .Junk/cur; do cp "$W/train/t-spam-0.eml" "$W/Maildir/$d/1700000999.M1P1.host"; done
+cp "$W/train/t-spam-0.eml" "$W/Maildir/cur/.1700000999.M1P1.host"
+summary() { echo "$1" | "$MT_PYTHON" -c 'import json,sys; v=json.load(sys.stdin); print("%(messages)s/%(changed)s/%(unchanged)s/%(failed)s" % v)'; }
+out=$("$MAILSECCTL" --json spam learn spam "$W"/train/t-spam-*.eml 2>>"$W/ctl.err") &&
+        [ "$(summary "$out")" = 40/20/20/0 ] && ok "40 spam files learned at once: 20 new, 20 known already" ||
+        bad "bulk learn of files: $out $(tail -3 "$W/ctl.err")"
+out=$("$MAILSECCTL" --json spam learn ham "$W/Maildir" 2>>"$W/ctl.err") &&
+        [ "$(summary "$out")" = 40/20/20/0 ] && ok "40 ham learned from a Maildir's cur/ and new/" ||
+        bad "bulk learn of a Maildir: $out $(tail -3 "$W/ctl.err")"
+out=$("$MAILSECCTL" --json spam learn ham "$W/train/t-ham-0.eml" "$W/no-such.eml" 2>"$W/err"); rc=$?
+[ $rc = 1 ] && [ "$(summary "$out")" = 1/0/1/1 ] && grep -q "no-such.eml" "$W/err" &&
+        ok "a file that cannot be read: the others learned, it is named, exit status 1" ||
+        bad "bulk learn with a missing file: rc $rc, $out, $(cat "$W/err")"
+"$MAILSECCTL" spam learn ham - "$W/train/t-ham-0.eml" </dev/null >/dev/null 2>&1; rc=$?
+[ $rc = 2 ] && ok "standard input among other files is a usage error" || bad "- among files: exit $rc"
 [ "$(stat_of SpamLearned)" = 40 ] && [ "$(stat_of HamLearned)" = 40 ] &&
         ok "SpamLearned=40 HamLearned=40" || bad "totals: spam $(stat_of SpamLearned) ham $(stat_of HamLearned)"
 [ "$(stat_of Tokens)" -gt 100 ] 2>/dev/null && ok "Tokens=$(stat_of Tokens)" || bad "Tokens=$(stat_of Tokens)"

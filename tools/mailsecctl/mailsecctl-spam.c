@@ -11,6 +11,9 @@
  *                          --reporter to someone else: root, mailsec-proxy and
  *                          TrustedReporters= only, e.g. Dovecot's IMAPSieve script)
  *   learn spam|ham FILE    an administrator's training (group mailsec)
+ *                          report and learn take several files, directories and
+ *                          Maildirs too, and then print how many changed, were
+ *                          learned so already, or failed
  *   forget DIGEST          take a learned message out again (group mailsec)
  *   stats                  the service's properties
  *   rebuild                recompute the counts from the training journal (group mailsec)
@@ -20,12 +23,14 @@
  * Exit status: 0 success, 1 the call failed, 2 usage error, 3 the service is not running.
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <systemd/sd-bus.h>
@@ -274,52 +279,197 @@ bad_reply:
         return EXIT_CALL_FAILED;
 }
 
-static int spam_learn(sd_bus *bus, int argc, char *argv[], const char *method) {
-        const char *usage = streq(method, "Report") ? "Usage: mailsecctl spam report spam|ham FILE|- [--domain D] [--reporter mail:ADDRESS|imap:USER]\n"
-                                                    : "Usage: mailsecctl spam learn spam|ham FILE|- [--domain D]\n";
+/* One Report or Learn call for the message in path: 0 with *ret_changed, or an exit
+ * status (the reason printed). */
+static int learn_one(sd_bus *bus, const char *method, const SpamArgs *a, const char *class, const char *path,
+                     char **ret_digest, int *ret_changed) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_close_ int fd = -EBADF;
-        Output o = OUTPUT_INIT(stdout, 8);
-        SpamArgs a = {};
         const char *digest;
-        int changed, k, r;
+        int changed, r;
 
-        k = parse_spam_args(argc, argv, usage, &a);
-        if (k < 0)
-                return EXIT_USAGE;
-        if (argc - k != 2 || a.client_ip || a.have_top || a.autolearn || !STR_IN_SET(argv[k], "spam", "ham") ||
-            (a.reporter && !streq(method, "Report"))) {
-                fputs(usage, stderr);
-                return EXIT_USAGE;
-        }
-        fd = message_memfd(argv[k + 1]);
+        fd = message_memfd(path);
         if (fd < 0)
                 return EXIT_CALL_FAILED;
-
         r = sd_bus_message_new_method_call(bus, &m, SPAM_NAME, SPAM_PATH, SPAM_IFACE, method);
         if (r < 0)
                 return EXIT_CALL_FAILED;
-        r = sd_bus_message_append(m, "hs", fd, argv[k]);
+        r = sd_bus_message_append(m, "hs", fd, class);
         if (r >= 0)
-                r = append_options(m, &a, false);
+                r = append_options(m, a, false);
         if (r < 0)
                 return EXIT_CALL_FAILED;
         r = sd_bus_call(bus, m, 0, &error, &reply);
-        if (r < 0)
-                return ctl_call_failed(streq(method, "Report") ? "Reporting the message" : "Learning the message",
-                                       &error, r);
+        if (r < 0) {
+                _cleanup_free_ char *what = NULL;
+
+                if (asprintf_safe(&what, "%s %s", streq(method, "Report") ? "Reporting" : "Learning", path) < 0)
+                        return EXIT_CALL_FAILED;
+                return ctl_call_failed(what, &error, r);
+        }
         r = sd_bus_message_read(reply, "sb", &digest, &changed);
         if (r < 0) {
                 fprintf(stderr, "Unexpected reply from %s: %s\n", SPAM_NAME, strerror(-r));
                 return EXIT_CALL_FAILED;
         }
-        o.json = arg_json;
-        output_string(&o, "digest", digest);
-        output_string(&o, "class", argv[k]);
-        output_bool(&o, "changed", changed);
-        output_end(&o);
+        if (ret_digest) {
+                *ret_digest = strdup(digest);
+                if (!*ret_digest)
+                        return EXIT_CALL_FAILED;
+        }
+        *ret_changed = changed;
         return 0;
+}
+
+static bool is_dir(const char *path) {
+        struct stat st;
+
+        return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int cmp_strp(const void *a, const void *b) {
+        return strcmp(*(char * const *) a, *(char * const *) b);
+}
+
+/* The regular files of dir whose names do not begin with '.', in name order, appended
+ * to files. */
+static int dir_files(const char *dir, char ***files) {
+        _cleanup_strv_free_ char **names = NULL;
+        DIR *d;
+        struct dirent *de;
+        int r = 0;
+
+        d = opendir(dir);
+        if (!d) {
+                r = -errno;
+                fprintf(stderr, "Cannot open %s: %s\n", dir, strerror(-r));
+                return r;
+        }
+        for (;;) {
+                char *path = NULL;
+                struct stat st;
+
+                errno = 0;
+                de = readdir(d);
+                if (!de) {
+                        if (errno > 0) {
+                                r = -errno;
+                                fprintf(stderr, "Cannot read %s: %s\n", dir, strerror(-r));
+                        }
+                        break;
+                }
+                if (de->d_name[0] == '.')
+                        continue;
+                if (asprintf_safe(&path, "%s/%s", dir, de->d_name) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+                        free(path);
+                        continue;
+                }
+                r = strv_consume(&names, path);
+                if (r < 0)
+                        break;
+        }
+        closedir(d);
+        if (r < 0)
+                return r;
+        if (names)
+                qsort(names, strv_length(names), sizeof(char*), cmp_strp);
+        STRV_FOREACH(n, names) {
+                r = strv_extend(files, *n);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The messages a path names: a file, a directory's files, or a Maildir's cur/ and new/
+ * (tmp/ holds deliveries not yet finished). */
+static int path_messages(const char *path, char ***files) {
+        _cleanup_free_ char *cur = NULL, *new = NULL;
+        int r;
+
+        if (!is_dir(path))
+                return strv_extend(files, path);
+        if (asprintf_safe(&cur, "%s/cur", path) < 0 || asprintf_safe(&new, "%s/new", path) < 0)
+                return -ENOMEM;
+        if (!is_dir(cur) && !is_dir(new))
+                return dir_files(path, files);
+        if (is_dir(cur)) {
+                r = dir_files(cur, files);
+                if (r < 0)
+                        return r;
+        }
+        return is_dir(new) ? dir_files(new, files) : 0;
+}
+
+static int spam_learn(sd_bus *bus, int argc, char *argv[], const char *method) {
+        const char *usage = streq(method, "Report") ? "Usage: mailsecctl spam report spam|ham FILE|DIR...|- [--domain D] [--reporter mail:ADDRESS|imap:USER]\n"
+                                                    : "Usage: mailsecctl spam learn spam|ham FILE|DIR...|- [--domain D]\n";
+        _cleanup_strv_free_ char **files = NULL;
+        Output o = OUTPUT_INIT(stdout, 9);
+        uint64_t changed_n = 0, unchanged_n = 0, failed_n = 0;
+        SpamArgs a = {};
+        int changed, k, r;
+
+        k = parse_spam_args(argc, argv, usage, &a);
+        if (k < 0)
+                return EXIT_USAGE;
+        if (argc - k < 2 || a.client_ip || a.have_top || a.autolearn || !STR_IN_SET(argv[k], "spam", "ham") ||
+            (a.reporter && !streq(method, "Report"))) {
+                fputs(usage, stderr);
+                return EXIT_USAGE;
+        }
+        o.json = arg_json;
+
+        if (argc - k == 2 && !is_dir(argv[k + 1])) {
+                /* one message: its digest, and whether the statistics changed */
+                _cleanup_free_ char *digest = NULL;
+
+                r = learn_one(bus, method, &a, argv[k], argv[k + 1], &digest, &changed);
+                if (r != 0)
+                        return r;
+                output_string(&o, "digest", digest);
+                output_string(&o, "class", argv[k]);
+                output_bool(&o, "changed", changed);
+                output_end(&o);
+                return 0;
+        }
+
+        /* Many: every file and every directory's messages, then how many changed the
+         * statistics, how many were learned so already, how many failed. */
+        for (int i = k + 1; i < argc; i++) {
+                if (streq(argv[i], "-")) {
+                        fprintf(stderr, "Standard input (-) is one message: give it alone.\n");
+                        return EXIT_USAGE;
+                }
+                r = path_messages(argv[i], &files);
+                if (r == -ENOMEM)
+                        return EXIT_CALL_FAILED;
+                if (r < 0)
+                        failed_n++;
+        }
+        STRV_FOREACH(f, files) {
+                r = learn_one(bus, method, &a, argv[k], *f, NULL, &changed);
+                if (r == EXIT_NOT_RUNNING)
+                        return r;
+                if (r != 0)
+                        failed_n++;
+                else if (changed)
+                        changed_n++;
+                else
+                        unchanged_n++;
+        }
+        output_string(&o, "class", argv[k]);
+        output_unsigned(&o, "messages", changed_n + unchanged_n);
+        output_unsigned(&o, "changed", changed_n);
+        output_unsigned(&o, "unchanged", unchanged_n);
+        output_unsigned(&o, "failed", failed_n);
+        output_end(&o);
+        return failed_n > 0 ? EXIT_CALL_FAILED : 0;
 }
 
 static int spam_forget(sd_bus *bus, int argc, char *argv[]) {
