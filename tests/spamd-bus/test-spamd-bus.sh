@@ -3,7 +3,7 @@
 # mailsec-spamd on a private bus, driven with mailsecctl and busctl:
 #
 #   training       mailsecctl spam learn of generated spam and ham, one by one and in
-#                  bulk (files, a Maildir); the totals; no spam verdict before each
+#                  bulk (files, a Maildir, an mbox); the totals; no spam verdict before each
 #                  class has SpamVerdictMinMessages= (20) learned
 #   classify       new messages of each kind get confident verdicts; explain names tokens
 #   domains        what a domain learned outweighs the global statistics for its mail
@@ -470,6 +470,23 @@ out=$("$MAILSECCTL" --json spam compact) || bad "compact failed: $out"
         [ "$(stat_of JournalRecords)" = 1 ] &&
         ok "ForgetAfterSec=2s: compaction forgot all but the message learned just now" ||
         bad "ForgetAfterSec=2s: $out, learned $(stat_of SpamLearned)/$(stat_of HamLearned)"
+
+# --- an mbox (--mbox): the messages between its "From " lines, without them or the empty
+# line before each, and ">From " unquoted; each is the message a user would report
+{ cat "$W/new/n-ham-8.eml"; printf 'From the desk of the team\n>From a quoted line\n'; } >"$W/from-lines.eml"
+for f in "$W/new/n-ham-5.eml" "$W/new/n-ham-6.eml" "$W/from-lines.eml"; do
+        echo "From sender@example.org  Sat Nov 28 12:00:00 2026"
+        sed 's/^\(>*From \)/>\1/' "$f"
+        echo
+done >"$W/inbox.mbox"
+out=$("$MAILSECCTL" --json spam learn ham --mbox "$W/inbox.mbox" 2>"$W/err")
+[ "$(summary "$out")" = 3/3/0/0 ] && ok "3 ham learned from an mbox" || bad "mbox: $out $(cat "$W/err")"
+out=$("$MAILSECCTL" --json spam learn ham "$W/new/n-ham-5.eml" "$W/new/n-ham-6.eml" "$W/from-lines.eml" 2>"$W/err")
+[ "$(summary "$out")" = 3/0/3/0 ] && ok "the same messages as files are known already (the same digests)" ||
+        bad "mbox messages as files: $out $(cat "$W/err")"
+out=$("$MAILSECCTL" --json spam learn ham --mbox "$W/new/n-ham-7.eml" 2>"$W/err"); rc=$?
+[ $rc = 1 ] && [ "$(summary "$out")" = 0/0/0/1 ] && grep -q "not an mbox" "$W/err" &&
+        ok "a file that is not an mbox is refused with --mbox" || bad "--mbox on a message: rc $rc, $out, $(cat "$W/err")"
 
 # --- SIGTERM: pending counts written, clean exit
 kill -TERM "$SPAMD_PID"

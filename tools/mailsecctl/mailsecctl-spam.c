@@ -12,8 +12,8 @@
  *                          TrustedReporters= only, e.g. Dovecot's IMAPSieve script)
  *   learn spam|ham FILE    an administrator's training (group mailsec)
  *                          report and learn take several files, directories and
- *                          Maildirs too, and then print how many changed, were
- *                          learned so already, or failed
+ *                          Maildirs too (with --mbox: mailboxes), and then print how
+ *                          many changed, were learned so already, or failed
  *   forget DIGEST          take a learned message out again (group mailsec)
  *   stats                  the service's properties
  *   rebuild                recompute the counts from the training journal (group mailsec)
@@ -37,6 +37,7 @@
 
 #include "cleanup.h"
 #include "mailsecctl.h"
+#include "mbox.h"
 #include "string-util.h"
 
 #define SPAM_NAME "ch.webtrend.Mailsec.Spam1"
@@ -60,21 +61,46 @@ typedef struct SpamArgs {
         unsigned top;
         bool have_top;
         bool autolearn;
+        bool mbox;
 } SpamArgs;
 
-/* The file (or stdin) in a memfd sealed the way mailsec's services take messages. */
+static int memfd_write(int fd, const void *p, size_t n) {
+        const char *b = p;
+
+        while (n > 0) {
+                ssize_t w = write(fd, b, n);
+
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                b += w;
+                n -= (size_t) w;
+        }
+        return 0;
+}
+
+/* Seals a message's memfd the way mailsec's services take messages. */
+static int memfd_seal(int fd) {
+        return fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0 ? -errno : 0;
+}
+
+/* The file (or stdin) in a sealed memfd. */
 static int message_memfd(const char *path) {
         _cleanup_close_ int in = -EBADF, fd = -EBADF;
         char buf[65536];
         size_t total = 0;
+        int r;
 
         if (streq(path, "-"))
                 in = dup(STDIN_FILENO);
         else
                 in = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (in < 0) {
-                fprintf(stderr, "Cannot open %s: %s\n", path, strerror(errno));
-                return -errno;
+                r = -errno;
+                fprintf(stderr, "Cannot open %s: %s\n", path, strerror(-r));
+                return r;
         }
         fd = memfd_create("mailsecctl-message", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0)
@@ -85,8 +111,9 @@ static int message_memfd(const char *path) {
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        fprintf(stderr, "Cannot read %s: %s\n", path, strerror(errno));
-                        return -errno;
+                        r = -errno;
+                        fprintf(stderr, "Cannot read %s: %s\n", path, strerror(-r));
+                        return r;
                 }
                 if (n == 0)
                         break;
@@ -95,23 +122,17 @@ static int message_memfd(const char *path) {
                         fprintf(stderr, "%s is larger than %zu bytes.\n", path, MESSAGE_MAX);
                         return -EFBIG;
                 }
-                for (ssize_t off = 0; off < n;) {
-                        ssize_t w = write(fd, buf + off, (size_t) (n - off));
-
-                        if (w < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                return -errno;
-                        }
-                        off += w;
-                }
+                r = memfd_write(fd, buf, (size_t) n);
+                if (r < 0)
+                        return r;
         }
         if (total == 0) {
                 fprintf(stderr, "%s is empty.\n", path);
                 return -ENODATA;
         }
-        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
-                return -errno;
+        r = memfd_seal(fd);
+        if (r < 0)
+                return r;
         return TAKE_FD(fd);
 }
 
@@ -123,6 +144,7 @@ static int parse_spam_args(int argc, char *argv[], const char *usage, SpamArgs *
                 ARG_JSON,
                 ARG_REPORTER,
                 ARG_AUTOLEARN,
+                ARG_MBOX,
         };
         static const struct option options[] = {
                 { "client-ip", required_argument, NULL, ARG_CLIENT_IP },
@@ -131,6 +153,7 @@ static int parse_spam_args(int argc, char *argv[], const char *usage, SpamArgs *
                 { "json",      no_argument,       NULL, ARG_JSON      },
                 { "reporter",  required_argument, NULL, ARG_REPORTER  },
                 { "autolearn", no_argument,       NULL, ARG_AUTOLEARN },
+                { "mbox",      no_argument,       NULL, ARG_MBOX      },
                 {}
         };
         int c;
@@ -159,6 +182,9 @@ static int parse_spam_args(int argc, char *argv[], const char *usage, SpamArgs *
                         break;
                 case ARG_AUTOLEARN:
                         a->autolearn = true;
+                        break;
+                case ARG_MBOX:
+                        a->mbox = true;
                         break;
                 default:
                         fputs(usage, stderr);
@@ -216,7 +242,7 @@ static int spam_classify(sd_bus *bus, int argc, char *argv[], bool explain) {
         k = parse_spam_args(argc, argv, usage, &a);
         if (k < 0)
                 return EXIT_USAGE;
-        if (argc - k != 1 || a.reporter || (explain && a.autolearn)) {
+        if (argc - k != 1 || a.reporter || a.mbox || (explain && a.autolearn)) {
                 fputs(usage, stderr);
                 return EXIT_USAGE;
         }
@@ -279,19 +305,15 @@ bad_reply:
         return EXIT_CALL_FAILED;
 }
 
-/* One Report or Learn call for the message in path: 0 with *ret_changed, or an exit
- * status (the reason printed). */
-static int learn_one(sd_bus *bus, const char *method, const SpamArgs *a, const char *class, const char *path,
-                     char **ret_digest, int *ret_changed) {
+/* One Report or Learn call for the message in the sealed memfd fd, named what in errors:
+ * 0 with *ret_changed, or an exit status (the reason printed). */
+static int learn_fd(sd_bus *bus, const char *method, const SpamArgs *a, const char *class, int fd,
+                    const char *what, char **ret_digest, int *ret_changed) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_close_ int fd = -EBADF;
         const char *digest;
         int changed, r;
 
-        fd = message_memfd(path);
-        if (fd < 0)
-                return EXIT_CALL_FAILED;
         r = sd_bus_message_new_method_call(bus, &m, SPAM_NAME, SPAM_PATH, SPAM_IFACE, method);
         if (r < 0)
                 return EXIT_CALL_FAILED;
@@ -302,11 +324,11 @@ static int learn_one(sd_bus *bus, const char *method, const SpamArgs *a, const c
                 return EXIT_CALL_FAILED;
         r = sd_bus_call(bus, m, 0, &error, &reply);
         if (r < 0) {
-                _cleanup_free_ char *what = NULL;
+                _cleanup_free_ char *doing = NULL;
 
-                if (asprintf_safe(&what, "%s %s", streq(method, "Report") ? "Reporting" : "Learning", path) < 0)
+                if (asprintf_safe(&doing, "%s %s", streq(method, "Report") ? "Reporting" : "Learning", what) < 0)
                         return EXIT_CALL_FAILED;
-                return ctl_call_failed(what, &error, r);
+                return ctl_call_failed(doing, &error, r);
         }
         r = sd_bus_message_read(reply, "sb", &digest, &changed);
         if (r < 0) {
@@ -319,6 +341,145 @@ static int learn_one(sd_bus *bus, const char *method, const SpamArgs *a, const c
                         return EXIT_CALL_FAILED;
         }
         *ret_changed = changed;
+        return 0;
+}
+
+/* The same for the message in the file at path. */
+static int learn_one(sd_bus *bus, const char *method, const SpamArgs *a, const char *class, const char *path,
+                     char **ret_digest, int *ret_changed) {
+        _cleanup_close_ int fd = -EBADF;
+
+        fd = message_memfd(path);
+        if (fd < 0)
+                return EXIT_CALL_FAILED;
+        return learn_fd(bus, method, a, class, fd, path, ret_digest, ret_changed);
+}
+
+/* How many messages changed the statistics, were learned so already, or failed. */
+typedef struct LearnCounts {
+        uint64_t changed, unchanged, failed;
+} LearnCounts;
+
+static void learn_count(LearnCounts *c, int r, int changed) {
+        if (r != 0)
+                c->failed++;
+        else if (changed)
+                c->changed++;
+        else
+                c->unchanged++;
+}
+
+/* Learning the messages of one mbox, as mbox_reader_line() hands them over. */
+typedef struct MboxLearn {
+        sd_bus *bus;
+        const char *method, *class, *path;
+        const SpamArgs *args;
+        LearnCounts *counts;
+        int fd;                 /* the message's memfd */
+        size_t size;
+        bool too_large;
+        int stop;               /* an exit status to stop with */
+} MboxLearn;
+
+static int mbox_begin(unsigned index, void *userdata) {
+        MboxLearn *l = userdata;
+
+        l->fd = memfd_create("mailsecctl-message", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (l->fd < 0)
+                return -errno;
+        l->size = 0;
+        l->too_large = false;
+        return 0;
+}
+
+static int mbox_data(const char *p, size_t n, void *userdata) {
+        MboxLearn *l = userdata;
+
+        if (l->too_large)
+                return 0;
+        if (l->size + n > MESSAGE_MAX) {
+                l->too_large = true;
+                return 0;
+        }
+        l->size += n;
+        return memfd_write(l->fd, p, n);
+}
+
+static int mbox_end(unsigned index, void *userdata) {
+        MboxLearn *l = userdata;
+        _cleanup_free_ char *what = NULL;
+        int changed = 0, r;
+
+        if (asprintf_safe(&what, "%s, message %u", l->path, index) < 0)
+                return -ENOMEM;
+        if (l->too_large) {
+                fprintf(stderr, "%s is larger than %zu bytes.\n", what, MESSAGE_MAX);
+                r = EXIT_CALL_FAILED;
+        } else if (l->size == 0) {
+                fprintf(stderr, "%s is empty.\n", what);
+                r = EXIT_CALL_FAILED;
+        } else
+                r = memfd_seal(l->fd) < 0 ? EXIT_CALL_FAILED :
+                    learn_fd(l->bus, l->method, l->args, l->class, l->fd, what, NULL, &changed);
+        l->fd = safe_close(l->fd);
+        if (r == EXIT_NOT_RUNNING) {
+                l->stop = r;
+                return -ESHUTDOWN;
+        }
+        learn_count(l->counts, r, changed);
+        return 0;
+}
+
+/* Learns each message of the mbox at path (mbox.h). Returns 0, EXIT_NOT_RUNNING (stop),
+ * or EXIT_CALL_FAILED when the rest of the mbox could not be read into messages. */
+static int learn_mbox(sd_bus *bus, const char *method, const SpamArgs *a, const char *class, const char *path,
+                      LearnCounts *c) {
+        static const MboxCallbacks callbacks = {
+                .begin = mbox_begin,
+                .data = mbox_data,
+                .end = mbox_end,
+        };
+        MboxLearn l = {
+                .bus = bus, .method = method, .class = class, .path = path, .args = a, .counts = c,
+                .fd = -EBADF,
+        };
+        MboxReader reader = MBOX_READER_INIT(&callbacks, &l);
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f) {
+                fprintf(stderr, "Cannot open %s: %s\n", path, strerror(errno));
+                c->failed++;
+                return 0;
+        }
+        for (;;) {
+                ssize_t n;
+
+                errno = 0;
+                n = getline(&line, &size, f);
+                if (n < 0) {
+                        r = errno != 0 ? -errno : mbox_reader_finish(&reader);
+                        break;
+                }
+                r = mbox_reader_line(&reader, line, (size_t) n);
+                if (r < 0)
+                        break;
+        }
+        safe_close(l.fd);
+        if (l.stop != 0)
+                return l.stop;
+        if (r == -EBADMSG || r == -ENODATA) {
+                fprintf(stderr, "%s is not an mbox: it does not begin with a \"From \" line.\n", path);
+                c->failed++;
+                return 0;
+        }
+        if (r < 0) {
+                fprintf(stderr, "Cannot read %s: %s\n", path, strerror(-r));
+                return EXIT_CALL_FAILED;
+        }
         return 0;
 }
 
@@ -407,11 +568,11 @@ static int path_messages(const char *path, char ***files) {
 }
 
 static int spam_learn(sd_bus *bus, int argc, char *argv[], const char *method) {
-        const char *usage = streq(method, "Report") ? "Usage: mailsecctl spam report spam|ham FILE|DIR...|- [--domain D] [--reporter mail:ADDRESS|imap:USER]\n"
-                                                    : "Usage: mailsecctl spam learn spam|ham FILE|DIR...|- [--domain D]\n";
+        const char *usage = streq(method, "Report") ? "Usage: mailsecctl spam report spam|ham FILE|DIR...|- [--mbox] [--domain D] [--reporter mail:ADDRESS|imap:USER]\n"
+                                                    : "Usage: mailsecctl spam learn spam|ham FILE|DIR...|- [--mbox] [--domain D]\n";
         _cleanup_strv_free_ char **files = NULL;
         Output o = OUTPUT_INIT(stdout, 9);
-        uint64_t changed_n = 0, unchanged_n = 0, failed_n = 0;
+        LearnCounts c = {};
         SpamArgs a = {};
         int changed, k, r;
 
@@ -425,7 +586,7 @@ static int spam_learn(sd_bus *bus, int argc, char *argv[], const char *method) {
         }
         o.json = arg_json;
 
-        if (argc - k == 2 && !is_dir(argv[k + 1])) {
+        if (argc - k == 2 && !a.mbox && !is_dir(argv[k + 1])) {
                 /* one message: its digest, and whether the statistics changed */
                 _cleanup_free_ char *digest = NULL;
 
@@ -439,37 +600,45 @@ static int spam_learn(sd_bus *bus, int argc, char *argv[], const char *method) {
                 return 0;
         }
 
-        /* Many: every file and every directory's messages, then how many changed the
+        /* Many: every file's, directory's or mbox's messages, then how many changed the
          * statistics, how many were learned so already, how many failed. */
         for (int i = k + 1; i < argc; i++) {
                 if (streq(argv[i], "-")) {
                         fprintf(stderr, "Standard input (-) is one message: give it alone.\n");
                         return EXIT_USAGE;
                 }
+                if (a.mbox) {
+                        r = strv_extend(&files, argv[i]);
+                        if (r < 0)
+                                return EXIT_CALL_FAILED;
+                        continue;
+                }
                 r = path_messages(argv[i], &files);
                 if (r == -ENOMEM)
                         return EXIT_CALL_FAILED;
                 if (r < 0)
-                        failed_n++;
+                        c.failed++;
         }
         STRV_FOREACH(f, files) {
-                r = learn_one(bus, method, &a, argv[k], *f, NULL, &changed);
+                if (a.mbox) {
+                        r = learn_mbox(bus, method, &a, argv[k], *f, &c);
+                        if (r == EXIT_CALL_FAILED)     /* the rest of this mbox is not learned */
+                                c.failed++;
+                } else {
+                        r = learn_one(bus, method, &a, argv[k], *f, NULL, &changed);
+                        if (r != EXIT_NOT_RUNNING)
+                                learn_count(&c, r, changed);
+                }
                 if (r == EXIT_NOT_RUNNING)
                         return r;
-                if (r != 0)
-                        failed_n++;
-                else if (changed)
-                        changed_n++;
-                else
-                        unchanged_n++;
         }
         output_string(&o, "class", argv[k]);
-        output_unsigned(&o, "messages", changed_n + unchanged_n);
-        output_unsigned(&o, "changed", changed_n);
-        output_unsigned(&o, "unchanged", unchanged_n);
-        output_unsigned(&o, "failed", failed_n);
+        output_unsigned(&o, "messages", c.changed + c.unchanged);
+        output_unsigned(&o, "changed", c.changed);
+        output_unsigned(&o, "unchanged", c.unchanged);
+        output_unsigned(&o, "failed", c.failed);
         output_end(&o);
-        return failed_n > 0 ? EXIT_CALL_FAILED : 0;
+        return c.failed > 0 ? EXIT_CALL_FAILED : 0;
 }
 
 static int spam_forget(sd_bus *bus, int argc, char *argv[]) {
