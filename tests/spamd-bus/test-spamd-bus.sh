@@ -488,6 +488,15 @@ out=$("$MAILSECCTL" --json spam learn ham --mbox "$W/new/n-ham-7.eml" 2>"$W/err"
 [ $rc = 1 ] && [ "$(summary "$out")" = 0/0/0/1 ] && grep -q "not an mbox" "$W/err" &&
         ok "a file that is not an mbox is refused with --mbox" || bad "--mbox on a message: rc $rc, $out, $(cat "$W/err")"
 
+# --- a bulk report stops at the first one ReportsPerHour= refuses: the rest would be too
+"$MT_PYTHON" "$HERE/gen-messages.py" "$W/bulk" 4 5 r
+chmod -R a+rX "$W/bulk"
+out=$(setpriv --reuid=daemon --regid=daemon --clear-groups "$MAILSECCTL" --json spam report spam "$W"/bulk/r-*.eml 2>"$W/err"); rc=$?
+[ $rc = 1 ] && [ "$(echo "$out" | "$MT_PYTHON" -c 'import json,sys; v=json.load(sys.stdin); print("%(messages)s/%(failed)s" % v)')" = 5/1 ] &&
+        grep -q "the rest were not tried" "$W/err" && [ "$(grep -c refused "$W/err")" = 1 ] &&
+        ok "a bulk report stops at the first refused one (5 taken, 1 refused, 2 not tried)" ||
+        bad "bulk report over the limit: rc $rc, $out, $(cat "$W/err")"
+
 # --- SIGTERM: pending counts written, clean exit
 kill -TERM "$SPAMD_PID"
 wait "$SPAMD_PID"; rc=$?; SPAMD_PID=

@@ -305,8 +305,12 @@ bad_reply:
         return EXIT_CALL_FAILED;
 }
 
+/* Not an exit status: a report refused by ReportsPerHour=, after which the next ones
+ * would be refused too. */
+#define LEARN_RATE_LIMITED 100
+
 /* One Report or Learn call for the message in the sealed memfd fd, named what in errors:
- * 0 with *ret_changed, or an exit status (the reason printed). */
+ * 0 with *ret_changed, LEARN_RATE_LIMITED, or an exit status (the reason printed). */
 static int learn_fd(sd_bus *bus, const char *method, const SpamArgs *a, const char *class, int fd,
                     const char *what, char **ret_digest, int *ret_changed) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
@@ -323,6 +327,10 @@ static int learn_fd(sd_bus *bus, const char *method, const SpamArgs *a, const ch
         if (r < 0)
                 return EXIT_CALL_FAILED;
         r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0 && sd_bus_error_has_name(&error, SPAM_NAME ".Error.RateLimited")) {
+                fprintf(stderr, "%s refused: %s\n", what, error.message ?: "too many reports this hour");
+                return LEARN_RATE_LIMITED;
+        }
         if (r < 0) {
                 _cleanup_free_ char *doing = NULL;
 
@@ -422,16 +430,18 @@ static int mbox_end(unsigned index, void *userdata) {
                 r = memfd_seal(l->fd) < 0 ? EXIT_CALL_FAILED :
                     learn_fd(l->bus, l->method, l->args, l->class, l->fd, what, NULL, &changed);
         l->fd = safe_close(l->fd);
-        if (r == EXIT_NOT_RUNNING) {
+        if (r != EXIT_NOT_RUNNING)
+                learn_count(l->counts, r, changed);
+        if (r == EXIT_NOT_RUNNING || r == LEARN_RATE_LIMITED) {
                 l->stop = r;
                 return -ESHUTDOWN;
         }
-        learn_count(l->counts, r, changed);
         return 0;
 }
 
-/* Learns each message of the mbox at path (mbox.h). Returns 0, EXIT_NOT_RUNNING (stop),
- * or EXIT_CALL_FAILED when the rest of the mbox could not be read into messages. */
+/* Learns each message of the mbox at path (mbox.h). Returns 0, EXIT_NOT_RUNNING or
+ * LEARN_RATE_LIMITED (stop), or EXIT_CALL_FAILED when the rest of the mbox could not be
+ * read into messages. */
 static int learn_mbox(sd_bus *bus, const char *method, const SpamArgs *a, const char *class, const char *path,
                       LearnCounts *c) {
         static const MboxCallbacks callbacks = {
@@ -592,7 +602,7 @@ static int spam_learn(sd_bus *bus, int argc, char *argv[], const char *method) {
 
                 r = learn_one(bus, method, &a, argv[k], argv[k + 1], &digest, &changed);
                 if (r != 0)
-                        return r;
+                        return r == LEARN_RATE_LIMITED ? EXIT_CALL_FAILED : r;
                 output_string(&o, "digest", digest);
                 output_string(&o, "class", argv[k]);
                 output_bool(&o, "changed", changed);
@@ -631,6 +641,12 @@ static int spam_learn(sd_bus *bus, int argc, char *argv[], const char *method) {
                 }
                 if (r == EXIT_NOT_RUNNING)
                         return r;
+                if (r == LEARN_RATE_LIMITED) {
+                        /* the rest would be refused too */
+                        fprintf(stderr, "Stopped: no more of your reports are taken this hour (ReportsPerHour=); "
+                                "the rest were not tried.\n");
+                        break;
+                }
         }
         output_string(&o, "class", argv[k]);
         output_unsigned(&o, "messages", c.changed + c.unchanged);
