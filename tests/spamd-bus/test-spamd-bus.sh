@@ -10,9 +10,10 @@
 #   lists          a spam posted to a list whose ham was learned: the list's fields
 #                  count once (field families), and it is called spam
 #   reports        the same message twice counts once; the other class moves it; forget
-#                  takes it out exactly; per-reporter rate limit; reports by mail only
-#                  from ReportDomains=; only trusted callers name a reporter; Learn is
-#                  for root and the group mailsec
+#                  takes it out exactly (by digest, file or mbox); per-reporter rate
+#                  limit, which stops a bulk report; reports by mail only from
+#                  ReportDomains=; only trusted callers name a reporter; Learn is for
+#                  root and the group mailsec
 #   durability     learns acknowledged before a kill -9 are all there after a restart
 #                  (the journal record is synced before the reply); rebuild gives the
 #                  same totals; compact keeps them and shrinks the journal; reset
@@ -487,6 +488,18 @@ out=$("$MAILSECCTL" --json spam learn ham "$W/new/n-ham-5.eml" "$W/new/n-ham-6.e
 out=$("$MAILSECCTL" --json spam learn ham --mbox "$W/new/n-ham-7.eml" 2>"$W/err"); rc=$?
 [ $rc = 1 ] && [ "$(summary "$out")" = 0/0/0/1 ] && grep -q "not an mbox" "$W/err" &&
         ok "a file that is not an mbox is refused with --mbox" || bad "--mbox on a message: rc $rc, $out, $(cat "$W/err")"
+
+# --- forget by message: each by the digest mailsec-spamd gives it, from an mbox, files
+# and digests alike
+fsummary() { echo "$1" | "$MT_PYTHON" -c 'import json,sys; v=json.load(sys.stdin); print("%(messages)s/%(forgotten)s/%(not_learned)s/%(failed)s" % v)'; }
+out=$("$MAILSECCTL" --json spam forget --mbox "$W/inbox.mbox" 2>"$W/err")
+[ "$(fsummary "$out")" = 3/3/0/0 ] && [ "$(stat_of HamLearned)" = 1 ] &&
+        ok "forget --mbox takes the mbox's 3 ham out again" || bad "forget --mbox: $out, ham $(stat_of HamLearned), $(cat "$W/err")"
+digest=$("$MAILSECCTL" --json spam learn ham "$W/new/n-ham-9.eml" | json digest)
+out=$("$MAILSECCTL" --json spam forget "$digest" "$W/new/n-ham-5.eml" "$W/from-lines.eml" "$W/new/n-ham-0.eml" 2>"$W/err")
+[ "$(fsummary "$out")" = 4/2/2/0 ] && [ "$(stat_of SpamLearned)/$(stat_of HamLearned)" = 0/0 ] &&
+        ok "forget of a digest and three files: two were learned, two no longer" ||
+        bad "forget of files: $out, learned $(stat_of SpamLearned)/$(stat_of HamLearned), $(cat "$W/err")"
 
 # --- a bulk report stops at the first one ReportsPerHour= refuses: the rest would be too
 "$MT_PYTHON" "$HERE/gen-messages.py" "$W/bulk" 4 5 r

@@ -14,7 +14,8 @@
  *                          report and learn take several files, directories and
  *                          Maildirs too (with --mbox: mailboxes), and then print how
  *                          many changed, were learned so already, or failed
- *   forget DIGEST          take a learned message out again (group mailsec)
+ *   forget DIGEST|FILE...  take learned messages out again, by digest or by the digest
+ *                          of each message given as for learn (group mailsec)
  *   stats                  the service's properties
  *   rebuild                recompute the counts from the training journal (group mailsec)
  *   compact                rewrite the journal with only the records in force (group mailsec)
@@ -38,6 +39,7 @@
 #include "cleanup.h"
 #include "mailsecctl.h"
 #include "mbox.h"
+#include "spam-digest.h"
 #include "string-util.h"
 
 #define SPAM_NAME "ch.webtrend.Mailsec.Spam1"
@@ -309,8 +311,61 @@ bad_reply:
  * would be refused too. */
 #define LEARN_RATE_LIMITED 100
 
-/* One Report or Learn call for the message in the sealed memfd fd, named what in errors:
- * 0 with *ret_changed, LEARN_RATE_LIMITED, or an exit status (the reason printed). */
+static bool is_digest(const char *s) {
+        return strlen(s) == SPAM_DIGEST_SIZE * 2 && strspn(s, "0123456789abcdefABCDEF") == SPAM_DIGEST_SIZE * 2;
+}
+
+/* Forget of a digest (64 hex digits): 0 with *ret_forgotten, or an exit status. */
+static int forget_digest(sd_bus *bus, const char *digest, const char *what, int *ret_forgotten) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, SPAM_NAME, SPAM_PATH, SPAM_IFACE, "Forget", &error, &reply, "s", digest);
+        if (r < 0) {
+                _cleanup_free_ char *doing = NULL;
+
+                if (asprintf_safe(&doing, "Forgetting %s", what) < 0)
+                        return EXIT_CALL_FAILED;
+                return ctl_call_failed(doing, &error, r);
+        }
+        r = sd_bus_message_read(reply, "b", ret_forgotten);
+        if (r < 0) {
+                fprintf(stderr, "Unexpected reply from %s: %s\n", SPAM_NAME, strerror(-r));
+                return EXIT_CALL_FAILED;
+        }
+        return 0;
+}
+
+/* Forget of the message in fd, by the digest mailsec-spamd would compute for it. */
+static int forget_fd(sd_bus *bus, int fd, const char *what, char **ret_digest, int *ret_forgotten) {
+        uint8_t d[SPAM_DIGEST_SIZE];
+        char hex[SPAM_DIGEST_SIZE * 2 + 1];
+        struct stat st;
+        void *p;
+        int r;
+
+        if (fstat(fd, &st) < 0)
+                return EXIT_CALL_FAILED;
+        p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED)
+                return EXIT_CALL_FAILED;
+        spam_message_digest(p, (size_t) st.st_size, d);
+        (void) munmap(p, (size_t) st.st_size);
+        for (size_t i = 0; i < SPAM_DIGEST_SIZE; i++)
+                snprintf(hex + 2 * i, 3, "%02x", d[i]);
+        r = forget_digest(bus, hex, what, ret_forgotten);
+        if (r == 0 && ret_digest) {
+                *ret_digest = strdup(hex);
+                if (!*ret_digest)
+                        return EXIT_CALL_FAILED;
+        }
+        return r;
+}
+
+/* One Report, Learn or Forget call for the message in the sealed memfd fd, named what in
+ * errors: 0 with *ret_changed (the statistics changed: learned, moved or forgotten),
+ * LEARN_RATE_LIMITED, or an exit status (the reason printed). */
 static int learn_fd(sd_bus *bus, const char *method, const SpamArgs *a, const char *class, int fd,
                     const char *what, char **ret_digest, int *ret_changed) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
@@ -318,6 +373,8 @@ static int learn_fd(sd_bus *bus, const char *method, const SpamArgs *a, const ch
         const char *digest;
         int changed, r;
 
+        if (streq(method, "Forget"))
+                return forget_fd(bus, fd, what, ret_digest, ret_changed);
         r = sd_bus_message_new_method_call(bus, &m, SPAM_NAME, SPAM_PATH, SPAM_IFACE, method);
         if (r < 0)
                 return EXIT_CALL_FAILED;
@@ -577,10 +634,61 @@ static int path_messages(const char *path, char ***files) {
         return is_dir(new) ? dir_files(new, files) : 0;
 }
 
+/* Every message of paths (files, directories, Maildirs; with --mbox mailboxes; for Forget
+ * also digests) through method, counted in c. Returns 0, or an exit status to stop with. */
+static int learn_paths(sd_bus *bus, const char *method, const SpamArgs *a, const char *class, char **paths,
+                       LearnCounts *c) {
+        _cleanup_strv_free_ char **files = NULL;
+        int changed, r;
+
+        STRV_FOREACH(p, paths) {
+                if (streq(*p, "-")) {
+                        fprintf(stderr, "Standard input (-) is one message: give it alone.\n");
+                        return EXIT_USAGE;
+                }
+                if (a->mbox || (streq(method, "Forget") && is_digest(*p) && access(*p, F_OK) < 0)) {
+                        /* read below, as they are */
+                        r = strv_extend(&files, *p);
+                        if (r < 0)
+                                return EXIT_CALL_FAILED;
+                        continue;
+                }
+                r = path_messages(*p, &files);
+                if (r == -ENOMEM)
+                        return EXIT_CALL_FAILED;
+                if (r < 0)
+                        c->failed++;
+        }
+        STRV_FOREACH(f, files) {
+                changed = 0;
+                if (streq(method, "Forget") && is_digest(*f) && access(*f, F_OK) < 0) {
+                        r = forget_digest(bus, *f, *f, &changed);
+                        if (r != EXIT_NOT_RUNNING)
+                                learn_count(c, r, changed);
+                } else if (a->mbox) {
+                        r = learn_mbox(bus, method, a, class, *f, c);
+                        if (r == EXIT_CALL_FAILED)     /* the rest of this mbox is not read */
+                                c->failed++;
+                } else {
+                        r = learn_one(bus, method, a, class, *f, NULL, &changed);
+                        if (r != EXIT_NOT_RUNNING)
+                                learn_count(c, r, changed);
+                }
+                if (r == EXIT_NOT_RUNNING)
+                        return r;
+                if (r == LEARN_RATE_LIMITED) {
+                        /* the rest would be refused too */
+                        fprintf(stderr, "Stopped: no more of your reports are taken this hour (ReportsPerHour=); "
+                                "the rest were not tried.\n");
+                        break;
+                }
+        }
+        return 0;
+}
+
 static int spam_learn(sd_bus *bus, int argc, char *argv[], const char *method) {
         const char *usage = streq(method, "Report") ? "Usage: mailsecctl spam report spam|ham FILE|DIR...|- [--mbox] [--domain D] [--reporter mail:ADDRESS|imap:USER]\n"
                                                     : "Usage: mailsecctl spam learn spam|ham FILE|DIR...|- [--mbox] [--domain D]\n";
-        _cleanup_strv_free_ char **files = NULL;
         Output o = OUTPUT_INIT(stdout, 9);
         LearnCounts c = {};
         SpamArgs a = {};
@@ -610,44 +718,10 @@ static int spam_learn(sd_bus *bus, int argc, char *argv[], const char *method) {
                 return 0;
         }
 
-        /* Many: every file's, directory's or mbox's messages, then how many changed the
-         * statistics, how many were learned so already, how many failed. */
-        for (int i = k + 1; i < argc; i++) {
-                if (streq(argv[i], "-")) {
-                        fprintf(stderr, "Standard input (-) is one message: give it alone.\n");
-                        return EXIT_USAGE;
-                }
-                if (a.mbox) {
-                        r = strv_extend(&files, argv[i]);
-                        if (r < 0)
-                                return EXIT_CALL_FAILED;
-                        continue;
-                }
-                r = path_messages(argv[i], &files);
-                if (r == -ENOMEM)
-                        return EXIT_CALL_FAILED;
-                if (r < 0)
-                        c.failed++;
-        }
-        STRV_FOREACH(f, files) {
-                if (a.mbox) {
-                        r = learn_mbox(bus, method, &a, argv[k], *f, &c);
-                        if (r == EXIT_CALL_FAILED)     /* the rest of this mbox is not learned */
-                                c.failed++;
-                } else {
-                        r = learn_one(bus, method, &a, argv[k], *f, NULL, &changed);
-                        if (r != EXIT_NOT_RUNNING)
-                                learn_count(&c, r, changed);
-                }
-                if (r == EXIT_NOT_RUNNING)
-                        return r;
-                if (r == LEARN_RATE_LIMITED) {
-                        /* the rest would be refused too */
-                        fprintf(stderr, "Stopped: no more of your reports are taken this hour (ReportsPerHour=); "
-                                "the rest were not tried.\n");
-                        break;
-                }
-        }
+        /* Many: how many changed the statistics, were learned so already, failed. */
+        r = learn_paths(bus, method, &a, argv[k], argv + k + 1, &c);
+        if (r != 0)
+                return r;
         output_string(&o, "class", argv[k]);
         output_unsigned(&o, "messages", c.changed + c.unchanged);
         output_unsigned(&o, "changed", c.changed);
@@ -658,26 +732,42 @@ static int spam_learn(sd_bus *bus, int argc, char *argv[], const char *method) {
 }
 
 static int spam_forget(sd_bus *bus, int argc, char *argv[]) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        Output o = OUTPUT_INIT(stdout, 9);
-        int forgotten, r;
+        static const char usage[] = "Usage: mailsecctl spam forget DIGEST|FILE|DIR... [--mbox]\n";
+        Output o = OUTPUT_INIT(stdout, 11);
+        LearnCounts c = {};
+        SpamArgs a = {};
+        int forgotten, k, r;
 
-        if (argc != 2) {
-                fputs("Usage: mailsecctl spam forget DIGEST\n", stderr);
+        k = parse_spam_args(argc, argv, usage, &a);
+        if (k < 0)
+                return EXIT_USAGE;
+        if (argc - k < 1 || a.client_ip || a.have_top || a.autolearn || a.reporter || a.domain) {
+                fputs(usage, stderr);
                 return EXIT_USAGE;
         }
-        r = sd_bus_call_method(bus, SPAM_NAME, SPAM_PATH, SPAM_IFACE, "Forget", &error, &reply, "s", argv[1]);
-        if (r < 0)
-                return ctl_call_failed("Forgetting the message", &error, r);
-        r = sd_bus_message_read(reply, "b", &forgotten);
-        if (r < 0)
-                return EXIT_CALL_FAILED;
         o.json = arg_json;
-        output_string(&o, "digest", argv[1]);
-        output_bool(&o, "forgotten", forgotten);
+
+        if (argc - k == 1 && !a.mbox && access(argv[k], F_OK) < 0) {
+                /* one digest (mailsec-spamd says what is wrong with one that is not):
+                 * whether it was learned */
+                r = forget_digest(bus, argv[k], "the message", &forgotten);
+                if (r != 0)
+                        return r;
+                output_string(&o, "digest", argv[k]);
+                output_bool(&o, "forgotten", forgotten);
+                output_end(&o);
+                return forgotten ? 0 : EXIT_CALL_FAILED;
+        }
+        /* Files and the rest: each message by the digest mailsec-spamd gives it. */
+        r = learn_paths(bus, "Forget", &a, NULL, argv + k, &c);
+        if (r != 0)
+                return r;
+        output_unsigned(&o, "messages", c.changed + c.unchanged);
+        output_unsigned(&o, "forgotten", c.changed);
+        output_unsigned(&o, "not_learned", c.unchanged);
+        output_unsigned(&o, "failed", c.failed);
         output_end(&o);
-        return forgotten ? 0 : EXIT_CALL_FAILED;
+        return c.failed > 0 ? EXIT_CALL_FAILED : 0;
 }
 
 static int spam_rebuild(sd_bus *bus) {
@@ -779,12 +869,12 @@ int verb_spam(int argc, char *argv[]) {
             (streq(verb, "reset") && (argc != 2 || !streq(argv[1], "--yes"))) ||
             (STR_IN_SET(verb, "classify", "explain") && argc < 2) ||
             (STR_IN_SET(verb, "report", "learn") && argc < 3) ||
-            (streq(verb, "forget") && argc != 2)) {
+            (streq(verb, "forget") && argc < 2)) {
                 fprintf(stderr, "Usage: mailsecctl spam %s%s\n", verb,
                         STR_IN_SET(verb, "classify", "explain") ? " FILE|- [--client-ip IP] [--domain D] [--top N]" :
-                        streq(verb, "report") ? " spam|ham FILE|- [--domain D] [--reporter R]" :
-                        streq(verb, "learn") ? " spam|ham FILE|- [--domain D]" :
-                        streq(verb, "forget") ? " DIGEST" :
+                        streq(verb, "report") ? " spam|ham FILE|DIR...|- [--mbox] [--domain D] [--reporter R]" :
+                        streq(verb, "learn") ? " spam|ham FILE|DIR...|- [--mbox] [--domain D]" :
+                        streq(verb, "forget") ? " DIGEST|FILE|DIR... [--mbox]" :
                         streq(verb, "reset") ? " --yes" : "");
                 return EXIT_USAGE;
         }
