@@ -1932,19 +1932,27 @@ static int store_rewrite_journal(SpamStore *s, bool keep_live, const SpamCompact
                 return r;
 
         if (keep_live && policy && policy->autolearn_keep != UINT64_MAX) {
-                _cleanup_(journal_reader_done) JournalReader count = {
-                        .fd = s->journal_fd,
-                        .end = s->journal_end,
-                };
-                uint64_t n_auto = 0;
+                SpamTotals t = {};
 
-                /* A first pass: how many auto-learned messages the age leaves, of which
-                 * the oldest beyond autolearn_keep go too. */
-                while ((r = journal_next_in_force(s, &count, &rec, &seq, &offset, &len)) > 0)
-                        n_auto += rec.source == SPAM_SOURCE_AUTOLEARN && rec.time >= policy->forget_before;
+                r = spam_store_totals(s, NULL, &t);
                 if (r < 0)
                         return r;
-                drop_auto = n_auto > policy->autolearn_keep ? n_auto - policy->autolearn_keep : 0;
+                /* Fewer messages learned than may be auto-learned: nothing to count. Else a
+                 * first pass: how many auto-learned messages the age leaves, of which the
+                 * oldest beyond autolearn_keep go too. */
+                if (t.spam + t.ham > policy->autolearn_keep) {
+                        _cleanup_(journal_reader_done) JournalReader count = {
+                                .fd = s->journal_fd,
+                                .end = s->journal_end,
+                        };
+                        uint64_t n_auto = 0;
+
+                        while ((r = journal_next_in_force(s, &count, &rec, &seq, &offset, &len)) > 0)
+                                n_auto += rec.source == SPAM_SOURCE_AUTOLEARN && rec.time >= policy->forget_before;
+                        if (r < 0)
+                                return r;
+                        drop_auto = n_auto > policy->autolearn_keep ? n_auto - policy->autolearn_keep : 0;
+                }
         }
 
         fd = openat(s->dir_fd, JOURNAL_NEW_FILE, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0600);

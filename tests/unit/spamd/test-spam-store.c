@@ -1146,6 +1146,11 @@ START_TEST(test_compact_policy)
         ck_assert_int_eq(spam_store_compact(s, NULL, &kept, &forgotten), 0);
         ck_assert_uint_eq(forgotten, 0);
         ck_assert_uint_eq(kept, learned);
+        /* a bound above what is learned forgets nothing (and need not count) */
+        ck_assert_int_eq(spam_store_compact(s, &(const SpamCompactPolicy) { .autolearn_keep = learned }, &kept,
+                                            &forgotten), 0);
+        ck_assert_uint_eq(forgotten, 0);
+        ck_assert_uint_eq(kept, learned);
 
         /* A forgotten message is new again, and the store reopens as it was left. */
         ck_assert_int_eq(learn_msg_at(s, 12, &msgs[12], t0 + 20000, SPAM_SOURCE_AUTOLEARN), 1);
