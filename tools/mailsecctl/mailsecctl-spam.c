@@ -339,8 +339,8 @@ static int forget_digest(sd_bus *bus, const char *digest, const char *what, int 
 
 /* Forget of the message in fd, by the digest mailsec-spamd would compute for it. */
 static int forget_fd(sd_bus *bus, int fd, const char *what, char **ret_digest, int *ret_forgotten) {
+        _cleanup_free_ char *hex = NULL;
         uint8_t d[SPAM_DIGEST_SIZE];
-        char hex[SPAM_DIGEST_SIZE * 2 + 1];
         struct stat st;
         void *p;
         int r;
@@ -352,14 +352,12 @@ static int forget_fd(sd_bus *bus, int fd, const char *what, char **ret_digest, i
                 return EXIT_CALL_FAILED;
         spam_message_digest(p, (size_t) st.st_size, d);
         (void) munmap(p, (size_t) st.st_size);
-        for (size_t i = 0; i < SPAM_DIGEST_SIZE; i++)
-                snprintf(hex + 2 * i, 3, "%02x", d[i]);
+        hex = hexmem(d, sizeof(d));
+        if (!hex)
+                return EXIT_CALL_FAILED;
         r = forget_digest(bus, hex, what, ret_forgotten);
-        if (r == 0 && ret_digest) {
-                *ret_digest = strdup(hex);
-                if (!*ret_digest)
-                        return EXIT_CALL_FAILED;
-        }
+        if (r == 0 && ret_digest)
+                *ret_digest = TAKE_PTR(hex);
         return r;
 }
 
