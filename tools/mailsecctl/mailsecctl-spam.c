@@ -39,6 +39,7 @@
 #include "cleanup.h"
 #include "mailsecctl.h"
 #include "mbox.h"
+#include "memfd-util.h"
 #include "spam-digest.h"
 #include "string-util.h"
 
@@ -66,28 +67,6 @@ typedef struct SpamArgs {
         bool mbox;
 } SpamArgs;
 
-static int memfd_write(int fd, const void *p, size_t n) {
-        const char *b = p;
-
-        while (n > 0) {
-                ssize_t w = write(fd, b, n);
-
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                b += w;
-                n -= (size_t) w;
-        }
-        return 0;
-}
-
-/* Seals a message's memfd the way mailsec's services take messages. */
-static int memfd_seal(int fd) {
-        return fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0 ? -errno : 0;
-}
-
 /* The file (or stdin) in a sealed memfd. */
 static int message_memfd(const char *path) {
         _cleanup_close_ int in = -EBADF, fd = -EBADF;
@@ -104,9 +83,9 @@ static int message_memfd(const char *path) {
                 fprintf(stderr, "Cannot open %s: %s\n", path, strerror(-r));
                 return r;
         }
-        fd = memfd_create("mailsecctl-message", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        fd = memfd_new_spool("mailsecctl-message");
         if (fd < 0)
-                return -errno;
+                return fd;
         for (;;) {
                 ssize_t n = read(in, buf, sizeof buf);
 
@@ -124,7 +103,7 @@ static int message_memfd(const char *path) {
                         fprintf(stderr, "%s is larger than %zu bytes.\n", path, MESSAGE_MAX);
                         return -EFBIG;
                 }
-                r = memfd_write(fd, buf, (size_t) n);
+                r = memfd_append(fd, buf, (size_t) n);
                 if (r < 0)
                         return r;
         }
@@ -341,17 +320,15 @@ static int forget_digest(sd_bus *bus, const char *digest, const char *what, int 
 static int forget_fd(sd_bus *bus, int fd, const char *what, char **ret_digest, int *ret_forgotten) {
         _cleanup_free_ char *hex = NULL;
         uint8_t d[SPAM_DIGEST_SIZE];
-        struct stat st;
-        void *p;
+        const void *p;
+        size_t size;
         int r;
 
-        if (fstat(fd, &st) < 0)
+        if (memfd_map_sealed(fd, MESSAGE_MAX, &p, &size) < 0)
                 return EXIT_CALL_FAILED;
-        p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED)
-                return EXIT_CALL_FAILED;
-        spam_message_digest(p, (size_t) st.st_size, d);
-        (void) munmap(p, (size_t) st.st_size);
+        spam_message_digest(p, size, d);
+        if (p)
+                (void) munmap((void *) p, size);
         hex = hexmem(d, sizeof(d));
         if (!hex)
                 return EXIT_CALL_FAILED;
@@ -447,9 +424,9 @@ typedef struct MboxLearn {
 static int mbox_begin(unsigned index, void *userdata) {
         MboxLearn *l = userdata;
 
-        l->fd = memfd_create("mailsecctl-message", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        l->fd = memfd_new_spool("mailsecctl-message");
         if (l->fd < 0)
-                return -errno;
+                return l->fd;
         l->size = 0;
         l->too_large = false;
         return 0;
@@ -465,7 +442,7 @@ static int mbox_data(const char *p, size_t n, void *userdata) {
                 return 0;
         }
         l->size += n;
-        return memfd_write(l->fd, p, n);
+        return memfd_append(l->fd, p, n);
 }
 
 static int mbox_end(unsigned index, void *userdata) {
