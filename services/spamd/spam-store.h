@@ -33,7 +33,7 @@
 #include "spam-token.h"
 
 #define SPAM_DIGEST_SIZE 32U            /* SHA-256 of the message as received */
-#define SPAM_STORE_SCHEMA 1U
+#define SPAM_STORE_SCHEMA 2U             /* 1: a GDBM key per token; 2: token pages */
 #define SPAM_STORE_DOMAIN_MAX 253U
 #define SPAM_STORE_REPORTER_MAX 320U
 #define SPAM_STORE_TOKENS_MAX 65536U    /* per record */

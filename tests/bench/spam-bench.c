@@ -125,6 +125,7 @@ static bool arg_hmm_cache = true;
 static unsigned arg_hmm_every = 500;
 static unsigned arg_explain = 0;
 static unsigned arg_repeat = 1;
+static uint64_t arg_memory_limit = 0;  /* --memory-limit: 0, the store's default */
 static double arg_obfuscate = 0.0;
 static double arg_lr = 0.0;             /* learning rate of the logistic stage; 0: off */
 static unsigned arg_lr_epochs = 3;
@@ -1304,6 +1305,8 @@ static int protocol_a_store(Message *msgs, size_t n) {
         r = spam_store_open(arg_store, &store);
         if (r < 0)
                 return r;
+        if (arg_memory_limit > 0)
+                spam_store_set_memory_limit(store, arg_memory_limit);
         opts.key = spam_store_key(store);
         if (arg_tiled)
                 opts.parts = &parts;
@@ -1834,13 +1837,14 @@ static void help(void) {
                "  --order-seed N (protocols b and b1: the shuffle's seed, default 20021001)\n"
                "  --obfuscate P (protocol a: disguise words of group 2's spam with probability P)\n"
                "  --lr RATE [--lr-epochs N] [--lr-mix W] (logistic regression beside the Fisher score)\n"
-               "  --store DIR [--trained] [--repeat N] (protocol a: the daemon's path, the GDBM store in DIR;\n"
-               "    --trained: DIR holds group 1 already, classify only)\n");
+               "  --store DIR [--trained] [--repeat N] [--memory-limit BYTES] (protocol a: the daemon's path, the GDBM\n"
+               "    store in DIR; --trained: DIR holds group 1 already, classify only; --memory-limit: the memory\n"
+               "    the store may hold all counts in, 1 for none: every look-up through its cache and GDBM)\n");
 }
 
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_S = 0x100, ARG_X, ARG_MIN_DEV, ARG_MAX_TOKENS, ARG_HAM_CUTOFF, ARG_SPAM_CUTOFF,
-               ARG_NO_BIGRAMS, ARG_NO_SHAPES, ARG_DECIDE_SHAPES, ARG_MARKUP, ARG_NO_FIELD_FAMILIES, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_OBFUSCATE, ARG_LR, ARG_LR_EPOCHS, ARG_LR_MIX, ARG_FOLDS_BY_SENDER,
+               ARG_NO_BIGRAMS, ARG_NO_SHAPES, ARG_DECIDE_SHAPES, ARG_MARKUP, ARG_NO_FIELD_FAMILIES, ARG_HMM, ARG_HMM_EVERY, ARG_SWEEP, ARG_FOLDS, ARG_EXPORT, ARG_SCORES, ARG_EXPLAIN, ARG_BIGRAM_S, ARG_TILED, ARG_WINDOW, ARG_STORE, ARG_ESF, ARG_REPEAT, ARG_MEMORY_LIMIT, ARG_OBFUSCATE, ARG_LR, ARG_LR_EPOCHS, ARG_LR_MIX, ARG_FOLDS_BY_SENDER,
                ARG_ORDER_S, ARG_ORDER_FORM_S, ARG_ORDER_MIN_DEV, ARG_MIN_MESSAGES, ARG_TRAINED, ARG_NO_HMM_CACHE, ARG_ORDER_SEED,
                ARG_ORDER_NATS, ARG_SPAM_MIN_MESSAGES };
         static const struct option options[] = {
@@ -1884,6 +1888,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "spam-min-messages", required_argument, NULL, ARG_SPAM_MIN_MESSAGES },
                 { "order-nats", required_argument, NULL, ARG_ORDER_NATS },
                 { "repeat", required_argument, NULL, ARG_REPEAT },
+                { "memory-limit", required_argument, NULL, ARG_MEMORY_LIMIT },
                 { "obfuscate", required_argument, NULL, ARG_OBFUSCATE },
                 {}
         };
@@ -1929,6 +1934,7 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_SPAM_MIN_MESSAGES: arg_params.spam_min_messages = (unsigned) strtoul(optarg, NULL, 10); break;
                 case ARG_ORDER_NATS: arg_params.order_nats_per_message = strtod(optarg, NULL); break;
                 case ARG_REPEAT: arg_repeat = MAX(1U, (unsigned) strtoul(optarg, NULL, 10)); break;
+                case ARG_MEMORY_LIMIT: arg_memory_limit = strtoull(optarg, NULL, 10); break;
                 case ARG_OBFUSCATE: arg_obfuscate = strtod(optarg, NULL); break;
                 case ARG_LR: arg_lr = strtod(optarg, NULL); break;
                 case ARG_LR_EPOCHS: arg_lr_epochs = (unsigned) strtoul(optarg, NULL, 10); break;

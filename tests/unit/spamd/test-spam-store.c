@@ -1360,6 +1360,81 @@ START_TEST(test_schema_and_damage_rebuild)
 }
 END_TEST
 
+/* Rewrites the token page that holds token 1 of the global scope with what damage() makes
+ * of its value (of n bytes, in a buffer with room for 64). */
+static void damage_page(void (*damage)(uint8_t *v, int *n)) {
+        uint8_t k[7] = { 'P', 0, 0, 0, 0, 0, 0 }, buf[64];
+        datum key = { .dptr = (char*) k, .dsize = sizeof(k) }, v;
+        GDBM_FILE db;
+        int n;
+
+        db = gdbm_open(path_in("tokens.gdbm"), 0, GDBM_WRITER, 0600, NULL);
+        ck_assert_ptr_nonnull(db);
+        v = gdbm_fetch(db, key);
+        ck_assert_ptr_nonnull(v.dptr);
+        ck_assert_int_eq(v.dsize, 32);          /* tokens 1 and 2: 16 bytes each */
+        memcpy(buf, v.dptr, (size_t) v.dsize);
+        n = v.dsize;
+        free(v.dptr);
+        damage(buf, &n);
+        v = (datum) { .dptr = (char*) buf, .dsize = n };
+        ck_assert_int_eq(gdbm_store(db, key, v, GDBM_REPLACE), 0);
+        gdbm_close(db);
+}
+
+static void damage_cut(uint8_t *v, int *n) {
+        (*n)--;
+}
+
+static void damage_order(uint8_t *v, int *n) {
+        uint8_t t[16];
+
+        memcpy(t, v, 16);
+        memcpy(v, v + 16, 16);
+        memcpy(v + 16, t, 16);
+}
+
+static void damage_page_of(uint8_t *v, int *n) {
+        v[7] = 0x80;                            /* token 1 now belongs to page 0x8000 */
+}
+
+static void damage_zero(uint8_t *v, int *n) {
+        memset(v + 8, 0, 8);                    /* a token with no counts */
+}
+
+static void damage_empty(uint8_t *v, int *n) {
+        *n = 0;
+}
+
+START_TEST(test_page_damage_rebuild)
+{
+        static void (*const damages[])(uint8_t *v, int *n) = {
+                damage_cut, damage_order, damage_page_of, damage_zero, damage_empty,
+        };
+        static const uint64_t a[] = { 1, 2, UINT64_C(0x8000000000000001) };
+        SpamStore *s = open_store();
+
+        ck_assert_int_eq(learn(s, 1, SPAM_CLASS_SPAM, NULL, a, 3, NULL, 0), 1);
+        ck_assert_int_eq(learn(s, 2, SPAM_CLASS_HAM, NULL, a, 1, NULL, 0), 1);
+        s = spam_store_free(s);
+
+        for (size_t i = 0; i < ELEMENTSOF(damages); i++) {
+                ino_t ino;
+
+                damage_page(damages[i]);
+                ino = file_inode("tokens.gdbm");
+                s = open_store();
+                /* the database is derived from the journal: rebuilt, nothing lost */
+                ck_assert_msg(file_inode("tokens.gdbm") != ino, "damage %zu: not rebuilt", i);
+                assert_counts(s, NULL, 1, 1, 1);
+                assert_counts(s, NULL, 2, 1, 0);
+                assert_counts(s, NULL, UINT64_C(0x8000000000000001), 1, 0);
+                assert_counts(s, NULL, 3, 0, 0);
+                s = spam_store_free(s);
+        }
+}
+END_TEST
+
 /* ---- lexicon ---- */
 
 typedef struct Seen {
@@ -1545,6 +1620,7 @@ static Suite* spam_store_suite(void) {
         tcase_add_test(tc, test_dirty_rebuild);
         tcase_add_test(tc, test_catch_up);
         tcase_add_test(tc, test_schema_and_damage_rebuild);
+        tcase_add_test(tc, test_page_damage_rebuild);
         tcase_add_loop_test(tc, test_rebuild_equals_incremental, 0, ELEMENTSOF(memory_limits));
         tcase_add_loop_test(tc, test_compact_and_reset, 0, ELEMENTSOF(memory_limits));
         tcase_add_loop_test(tc, test_many_tokens, 0, ELEMENTSOF(memory_limits));
