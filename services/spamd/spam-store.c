@@ -2620,13 +2620,9 @@ static int counts_of(SpamStore *s, uint32_t scope, uint64_t token, SpamCounts *r
  * enough for the cache misses of several look-ups to overlap. */
 #define COUNTS_PREFETCH_AHEAD 16U
 
-int spam_store_counts_many(SpamStore *s, const char *domain, const uint64_t *tokens, size_t n, SpamCounts *ret) {
+static int store_counts_many(SpamStore *s, const char *domain, const uint64_t *tokens, size_t n, SpamCounts *ret) {
         uint32_t scope;
         int r;
-
-        assert_return(s, -EINVAL);
-        assert_return(tokens || n == 0, -EINVAL);
-        assert_return(ret || n == 0, -EINVAL);
 
         r = store_usable_scope(s, domain, &scope);
         if (r <= 0) {
@@ -2647,6 +2643,20 @@ int spam_store_counts_many(SpamStore *s, const char *domain, const uint64_t *tok
                         return r;
         }
         return 1;
+}
+
+int spam_store_counts_many(SpamStore *s, const char *domain, const uint64_t *tokens, size_t n, SpamCounts *ret) {
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(tokens || n == 0, -EINVAL);
+        assert_return(ret || n == 0, -EINVAL);
+
+        r = store_counts_many(s, domain, tokens, n, ret);
+        if (r == -EBADMSG && s->db_broken)
+                /* a damaged token page, found by this look-up: once more, after the rebuild */
+                r = store_counts_many(s, domain, tokens, n, ret);
+        return r;
 }
 
 int spam_store_counts(SpamStore *s, const char *domain, uint64_t token, SpamCounts *ret) {

@@ -1368,7 +1368,8 @@ static void damage_page(void (*damage)(uint8_t *v, int *n)) {
         GDBM_FILE db;
         int n;
 
-        db = gdbm_open(path_in("tokens.gdbm"), 0, GDBM_WRITER, 0600, NULL);
+        /* no lock: the store may have the database open */
+        db = gdbm_open(path_in("tokens.gdbm"), 0, GDBM_WRITER | GDBM_NOLOCK | GDBM_NOMMAP, 0600, NULL);
         ck_assert_ptr_nonnull(db);
         v = gdbm_fetch(db, key);
         ck_assert_ptr_nonnull(v.dptr);
@@ -1432,6 +1433,26 @@ START_TEST(test_page_damage_rebuild)
                 assert_counts(s, NULL, 3, 0, 0);
                 s = spam_store_free(s);
         }
+
+        /* Found by a look-up without the table of all counts: the look-up rebuilds and
+         * answers. The page keeps its size, so GDBM rewrites it in place, where the
+         * store's open database reads it. */
+        s = open_store();
+        spam_store_set_memory_limit(s, 1);
+        for (size_t i = 1; i <= 3; i++) {
+                ino_t ino = file_inode("tokens.gdbm");
+
+                damage_page(damages[i]);
+                /* GDBM keeps the last value it read of each of its buckets: another page
+                 * first, then a token of the damaged one that the counts cache does not
+                 * hold yet */
+                assert_counts(s, NULL, UINT64_C(0x8000000000000100) + i, 0, 0);
+                assert_counts(s, NULL, 100 + i, 0, 0);
+                ck_assert_msg(file_inode("tokens.gdbm") != ino, "damage %zu: not rebuilt by the look-up", i);
+                assert_counts(s, NULL, 1, 1, 1);
+                assert_counts(s, NULL, 2, 1, 0);
+        }
+        spam_store_free(s);
 }
 END_TEST
 
