@@ -1361,7 +1361,7 @@ START_TEST(test_schema_and_damage_rebuild)
 END_TEST
 
 /* Rewrites the token page that holds token 1 of the global scope with what damage() makes
- * of its value (of n bytes, in a buffer with room for 64). */
+ * of its value (of n bytes). */
 static void damage_page(void (*damage)(uint8_t *v, int *n)) {
         uint8_t k[7] = { 'P', 0, 0, 0, 0, 0, 0 }, buf[64];
         datum key = { .dptr = (char*) k, .dsize = sizeof(k) }, v;
@@ -1373,7 +1373,9 @@ static void damage_page(void (*damage)(uint8_t *v, int *n)) {
         ck_assert_ptr_nonnull(db);
         v = gdbm_fetch(db, key);
         ck_assert_ptr_nonnull(v.dptr);
-        ck_assert_int_eq(v.dsize, 32);          /* tokens 1 and 2: 16 bytes each */
+        ck_assert_int_eq(v.dsize, 64);          /* tokens 1 and 2, 16 bytes each, room for 4 */
+        for (int i = 32; i < 64; i++)
+                ck_assert_int_eq(v.dptr[i], 0);
         memcpy(buf, v.dptr, (size_t) v.dsize);
         n = v.dsize;
         free(v.dptr);
@@ -1407,10 +1409,18 @@ static void damage_empty(uint8_t *v, int *n) {
         *n = 0;
 }
 
+static void damage_padding(uint8_t *v, int *n) {
+        v[40] = 1;
+}
+
+static void damage_short(uint8_t *v, int *n) {
+        *n = 32;                                /* the entries without their room */
+}
+
 START_TEST(test_page_damage_rebuild)
 {
         static void (*const damages[])(uint8_t *v, int *n) = {
-                damage_cut, damage_order, damage_page_of, damage_zero, damage_empty,
+                damage_cut, damage_order, damage_page_of, damage_zero, damage_empty, damage_padding, damage_short,
         };
         static const uint64_t a[] = { 1, 2, UINT64_C(0x8000000000000001) };
         SpamStore *s = open_store();
