@@ -514,7 +514,7 @@ int manager_forget(Manager *m, const char *digest_hex, const char *reporter) {
 
 int manager_compact(Manager *m, uint64_t *ret_records, uint64_t *ret_bytes) {
         const SpamConfig *c = m->config;
-        SpamStoreStats st = {};
+        SpamStoreStats st = {}, before = {};
         SpamCompactPolicy policy = {
                 .autolearn_keep = c->autolearn_keep,
         };
@@ -523,6 +523,7 @@ int manager_compact(Manager *m, uint64_t *ret_records, uint64_t *ret_bytes) {
 
         if (c->forget_after != USEC_INFINITY && t > c->forget_after / USEC_PER_SEC)
                 policy.forget_before = t - c->forget_after / USEC_PER_SEC;
+        (void) spam_store_stats(m->store, &before);
         r = spam_store_compact(m->store, &policy, &kept, &forgotten);
         if (r < 0)
                 return r;
@@ -532,7 +533,10 @@ int manager_compact(Manager *m, uint64_t *ret_records, uint64_t *ret_bytes) {
                 /* the de-obfuscator's lexicon came from what was learned */
                 (void) manager_build_hmm(m);
         }
-        (void) spam_store_stats(m->store, &st);
+        if (spam_store_stats(m->store, &st) >= 0)
+                log_info("Compaction kept %" PRIu64 " learned messages: the training journal went from %" PRIu64
+                         " to %" PRIu64 " bytes, the counts' database from %" PRIu64 " to %" PRIu64 " bytes.",
+                         kept, before.journal_bytes, st.journal_bytes, before.db_bytes, st.db_bytes);
         if (ret_records)
                 *ret_records = kept;
         if (ret_bytes)

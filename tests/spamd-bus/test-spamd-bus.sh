@@ -407,6 +407,8 @@ db=$("$MAILSECCTL" --json spam stats | json DatabaseBytes)
         ok "mailsecctl spam stats gives the database's size ($db bytes)" || bad "DatabaseBytes $db, file $(stat -c %s "$W/state/tokens.gdbm")"
 [ "$bytes" = "$(stat -c %s "$W/state/journal")" ] && [ "$bytes" -lt "$size_before" ] &&
         ok "the journal shrank from $size_before to $bytes bytes" || bad "journal size: $bytes, file $(stat -c %s "$W/state/journal"), before $size_before"
+grep -q "Compaction kept $kept learned messages: the training journal went from $size_before to $bytes bytes, the counts' database from [0-9]* to $db bytes" "$W/spamd4.log" &&
+        ok "the compaction's sizes are logged" || bad "no compaction sizes in the log: $(grep Compaction "$W/spamd4.log")"
 [ "$(stat_of SpamLearned)/$(stat_of HamLearned)/$(stat_of Tokens)" = "$spam/$ham/$tokens" ] &&
         ok "compact keeps totals and tokens ($spam/$ham/$tokens)" || bad "after compact: $(stat_of SpamLearned)/$(stat_of HamLearned)/$(stat_of Tokens)"
 "$MAILSECCTL" --json spam explain --top 10 "$W/new/n-spam-9.eml" >"$W/explain-after.json"
