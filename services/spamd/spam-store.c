@@ -1041,7 +1041,6 @@ static void items_clear(void **root) {
         *root = NULL;
 }
 
-
 static size_t key_totals(uint8_t k[static 5], uint32_t scope) {
         k[0] = KEY_TOTALS;
         put_le32(k + 1, scope);
