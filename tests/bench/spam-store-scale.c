@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cleanup.h"
 #include "spam-store.h"
 
 #define COMMON 200000.0
@@ -57,7 +58,7 @@ static int u64_compare(const void *a, const void *b) {
 int main(int argc, char *argv[]) {
         uint64_t tokens[PER_COMMON + PER_FRESH], seed = UINT64_C(20021001), fresh = UINT64_C(1) << 40;
         unsigned long messages = 20000;
-        SpamStore *s = NULL;
+        _cleanup_(spam_store_freep) SpamStore *s = NULL;
         SpamStoreStats st;
         double t0, t_step;
         int r;
@@ -77,7 +78,6 @@ int main(int argc, char *argv[]) {
         r = spam_store_stats(s, &st);
         if (r < 0 || st.journal_records > 0) {
                 fprintf(stderr, "%s: not an empty store\n", argv[1]);
-                spam_store_free(s);
                 return 1;
         }
 
@@ -113,7 +113,6 @@ int main(int argc, char *argv[]) {
                 r = spam_store_learn(s, &l);
                 if (r < 0) {
                         fprintf(stderr, "learn %lu: %s\n", m, strerror(-r));
-                        spam_store_free(s);
                         return 1;
                 }
                 if ((m + 1) % STEP == 0) {
@@ -129,7 +128,6 @@ int main(int argc, char *argv[]) {
                 r = spam_store_stats(s, &st);
         if (r < 0) {
                 fprintf(stderr, "flush: %s\n", strerror(-r));
-                spam_store_free(s);
                 return 1;
         }
         printf("messages=%lu learn_s=%.1f tokens=%llu journal_bytes=%llu db_bytes=%llu\n", messages, now() - t0,
@@ -141,11 +139,9 @@ int main(int argc, char *argv[]) {
                 r = spam_store_stats(s, &st);
         if (r < 0) {
                 fprintf(stderr, "rebuild: %s\n", strerror(-r));
-                spam_store_free(s);
                 return 1;
         }
         printf("rebuild_s=%.1f db_bytes_rebuilt=%llu\n", now() - t0, (unsigned long long) st.db_bytes);
 
-        spam_store_free(s);
         return 0;
 }
